@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"context"
+	"io"
+
+	"github.com/c2vm/c2vm/launch"
+)
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run", stderr)
+	o := launch.Options{Stdout: stdout, Stderr: stderr}
+	fs.DurationVar(&o.Timeout, "timeout", 0, "kill the VM after this long and exit 124 (0: no limit)")
+	fs.StringVar(&o.Accel, "accel", "auto", "accelerator: auto (KVM when it really works, else TCG), kvm or tcg")
+	fs.IntVar(&o.Memory, "memory", 0, "VM memory in MiB (default: as converted)")
+	fs.IntVar(&o.CPUs, "cpus", 0, "VM CPUs (default: as converted)")
+	fs.BoolVar(&o.Debug, "debug", false, "show the kernel's and the init's console output")
+	pos, rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if len(pos) != 1 {
+		return usagef("run takes exactly one DIR (a c2vm convert output), got %d", len(pos))
+	}
+	o.Dir = pos[0]
+	if len(rest) > 0 {
+		o.Cmd = rest
+	}
+	code, err := launch.Run(ctx, o)
+	if err != nil && code != 0 {
+		// e.g. a timeout (124) or a VM that died without a status line.
+		return &ExitError{Code: code, Message: oneLine(err.Error())}
+	}
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &ExitError{Code: code}
+	}
+	return nil
+}

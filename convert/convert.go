@@ -1,0 +1,153 @@
+// Package convert wires c2vm's pipeline stages together:
+//
+//	image → rootfs (flatten, write) → bootcfg (spec, plan) → kernel (modules)
+//	      → initramfs → vmconfig → output directory + manifest.json
+//
+// Every artifact is written into a temporary directory beside the target,
+// which is renamed into place only when complete.
+package convert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/c2vm/c2vm/bootcfg"
+	"github.com/c2vm/c2vm/image"
+	"github.com/c2vm/c2vm/rootfs"
+)
+
+// Options are convert's inputs; the zero value of each field is its default.
+type Options struct {
+	Image        string // image reference (a path or transport:path[:ref])
+	Platform     string // os/arch[/variant]
+	Kernel       string // kernel file, .deb or directory; "" = one the image carries
+	NoKernel     bool   // write only rootfs.img, config.json and manifest.json
+	RootfsFormat string // "squashfs" (default) or "ext4"
+	Output       string // output directory; "" = <image name>.vm
+	Overrides    bootcfg.Overrides
+	Init         string // guest init binary override
+
+	VMArch            string   // GOARCH of the VM; "" = the image's
+	BinfmtInterpreter string   // static qemu-user binary for foreign images
+	Binfmt            []string // extra arches to register with binfmt_misc
+
+	Memory, CPUs int       // for the hypervisor configs
+	Epoch        time.Time // the one clock for every timestamp c2vm creates
+	Version      string    // c2vm's version for manifest.json
+	Progress     io.Writer // one line per stage; nil = silent
+}
+
+// Result describes a finished conversion.
+type Result struct {
+	Dir      string
+	Manifest Manifest
+}
+
+// Convert runs the pipeline. On error the output directory is left as it
+// was (absent, or the previous output).
+func Convert(ctx context.Context, o Options) (*Result, error) {
+	if o.Output == "" {
+		o.Output = defaultOutput(o.Image)
+	}
+	img, err := image.Open(o.Image, image.Options{Platform: o.Platform})
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	o.progress("image: %s %s, %d layers", platformString(img), short(img.ManifestDigest.String()), len(img.Layers))
+
+	st, err := newStage(o.Output)
+	if err != nil {
+		return nil, err
+	}
+	c := &conversion{o: o, img: img, st: st}
+	if err := c.run(ctx); err != nil {
+		st.abort()
+		return nil, err
+	}
+	if err := st.commit(); err != nil {
+		st.abort()
+		return nil, err
+	}
+	o.progress("done: %s", st.target)
+	return &Result{Dir: st.target, Manifest: c.manifest}, nil
+}
+
+// conversion holds the state passed from stage to stage.
+type conversion struct {
+	o        Options
+	img      *image.Image
+	st       *stage
+	tree     *rootfs.Tree
+	manifest Manifest
+}
+
+func (c *conversion) run(ctx context.Context) error {
+	layers := make([]rootfs.Layer, len(c.img.Layers))
+	for i := range c.img.Layers {
+		layers[i] = c.img.Layers[i]
+	}
+	tree, err := rootfs.Flatten(ctx, layers, rootfs.FlattenOptions{SpoolDir: c.st.dir})
+	if err != nil {
+		return err
+	}
+	defer tree.Close()
+	c.tree = tree
+	steps := []func(context.Context) error{c.writeRootfs, c.writeBoot, c.writeManifest}
+	for _, step := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o Options) progress(format string, a ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "c2vm: "+format+"\n", a...)
+	}
+}
+
+// defaultOutput names the output after the image: ./alpine.tar → alpine.vm.
+func defaultOutput(ref string) string {
+	p := ref
+	for _, t := range []string{"oci:", "oci-archive:", "docker-archive:"} {
+		p = strings.TrimPrefix(p, t)
+	}
+	base := filepath.Base(strings.TrimRight(p, "/"))
+	for _, ext := range []string{".tar.gz", ".tar", ".oci"} {
+		base = strings.TrimSuffix(base, ext)
+	}
+	if i := strings.IndexByte(base, ':'); i > 0 {
+		base = base[:i]
+	}
+	if base == "" || base == "." || base == "/" {
+		base = "image"
+	}
+	return base + ".vm"
+}
+
+func platformString(img *image.Image) string {
+	p := img.Platform.OS + "/" + img.Platform.Architecture
+	if img.Platform.Variant != "" {
+		p += "/" + img.Platform.Variant
+	}
+	return p
+}
+
+func short(d string) string {
+	if i := strings.IndexByte(d, ':'); i >= 0 && len(d) > i+13 {
+		return d[:i+13]
+	}
+	return d
+}
+
+var errNoKernel = errors.New("no kernel")

@@ -1,0 +1,115 @@
+package convert
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Manifest is manifest.json: what was converted, with what, into what.
+type Manifest struct {
+	C2VMVersion string           `json:"c2vmVersion"`
+	Image       ImageInfo        `json:"image"`
+	Platform    ocispec.Platform `json:"platform"`
+	VMArch      string           `json:"vmArch,omitempty"`
+	Rootfs      string           `json:"rootfs"`
+	Kernel      *KernelInfo      `json:"kernel,omitempty"`
+	// Artifacts maps each file in the directory (but manifest.json) to its
+	// digest and size.
+	Artifacts map[string]Artifact `json:"artifacts"`
+}
+
+// ImageInfo identifies the source image.
+type ImageInfo struct {
+	Ref            string `json:"ref"`
+	ManifestDigest string `json:"manifestDigest"`
+	ConfigDigest   string `json:"configDigest"`
+}
+
+// KernelInfo identifies the kernel in the output.
+type KernelInfo struct {
+	Version string   `json:"version"`
+	Arch    string   `json:"arch"`
+	Format  string   `json:"format"`
+	Modules []string `json:"modules,omitempty"`
+}
+
+// Artifact is one output file's identity.
+type Artifact struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// ReadManifest reads DIR/manifest.json.
+func ReadManifest(dir string) (*Manifest, error) {
+	b, err := os.ReadFile(dir + "/manifest.json")
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("parsing %s/manifest.json: %w", dir, err)
+	}
+	return &m, nil
+}
+
+func (c *conversion) writeManifest(context.Context) error {
+	m := &c.manifest
+	m.C2VMVersion = c.o.Version
+	m.Image = ImageInfo{Ref: c.o.Image, ManifestDigest: c.img.ManifestDigest.String(), ConfigDigest: c.img.ConfigDigest.String()}
+	m.Platform = c.img.Platform
+	entries, err := os.ReadDir(c.st.dir)
+	if err != nil {
+		return err
+	}
+	m.Artifacts = map[string]Artifact{}
+	for _, e := range entries {
+		if e.Name() == "manifest.json" || !e.Type().IsRegular() {
+			continue
+		}
+		a, err := digestFile(c.st.path(e.Name()))
+		if err != nil {
+			return err
+		}
+		m.Artifacts[e.Name()] = a
+	}
+	return writeJSON(c.st.path("manifest.json"), m)
+}
+
+func digestFile(p string) (Artifact, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return Artifact{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return Artifact{}, fmt.Errorf("hashing %s: %w", p, err)
+	}
+	return Artifact{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
+}
+
+// writeJSON writes v indented, with sorted map keys (encoding/json sorts
+// them), and a final newline.
+func writeJSON(p string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(p, append(b, '\n'), 0o644)
+}
+
+var _ = sort.Strings
+
+func marshalIndent(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	return append(b, '\n'), err
+}

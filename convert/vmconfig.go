@@ -1,0 +1,52 @@
+package convert
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/c2vm/c2vm/vmconfig"
+)
+
+// writeVMConfigs writes qemu.sh, libvirt.xml, xl.cfg and firecracker.json.
+// Paths inside them name the final directory, not the temp one.
+func (c *conversion) writeVMConfigs(vmArch string) error {
+	vm := vmconfig.VM{
+		Name:   "c2vm-" + shortHex(c.img.ManifestDigest.Encoded()),
+		Arch:   vmArch,
+		Memory: c.o.Memory,
+		CPUs:   c.o.CPUs,
+		Dir:    c.st.target,
+		Kernel: "kernel",
+		Initrd: "initramfs.img",
+		Rootfs: "rootfs.img",
+	}
+	if _, err := os.Stat(c.st.path("vmlinux")); err == nil {
+		vm.Vmlinux = "vmlinux"
+	}
+	for _, t := range vmconfig.All() {
+		var buf bytes.Buffer
+		if err := t.Write(&buf, vm); err != nil {
+			return fmt.Errorf("writing %s: %w", t.Name(), err)
+		}
+		mode := os.FileMode(0o644)
+		if filepath.Ext(t.Name()) == ".sh" {
+			mode = 0o755
+		}
+		if err := os.WriteFile(c.st.path(t.Name()), buf.Bytes(), mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(c.st.path(t.Name()), mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func shortHex(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
