@@ -1,0 +1,130 @@
+// Package image opens container images — OCI layouts, OCI archives and
+// `docker save` tarballs — resolves the manifest for a platform and gives
+// its config and layers, verifying every blob's digest and size.
+//
+//	img, err := image.Open("oci-archive:app.tar:latest", image.Options{Platform: "linux/arm64"})
+//	defer img.Close()
+//	for _, l := range img.Layers { rc, err := l.Open(); ... } // uncompressed tar streams
+package image
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Options select what to open; the zero value is the default.
+type Options struct {
+	// Platform is os/arch[/variant]; "" picks the image's only platform,
+	// else the host's.
+	Platform string
+}
+
+// Image is one resolved image: a manifest, its config and layers.
+type Image struct {
+	Ref            string
+	ManifestDigest digest.Digest
+	ConfigDigest   digest.Digest
+	Platform       ocispec.Platform
+	Config         ocispec.Image
+	Layers         []Layer
+	store          store
+}
+
+// Close releases the archive or directory the image is read from.
+func (img *Image) Close() error { return img.store.Close() }
+
+// Transport names how a reference is read.
+type Transport string
+
+// Transports, as skopeo spells them.
+const (
+	TransportOCI           Transport = "oci"
+	TransportOCIArchive    Transport = "oci-archive"
+	TransportDockerArchive Transport = "docker-archive"
+)
+
+// ParseRef splits "transport:path[:ref]"; a plain path has no transport
+// (its kind is detected from its content).
+func ParseRef(ref string) (t Transport, p, name string) {
+	for _, tr := range []Transport{TransportOCIArchive, TransportDockerArchive, TransportOCI} {
+		if rest, ok := strings.CutPrefix(ref, string(tr)+":"); ok {
+			p, name = splitPathRef(rest)
+			return tr, p, name
+		}
+	}
+	return "", ref, ""
+}
+
+// splitPathRef splits "PATH:REF" at the last colon when the whole string is
+// not itself an existing path (paths may contain colons).
+func splitPathRef(s string) (string, string) {
+	if _, err := os.Stat(s); err == nil {
+		return s, ""
+	}
+	if i := strings.LastIndexByte(s, ':'); i > 0 {
+		return s[:i], s[i+1:]
+	}
+	return s, ""
+}
+
+// Open opens the image ref names and resolves it for opts.Platform.
+func Open(ref string, opts Options) (*Image, error) {
+	t, p, name := ParseRef(ref)
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", p, err)
+	}
+	var s store
+	if fi.IsDir() {
+		if t != "" && t != TransportOCI {
+			return nil, fmt.Errorf("image %s: a directory, not a %s: %w", p, t, ErrNotImage)
+		}
+		s = dirStore{root: p}
+	} else {
+		if t == TransportOCI {
+			return nil, fmt.Errorf("image %s: oci: wants a layout directory; use oci-archive: for a tar: %w", p, ErrNotImage)
+		}
+		if s, err = openTarStore(p); err != nil {
+			return nil, fmt.Errorf("image %s: %w", p, err)
+		}
+	}
+	img, err := resolve(s, t, name, opts)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("image %s: %w", p, err)
+	}
+	img.Ref = ref
+	img.store = s
+	return img, nil
+}
+
+// resolve picks the layout kind from the content: an OCI layout
+// (oci-layout + index.json, also inside Docker 25+ tarballs) is preferred;
+// else a legacy `docker save` manifest.json.
+func resolve(s store, t Transport, name string, opts Options) (*Image, error) {
+	hasOCI := s.exists("oci-layout") && s.exists("index.json")
+	hasDocker := s.exists("manifest.json")
+	switch {
+	case t == TransportDockerArchive && hasDocker && !hasOCI, t == "" && hasDocker && !hasOCI:
+		return resolveDocker(s, name, opts)
+	case t == TransportDockerArchive && hasDocker && hasOCI && name != "" && !strings.HasPrefix(name, "@"):
+		// Docker 25+ archive: the OCI index names images by ref too, but
+		// RepoTags are what users pass; use them when given.
+		return resolveDocker(s, name, opts)
+	case hasOCI:
+		return resolveOCI(s, name, opts)
+	case hasDocker:
+		return resolveDocker(s, name, opts)
+	}
+	return nil, fmt.Errorf("%w: no oci-layout + index.json, nor a docker manifest.json", ErrNotImage)
+}
+
+var errStop = errors.New("stop")
+
+var _ = io.EOF

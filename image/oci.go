@@ -1,0 +1,248 @@
+package image
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Media types of manifests and indexes, OCI's and Docker's schema 2.
+const (
+	mediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+	mediaTypeDockerSchema1      = "application/vnd.docker.distribution.manifest.v1+json"
+	mediaTypeDockerSchema1Signed = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+	annotationContainerdName    = "io.containerd.image.name"
+	maxIndexDepth               = 8
+)
+
+func isIndex(mt string) bool {
+	return mt == ocispec.MediaTypeImageIndex || mt == mediaTypeDockerManifestList
+}
+
+func isManifest(mt string) bool {
+	return mt == ocispec.MediaTypeImageManifest || mt == mediaTypeDockerManifest
+}
+
+// readBlob reads a small blob and checks it against its descriptor.
+func readBlob(s store, d ocispec.Descriptor) ([]byte, error) {
+	p, err := blobPath(d.Digest)
+	if err != nil {
+		return nil, err
+	}
+	b, err := readAll(s, p)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
+	}
+	if int64(len(b)) != d.Size {
+		return nil, fmt.Errorf("blob %s: size %d, descriptor says %d: %w", d.Digest, len(b), d.Size, ErrDigestMismatch)
+	}
+	if got := d.Digest.Algorithm().FromBytes(b); got != d.Digest {
+		return nil, fmt.Errorf("blob %s: got %s: %w", d.Digest, got, ErrDigestMismatch)
+	}
+	return b, nil
+}
+
+// candidate is a manifest reachable from the index, with the platform the
+// index claims for it (nil: none claimed; read from the config).
+type candidate struct {
+	desc     ocispec.Descriptor
+	platform *ocispec.Platform
+}
+
+func resolveOCI(s store, name string, opts Options) (*Image, error) {
+	b, err := readAll(s, "index.json")
+	if err != nil {
+		return nil, fmt.Errorf("index.json: %w", err)
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, fmt.Errorf("index.json: %w: %v", ErrNotImage, err)
+	}
+	top, err := selectByName(idx.Manifests, name)
+	if err != nil {
+		return nil, err
+	}
+	var cands []candidate
+	for _, d := range top {
+		if cands, err = collect(s, d, cands, 0); err != nil {
+			return nil, err
+		}
+	}
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("%w: the index lists no image manifest", ErrNotImage)
+	}
+	c, err := choosePlatform(s, cands, opts.Platform)
+	if err != nil {
+		return nil, err
+	}
+	return loadManifest(s, c)
+}
+
+// refName is how an index entry names its image.
+func refName(d ocispec.Descriptor) string {
+	if n := d.Annotations[ocispec.AnnotationRefName]; n != "" {
+		return n
+	}
+	return d.Annotations[annotationContainerdName]
+}
+
+// selectByName keeps the index entries named name ("latest" matches both
+// "latest" and "example.com/app:latest"). Without a name, the entries must
+// be one image (one distinct name, or none).
+func selectByName(ds []ocispec.Descriptor, name string) ([]ocispec.Descriptor, error) {
+	names := map[string]bool{}
+	var out []ocispec.Descriptor
+	for _, d := range ds {
+		n := refName(d)
+		if n != "" {
+			names[n] = true
+		}
+		if name == "" || n == name || strings.HasSuffix(n, ":"+name) || d.Digest.String() == name {
+			out = append(out, d)
+		}
+	}
+	list := sortedKeys(names)
+	if name != "" && len(out) == 0 {
+		return nil, fmt.Errorf("no image named %q; the archive holds: %s: %w", name, orNone(list), ErrNoSuchImage)
+	}
+	if name == "" && len(names) > 1 {
+		return nil, fmt.Errorf("%w: the archive holds %d images (%s); name one as PATH:REF", ErrAmbiguous, len(list), strings.Join(list, ", "))
+	}
+	return out, nil
+}
+
+
+func orNone(l []string) string {
+	if len(l) == 0 {
+		return "no named images"
+	}
+	return strings.Join(l, ", ")
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// collect walks index → index → manifest (as buildx nests them), verifying
+// every index it reads, and returns the image manifests it finds.
+func collect(s store, d ocispec.Descriptor, out []candidate, depth int) ([]candidate, error) {
+	switch {
+	case isManifest(d.MediaType):
+		if isAttestation(d) {
+			return out, nil
+		}
+		return append(out, candidate{desc: d, platform: d.Platform}), nil
+	case isIndex(d.MediaType):
+		if depth >= maxIndexDepth {
+			return nil, fmt.Errorf("index %s: nested more than %d deep: %w", d.Digest, maxIndexDepth, ErrCorrupt)
+		}
+		b, err := readBlob(s, d)
+		if err != nil {
+			return nil, err
+		}
+		var idx ocispec.Index
+		if err := json.Unmarshal(b, &idx); err != nil {
+			return nil, fmt.Errorf("index %s: %w: %v", d.Digest, ErrCorrupt, err)
+		}
+		for _, c := range idx.Manifests {
+			if c.Platform == nil && d.Platform != nil && isManifest(c.MediaType) {
+				c.Platform = d.Platform
+			}
+			if out, err = collect(s, c, out, depth+1); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	case d.MediaType == mediaTypeDockerSchema1 || d.MediaType == mediaTypeDockerSchema1Signed:
+		return nil, fmt.Errorf("manifest %s: Docker schema 1 (%s): %w", d.Digest, d.MediaType, ErrUnsupported)
+	case d.MediaType == "":
+		// Some writers omit the media type: sniff the blob.
+		b, err := readBlob(s, d)
+		if err != nil {
+			return nil, err
+		}
+		var probe struct {
+			MediaType string            `json:"mediaType"`
+			Manifests []json.RawMessage `json:"manifests"`
+		}
+		if err := json.Unmarshal(b, &probe); err != nil {
+			return nil, fmt.Errorf("blob %s: %w: %v", d.Digest, ErrCorrupt, err)
+		}
+		d.MediaType = ocispec.MediaTypeImageManifest
+		if probe.Manifests != nil {
+			d.MediaType = ocispec.MediaTypeImageIndex
+		}
+		return collect(s, d, out, depth)
+	}
+	return out, nil // other artifacts (signatures, SBOMs) are not images
+}
+
+// isAttestation recognises BuildKit's attestation manifests.
+func isAttestation(d ocispec.Descriptor) bool {
+	if d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
+		return true
+	}
+	return d.Platform != nil && d.Platform.OS == "unknown" && d.Platform.Architecture == "unknown"
+}
+
+// manifest is an OCI or Docker schema 2 image manifest.
+func loadManifest(s store, c candidate) (*Image, error) {
+	b, err := readBlob(s, c.desc)
+	if err != nil {
+		return nil, err
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w: %v", c.desc.Digest, ErrCorrupt, err)
+	}
+	cfgBytes, err := readBlob(s, m.Config)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := parseConfig(cfgBytes)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+	}
+	img := &Image{ManifestDigest: c.desc.Digest, ConfigDigest: m.Config.Digest, Config: cfg, Platform: cfg.Platform}
+	if img.Platform.Architecture == "" && c.platform != nil {
+		img.Platform = *c.platform
+	}
+	if len(cfg.RootFS.DiffIDs) != 0 && len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, fmt.Errorf("manifest %s has %d layers, its config %d diff_ids: %w", c.desc.Digest, len(m.Layers), len(cfg.RootFS.DiffIDs), ErrCorrupt)
+	}
+	for i, l := range m.Layers {
+		var diffID digest.Digest
+		if i < len(cfg.RootFS.DiffIDs) {
+			diffID = cfg.RootFS.DiffIDs[i]
+		}
+		p, err := blobPath(l.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: %w", i, err)
+		}
+		if !s.exists(p) {
+			return nil, fmt.Errorf("layer %s: %w", l.Digest, ErrMissingBlob)
+		}
+		img.Layers = append(img.Layers, Layer{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType, DiffID: diffID, s: s, path: p})
+	}
+	return img, nil
+}
+
+// parseConfig reads an OCI or Docker image config (the same JSON shape for
+// what we use).
+func parseConfig(b []byte) (ocispec.Image, error) {
+	var cfg ocispec.Image
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return cfg, nil
+}
