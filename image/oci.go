@@ -12,12 +12,12 @@ import (
 
 // Media types of manifests and indexes, OCI's and Docker's schema 2.
 const (
-	mediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
-	mediaTypeDockerSchema1      = "application/vnd.docker.distribution.manifest.v1+json"
+	mediaTypeDockerManifest      = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaTypeDockerManifestList  = "application/vnd.docker.distribution.manifest.list.v2+json"
+	mediaTypeDockerSchema1       = "application/vnd.docker.distribution.manifest.v1+json"
 	mediaTypeDockerSchema1Signed = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-	annotationContainerdName    = "io.containerd.image.name"
-	maxIndexDepth               = 8
+	annotationContainerdName     = "io.containerd.image.name"
+	maxIndexDepth                = 8
 )
 
 func isIndex(mt string) bool {
@@ -115,7 +115,6 @@ func selectByName(ds []ocispec.Descriptor, name string) ([]ocispec.Descriptor, e
 	}
 	return out, nil
 }
-
 
 func orNone(l []string) string {
 	if len(l) == 0 {
