@@ -50,3 +50,6 @@ type Binfmt struct {
 	Interpreter string `json:"interpreter"`
 	Flags       string `json:"flags,omitempty"`
 }
+
+// Path is where the boot plan lives in the initramfs.
+const Path = "/c2vm/boot.json"
