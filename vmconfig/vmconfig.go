@@ -1,0 +1,65 @@
+// Package vmconfig writes ready-to-boot hypervisor configurations for a
+// converted VM: qemu.sh, libvirt.xml, xl.cfg and firecracker.json. One
+// Target per format, all from one VM description.
+package vmconfig
+
+import (
+	"io"
+	"path/filepath"
+)
+
+// VM describes a converted VM; the zero value of Memory and CPUs is the
+// default.
+type VM struct {
+	Name   string // domain name
+	Arch   string // GOARCH of the VM: amd64, arm64, riscv64
+	Memory int    // MiB; 0 = DefaultMemory
+	CPUs   int    // 0 = DefaultCPUs
+	// Dir is the output directory's absolute path: configs whose tools
+	// need absolute paths (libvirt, xl, Firecracker) name files in it.
+	Dir                    string
+	Kernel, Initrd, Rootfs string // file names in Dir
+	Vmlinux                string // "" when none (Firecracker then boots Kernel)
+	Cmdline                string // extra kernel arguments
+}
+
+// Defaults.
+const (
+	DefaultMemory = 512
+	DefaultCPUs   = 1
+)
+
+func (vm VM) memory() int {
+	if vm.Memory > 0 {
+		return vm.Memory
+	}
+	return DefaultMemory
+}
+
+func (vm VM) cpus() int {
+	if vm.CPUs > 0 {
+		return vm.CPUs
+	}
+	return DefaultCPUs
+}
+
+func (vm VM) path(name string) string { return filepath.Join(vm.Dir, name) }
+
+// Target is one hypervisor's configuration file.
+type Target interface {
+	Name() string // file name in the output directory
+	Write(w io.Writer, vm VM) error
+}
+
+// All lists every target c2vm writes.
+func All() []Target {
+	return []Target{QEMUScript{}, Libvirt{}, XL{}, Firecracker{}}
+}
+
+// Console is the kernel's console device for a VM arch under QEMU.
+func Console(arch string) string {
+	if arch == "arm64" {
+		return "ttyAMA0"
+	}
+	return "ttyS0"
+}
