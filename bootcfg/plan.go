@@ -47,3 +47,11 @@ func Requirements(p *plan.Plan) []string {
 	}
 	return req
 }
+
+// Optional lists kernel options the VM can use when the kernel has them:
+// virtio over MMIO (Firecracker, QEMU's microvm) and Xen's block frontend
+// (xl.cfg). Modules for them are included when present; their absence is
+// no error.
+func Optional() []string {
+	return []string{"CONFIG_VIRTIO_MMIO", "CONFIG_XEN_BLKDEV_FRONTEND"}
+}

@@ -32,6 +32,7 @@ func (c *conversion) writeBoot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer k.Close()
 	vmArch := c.vmArch()
 	if err := k.CheckArch(vmArch); err != nil {
 		return err
@@ -45,7 +46,7 @@ func (c *conversion) writeBoot(ctx context.Context) error {
 		return err
 	}
 	p := bootcfg.Plan(spec, bootcfg.PlanOptions{FSType: c.manifest.Rootfs, Binfmt: binfmts, BinfmtD: binfmtD})
-	mods, err := k.Closure(bootcfg.Requirements(p))
+	mods, err := k.ClosureOptional(bootcfg.Requirements(p), bootcfg.Optional())
 	if err != nil {
 		return err
 	}

@@ -9,18 +9,15 @@ import (
 
 	"github.com/c2vm/c2vm/rootfs"
 	"github.com/c2vm/c2vm/rootfs/ext4"
-	"github.com/c2vm/c2vm/rootfs/squashfs"
 )
 
 // DefaultRootfs is the root filesystem format used when none is asked for.
-const DefaultRootfs = "squashfs"
+const DefaultRootfs = "ext4"
 
 // writers names the root filesystem formats: one rootfs.Writer each.
 func (c *conversion) writers() map[string]rootfs.Writer {
-	seed := []byte(c.img.ManifestDigest.String())
 	return map[string]rootfs.Writer{
-		"ext4":     ext4.Format{Options: ext4.Options{Seed: seed, Time: c.o.Epoch}},
-		"squashfs": squashfs.Format{Options: squashfs.Options{ModTime: c.o.Epoch}},
+		"ext4": ext4.Format{},
 	}
 }
 

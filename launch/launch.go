@@ -1,0 +1,253 @@
+// Package launch boots a converted VM with QEMU for `c2vm run`: it streams
+// the container's output, hides the kernel's unless asked, and returns the
+// container's exit status from the init's status line.
+package launch
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/c2vm/c2vm/vmconfig"
+)
+
+// Exit statuses of `c2vm run` itself, beside the container's own.
+const (
+	StatusTimeout  = 124 // as timeout(1)
+	StatusNoReport = 3   // the VM stopped without reporting a status (panic, crash)
+)
+
+// Options for Run; the zero value of each is the default.
+type Options struct {
+	Dir     string
+	Timeout time.Duration // 0: none
+	Accel   string        // auto (default), kvm, tcg
+	Memory  int           // MiB; 0: as converted (512)
+	CPUs    int
+	Debug   bool     // pass the kernel's and the init's console lines through
+	Cmd     []string // replaces the container's command; nil: none
+	Stdout  io.Writer
+	Stderr  io.Writer
+	QEMU    string // binary override
+}
+
+// manifest is the part of manifest.json the launcher reads.
+type manifest struct {
+	VMArch string `json:"vmArch"`
+	Kernel *struct {
+		Version string `json:"version"`
+	} `json:"kernel"`
+}
+
+// ErrNotVM is returned for a directory that is not a bootable c2vm output.
+var ErrNotVM = errors.New("not a bootable c2vm output")
+
+// Run boots the VM in o.Dir and returns the container's exit status. A
+// timeout returns StatusTimeout, a VM that ends without a status line
+// StatusNoReport, each with an error describing it.
+func Run(ctx context.Context, o Options) (int, error) {
+	vm, err := loadVM(o)
+	if err != nil {
+		return 1, err
+	}
+	accel, err := chooseAccel(ctx, o.Accel, vm, o.QEMU)
+	if err != nil {
+		return 1, err
+	}
+	extra := []string{"quiet", "loglevel=1"}
+	if o.Debug {
+		extra = []string{"c2vm.debug=1"}
+	}
+	if o.Cmd != nil {
+		b, _ := json.Marshal(o.Cmd)
+		extra = append(extra, "c2vm.cmd="+base64.StdEncoding.EncodeToString(b))
+	}
+	args, err := vmconfig.QEMUArgs(vm, accel, vm.Dir+string(filepath.Separator), strings.Join(extra, " "))
+	if err != nil {
+		return 1, err
+	}
+	bin := o.QEMU
+	if bin == "" {
+		q, _ := vmconfig.QEMUFor(vm.Arch)
+		bin = q.Binary
+	}
+	return boot(ctx, o, bin, args)
+}
+
+func loadVM(o Options) (vmconfig.VM, error) {
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return vmconfig.VM{}, err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		return vmconfig.VM{}, fmt.Errorf("%s: %w: %v", o.Dir, ErrNotVM, err)
+	}
+	var m manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return vmconfig.VM{}, fmt.Errorf("%s/manifest.json: %w", o.Dir, err)
+	}
+	if m.VMArch == "" || m.Kernel == nil {
+		return vmconfig.VM{}, fmt.Errorf("%s: %w (converted with --no-kernel?)", o.Dir, ErrNotVM)
+	}
+	return vmconfig.VM{Arch: m.VMArch, Memory: o.Memory, CPUs: o.CPUs, Dir: dir,
+		Kernel: "kernel", Initrd: "initramfs.img", Rootfs: "rootfs.img"}, nil
+}
+
+var hostArch = runtime.GOARCH
+
+// chooseAccel resolves auto: KVM only for a VM of the host's arch, with
+// /dev/kvm usable, and a probe boot that reaches the kernel's first
+// message — /dev/kvm can exist and still hang guests.
+func chooseAccel(ctx context.Context, accel string, vm vmconfig.VM, bin string) (string, error) {
+	switch accel {
+	case "kvm", "tcg":
+		return accel, nil
+	case "", "auto":
+	default:
+		return "", fmt.Errorf("--accel %q: want auto, kvm or tcg", accel)
+	}
+	if vm.Arch != hostArch {
+		return "tcg", nil
+	}
+	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
+		return "tcg", nil
+	} else {
+		f.Close()
+	}
+	if probeKVM(ctx, vm, bin) {
+		return "kvm", nil
+	}
+	return "tcg", nil
+}
+
+func probeKVM(ctx context.Context, vm vmconfig.VM, bin string) bool {
+	q, err := vmconfig.QEMUFor(vm.Arch)
+	if err != nil {
+		return false
+	}
+	if bin == "" {
+		bin = q.Binary
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	args := append(append([]string{}, q.Machine...), "-accel", "kvm", "-m", "64", "-nographic", "-no-reboot",
+		"-nodefaults", "-serial", "stdio", "-monitor", "none", "-kernel", filepath.Join(vm.Dir, vm.Kernel),
+		"-append", "console="+vmconfig.Console(vm.Arch)+" panic=-1 rdinit=/nonexistent")
+	cmd := exec.CommandContext(ctx, bin, args...)
+	out, _ := cmd.StdoutPipe()
+	if cmd.Start() != nil {
+		return false
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "Linux version") {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	statusRE   = regexp.MustCompile(`C2VM_EXIT_STATUS=(\d+)`)
+	kernelLine = regexp.MustCompile(`^\[\s*\d+\.\d+\]`)
+)
+
+// boot runs QEMU and follows its console.
+func boot(ctx context.Context, o Options, bin string, args []string) (int, error) {
+	if o.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.WaitDelay = 2 * time.Second
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 1, err
+	}
+	var qemuErr strings.Builder
+	cmd.Stderr = &qemuErr
+	if err := cmd.Start(); err != nil {
+		return 1, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	status, last := follow(out, o)
+	waitErr := cmd.Wait()
+	switch {
+	case status >= 0:
+		return status, nil
+	case ctx.Err() == context.DeadlineExceeded:
+		return StatusTimeout, fmt.Errorf("timed out after %s; VM killed", o.Timeout)
+	case ctx.Err() != nil:
+		return 130, ctx.Err()
+	}
+	fmt.Fprintf(o.Stderr, "c2vm run: the VM stopped without reporting a status; last console lines:\n%s\n", strings.Join(last, "\n"))
+	why := "the VM stopped without reporting a status"
+	for _, l := range last {
+		if strings.Contains(l, "Kernel panic") {
+			why = "kernel panic: " + strings.TrimSpace(l[strings.Index(l, "Kernel panic"):])
+		}
+	}
+	if waitErr != nil && qemuErr.Len() > 0 {
+		why += " (" + strings.TrimSpace(qemuErr.String()) + ")"
+	}
+	return StatusNoReport, errors.New(why)
+}
+
+// follow copies the container's output to o.Stdout, the init's messages
+// to o.Stderr, drops kernel lines unless debugging, and returns the
+// status (-1 when none came) and the last console lines.
+func follow(r io.Reader, o Options) (int, []string) {
+	status := -1
+	var last []string
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			text := strings.TrimRight(line, "\r\n")
+			last = append(last, text)
+			if len(last) > 20 {
+				last = last[1:]
+			}
+			if m := statusRE.FindStringSubmatchIndex(text); m != nil {
+				status, _ = strconv.Atoi(text[m[2]:m[3]])
+				if m[0] > 0 {
+					io.WriteString(o.Stdout, text[:m[0]])
+				}
+			} else {
+				route(text, strings.HasSuffix(line, "\n"), o)
+			}
+		}
+		if err != nil {
+			return status, last
+		}
+	}
+}
+
+func route(text string, nl bool, o Options) {
+	if nl {
+		text += "\n"
+	}
+	switch {
+	case o.Debug:
+		io.WriteString(o.Stdout, text)
+	case kernelLine.MatchString(text):
+	case strings.HasPrefix(text, "c2vm-init: "), strings.HasPrefix(text, "C2VM_INIT_ERROR="):
+		io.WriteString(o.Stderr, text)
+	default:
+		io.WriteString(o.Stdout, text)
+	}
+}
