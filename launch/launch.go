@@ -78,6 +78,12 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if err != nil {
 		return 1, err
 	}
+	if vm.Arch == "amd64" {
+		// Keep SeaBIOS off the serial console: only the guest's output
+		// reaches the user (QEMU warns about the externally provided
+		// fw_cfg item on stderr, which is shown only on failure).
+		args = append(args, "-fw_cfg", "name=etc/sercon-port,string=0")
+	}
 	bin := o.QEMU
 	if bin == "" {
 		q, _ := vmconfig.QEMUFor(vm.Arch)
@@ -144,7 +150,7 @@ func probeKVM(ctx context.Context, vm vmconfig.VM, bin string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	args := append(append([]string{}, q.Machine...), "-accel", "kvm", "-m", "64", "-nographic", "-no-reboot",
-		"-nodefaults", "-serial", "stdio", "-monitor", "none", "-kernel", filepath.Join(vm.Dir, vm.Kernel),
+		"-kernel", filepath.Join(vm.Dir, vm.Kernel),
 		"-append", "console="+vmconfig.Console(vm.Arch)+" panic=-1 rdinit=/nonexistent")
 	cmd := exec.CommandContext(ctx, bin, args...)
 	out, _ := cmd.StdoutPipe()

@@ -41,7 +41,7 @@ func QEMUArgs(vm VM, accel, dir, appendArgs string) ([]string, error) {
 		"-accel", accel,
 		"-m", fmt.Sprint(vm.memory()),
 		"-smp", fmt.Sprint(vm.cpus()),
-		"-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio", "-monitor", "none",
+		"-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", dir+vm.Kernel,
 		"-initrd", dir+vm.Initrd,
 		"-drive", "file="+dir+vm.Rootfs+",if=virtio,format=raw,readonly=on",
@@ -73,7 +73,7 @@ if [ "$accel" = auto ]; then
 	if [ "$(uname -m)" = "{{.UnameArch}}" ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 		# /dev/kvm can exist and still hang guests: boot the VM itself with
 		# KVM for a few seconds and use KVM only if it reaches the kernel.
-		if timeout 10 {{.Binary}} -accel kvm -M {{.MachineName}} -m 64 -nographic -no-reboot -nodefaults -serial stdio -monitor none \
+		if timeout 10 {{.Binary}} -accel kvm -M {{.MachineName}} -m 64 -nographic -no-reboot \
 			-kernel "$DIR/{{.Kernel}}" -append "console={{.Console}} panic=-1 rdinit=/nonexistent" 2>/dev/null | grep -q "Linux version"; then
 			accel=kvm
 		fi
@@ -81,7 +81,7 @@ if [ "$accel" = auto ]; then
 fi
 exec {{.Binary}} {{.MachineArgs}} -accel "$accel" \
 	-m "${C2VM_MEMORY:-{{.Memory}}}" -smp "${C2VM_CPUS:-{{.CPUs}}}" \
-	-nographic -no-reboot -nodefaults -serial stdio -monitor none \
+	-nographic -no-reboot -nic none \
 	-kernel "$DIR/{{.Kernel}}" -initrd "$DIR/{{.Initrd}}" \
 	-drive "file=$DIR/{{.Rootfs}},if=virtio,format=raw,readonly=on" \
 	-append "console={{.Console}} panic=-1 {{.Cmdline}} ${C2VM_APPEND:-}" \
