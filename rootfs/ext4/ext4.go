@@ -47,7 +47,7 @@ func Write(ctx context.Context, t *rootfs.Tree, out *os.File, _ Options) error {
 	if err := tar2ext4.ConvertTarToExt4(ctxReader{ctx, r}, out, tar2ext4.InlineData); err != nil {
 		return fmt.Errorf("tar2ext4: %w", err)
 	}
-	return nil
+	return padInodeBitmaps(out, out)
 }
 
 // ctxReader stops a conversion when the context is cancelled.
