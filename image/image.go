@@ -67,6 +67,12 @@ func splitPathRef(s string) (string, string) {
 	if _, err := os.Stat(s); err == nil {
 		return s, ""
 	}
+	// The first prefix that exists is the path: "x.tar:app:1" → x.tar, app:1.
+	for i := strings.IndexByte(s, ':'); i > 0; i = nextColon(s, i) {
+		if _, err := os.Stat(s[:i]); err == nil {
+			return s[:i], s[i+1:]
+		}
+	}
 	if i := strings.LastIndexByte(s, ':'); i > 0 {
 		return s[:i], s[i+1:]
 	}
@@ -128,3 +134,11 @@ func resolve(s store, t Transport, name string, opts Options) (*Image, error) {
 var errStop = errors.New("stop")
 
 var _ = io.EOF
+
+func nextColon(s string, i int) int {
+	j := strings.IndexByte(s[i+1:], ':')
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
+}
