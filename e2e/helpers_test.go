@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,4 +129,8 @@ func sameFile(t *testing.T, a, b string) bool {
 		t.Fatal(err)
 	}
 	return bytes.Equal(x, y)
+}
+
+func cliMain(args []string, stdout, stderr io.Writer) int {
+	return cli.Main(context.Background(), args, stdout, stderr)
 }

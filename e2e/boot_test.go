@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/c2vm/c2vm/internal/fixtures"
+	"github.com/c2vm/c2vm/internal/testkernel"
+)
+
+// TestBootPlainQEMU is issue 3's proof: the busybox fixture, converted with
+// Debian's cloud kernel, boots under the user's own plain QEMU command and
+// runs as the image's USER with its env and cwd; exit statuses come back.
+func TestBootPlainQEMU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		t.Run(arch, func(t *testing.T) {
+			t.Parallel()
+			fix := fixtures.Dir(t)
+			deb := testkernel.Deb(t, arch)
+			dir := filepath.Join(t.TempDir(), "vm")
+			mustConvert(t, "oci:"+filepath.Join(fix, "busybox-"+arch), "--kernel", deb, "-o", dir)
+
+			script := `id; echo "FOO=$FOO"; echo "PATH=$PATH"; echo "PWD=$(pwd)"; cat /home/app/secret.txt; ` +
+				`test -e /gone.txt && echo gone-present || echo gone-absent; cat /etc/motd; exit 7`
+			out := qemuPlain(t, arch, dir, cmdArg("/bin/sh", "-c", script))
+			for _, want := range []string{
+				"uid=1000(app) gid=1000(app)",
+				"FOO=bar",
+				"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+				"PWD=/home/app",
+				"only-app-reads-this",
+				"gone-absent",
+				"hello from c2vm",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("console lacks %q:\n%s", want, tail(out, 40))
+				}
+			}
+			if !strings.Contains(out, "audio") || !strings.Contains(out, "wheel") {
+				t.Errorf("id shows no supplementary groups audio, wheel:\n%s", tail(out, 40))
+			}
+			if got := exitStatus(t, out); got != 7 {
+				t.Errorf("exit status %d, want 7", got)
+			}
+		})
+	}
+}
+
+// TestExitStatuses checks Docker's exit-code conventions through the init,
+// using the kernel command line override (no reconversion needed).
+func TestExitStatuses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs")
+	}
+	fix := fixtures.Dir(t)
+	deb := testkernel.Deb(t, "amd64")
+	dir := filepath.Join(t.TempDir(), "vm")
+	mustConvert(t, "oci:"+filepath.Join(fix, "busybox-amd64"), "--kernel", deb, "-o", dir)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"success", []string{"/bin/true"}, 0},
+		{"not executable", []string{"/etc/motd"}, 126},
+		{"not found", []string{"/no/such/program"}, 127},
+		{"killed", []string{"/bin/sh", "-c", "kill -9 $$"}, 137},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := qemuPlain(t, "amd64", dir, cmdArg(tc.args...))
+			if got := exitStatus(t, out); got != tc.want {
+				t.Errorf("%q: exit status %d, want %d", tc.args, got, tc.want)
+			}
+		})
+	}
+}
+
+var _ = fmt.Sprint

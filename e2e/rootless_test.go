@@ -1,0 +1,52 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/c2vm/c2vm/internal/fixtures"
+)
+
+// TestRootlessSameBytes converts as nobody (65534, no groups) and as the
+// current user, and wants the same artifacts: nothing in the conversion
+// depends on privileges.
+func TestRootlessSameBytes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged user")
+	}
+	needTool(t, "setpriv", "go")
+	fix := fixtures.Dir(t)
+	work, err := os.MkdirTemp("", "c2vm-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	os.Chmod(work, 0o777)
+	bin := filepath.Join(work, "c2vm")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/c2vm").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	src := filepath.Join(work, "image")
+	if out, err := exec.Command("cp", "-r", filepath.Join(fix, "busybox-amd64"), src).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	exec.Command("chmod", "-R", "a+rX", work).Run()
+	for _, format := range []string{"ext4", "squashfs"} {
+		t.Run(format, func(t *testing.T) {
+			asRoot := filepath.Join(work, format+"-root")
+			asNobody := filepath.Join(work, format+"-nobody")
+			args := []string{"convert", "-q", "--no-kernel", "--rootfs", format, "oci:" + src, "-o"}
+			if out, err := exec.Command(bin, append(args, asRoot)...).CombinedOutput(); err != nil {
+				t.Fatalf("as root: %v\n%s", err, out)
+			}
+			cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, append(args, asNobody)...)...)
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + work, "TMPDIR=" + work}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("as nobody: %v\n%s", err, out)
+			}
+			compareDirs(t, asRoot, asNobody)
+		})
+	}
+}
