@@ -183,7 +183,7 @@ func versionFromName(name string) string {
 func (k *Kernel) findConfig(src source) {
 	for _, n := range src.names() {
 		base := path.Base(n)
-		if base == "config-"+k.Version || n == k.modRoot+"/config" || base == "config" && k.Version == "" {
+		if base == "config-"+k.Version || strings.HasSuffix(n, "lib/modules/"+k.Version+"/config") || base == "config" && k.Version == "" {
 			if b, err := src.read(n); err == nil {
 				k.Config = ParseConfig(b)
 				return
