@@ -94,8 +94,10 @@ func (Libvirt) Write(w io.Writer, vm VM) error {
 		d.Features = &features{ACPI: &struct{}{}}
 	case "arm64":
 		d.OS.Type.Arch, d.OS.Type.Machine = "aarch64", "virt"
-		d.CPU = &cpu{Mode: "custom", Model: "max"}
-		d.Features = &features{ACPI: &struct{}{}}
+		// No <acpi/>: libvirt allows ACPI on aarch64 only with UEFI, and
+		// a direct kernel boot has none (the kernel uses the device tree).
+		// "maximum" is QEMU's -cpu max, which TCG can run.
+		d.CPU = &cpu{Mode: "maximum"}
 	case "riscv64":
 		d.OS.Type.Arch, d.OS.Type.Machine = "riscv64", "virt"
 	default:

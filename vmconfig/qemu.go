@@ -30,8 +30,14 @@ func QEMUFor(arch string) (QEMU, error) {
 // and `c2vm run` alike: direct kernel boot, the root disk as a read-only
 // virtio-blk drive, the serial console on stdio, no reboot (the guest's
 // poweroff or a panic ends QEMU). accel is "kvm" or "tcg"; dir prefixes the
-// artifact names.
+// artifact names; appendArgs are extra kernel arguments.
 func QEMUArgs(vm VM, accel, dir, appendArgs string) ([]string, error) {
+	return qemuArgs(vm, accel, fmt.Sprint(vm.memory()), fmt.Sprint(vm.cpus()), dir, appendArgs)
+}
+
+// qemuArgs takes every variable part as a string so that qemu.sh can pass
+// shell expressions (see shellWord).
+func qemuArgs(vm VM, accel, memory, cpus, dir, appendArgs string) ([]string, error) {
 	q, err := QEMUFor(vm.Arch)
 	if err != nil {
 		return nil, err
@@ -39,15 +45,71 @@ func QEMUArgs(vm VM, accel, dir, appendArgs string) ([]string, error) {
 	args := append([]string{}, q.Machine...)
 	args = append(args,
 		"-accel", accel,
-		"-m", fmt.Sprint(vm.memory()),
-		"-smp", fmt.Sprint(vm.cpus()),
+		"-m", memory,
+		"-smp", cpus,
 		"-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", dir+vm.Kernel,
 		"-initrd", dir+vm.Initrd,
 		"-drive", "file="+dir+vm.Rootfs+",if=virtio,format=raw,readonly=on",
-		"-append", strings.TrimSpace("console="+Console(vm.Arch)+" panic=-1 "+vm.Cmdline+" "+appendArgs),
+		"-append", joinArgs("console="+Console(vm.Arch), "panic=-1", vm.Cmdline, appendArgs),
 	)
 	return args, nil
+}
+
+func joinArgs(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// Placeholders qemu.sh passes to qemuArgs; shellWord turns them into shell
+// expressions. NUL cannot occur in a file name or argument.
+const (
+	phAccel  = "\x00accel\x00"
+	phMemory = "\x00memory\x00"
+	phCPUs   = "\x00cpus\x00"
+	phDir    = "\x00dir\x00"
+	phAppend = "\x00append\x00"
+)
+
+// shellWord double-quotes s for sh, escaping what sh expands inside double
+// quotes, and replaces the placeholders with the script's variables.
+func shellWord(s string, memory, cpus int) string {
+	if strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_=,./:+-") == "" {
+		return s // nothing sh would expand or split
+	}
+	s = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(s)
+	s = strings.NewReplacer(
+		phAccel, "$accel",
+		phMemory, fmt.Sprintf("${C2VM_MEMORY:-%d}", memory),
+		phCPUs, fmt.Sprintf("${C2VM_CPUS:-%d}", cpus),
+		phDir, "$DIR/",
+		" "+phAppend, "${C2VM_APPEND:+ $C2VM_APPEND}",
+		phAppend, "${C2VM_APPEND:-}",
+	).Replace(s)
+	return `"` + s + `"`
+}
+
+// scriptArgs is QEMU's command line as sh words, one per line.
+func scriptArgs(vm VM) (string, error) {
+	args, err := qemuArgs(vm, phAccel, phMemory, phCPUs, phDir, phAppend)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for i, a := range args {
+		b.WriteString(shellWord(a, vm.memory(), vm.cpus()))
+		if i+1 < len(args) && strings.HasPrefix(args[i+1], "-") {
+			b.WriteString(" \\\n\t")
+		} else {
+			b.WriteString(" ")
+		}
+	}
+	return b.String(), nil
 }
 
 // QEMUScript writes qemu.sh.
@@ -79,12 +141,8 @@ if [ "$accel" = auto ]; then
 		fi
 	fi
 fi
-exec {{.Binary}} {{.MachineArgs}} -accel "$accel" \
-	-m "${C2VM_MEMORY:-{{.Memory}}}" -smp "${C2VM_CPUS:-{{.CPUs}}}" \
-	-nographic -no-reboot -nic none \
-	-kernel "$DIR/{{.Kernel}}" -initrd "$DIR/{{.Initrd}}" \
-	-drive "file=$DIR/{{.Rootfs}},if=virtio,format=raw,readonly=on" \
-	-append "console={{.Console}} panic=-1 {{.Cmdline}} ${C2VM_APPEND:-}" \
+exec {{.Binary}} \
+	{{.Args}}\
 	"$@"
 `))
 
@@ -94,11 +152,14 @@ func (QEMUScript) Write(w io.Writer, vm VM) error {
 	if err != nil {
 		return err
 	}
+	args, err := scriptArgs(vm)
+	if err != nil {
+		return err
+	}
 	uname := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "riscv64": "riscv64"}[vm.Arch]
 	return qemuTmpl.Execute(w, map[string]any{
 		"Name": vm.Name, "Arch": vm.Arch, "UnameArch": uname, "Binary": q.Binary,
 		"MachineArgs": strings.Join(q.Machine, " "), "MachineName": q.Machine[1],
-		"Memory": vm.memory(), "CPUs": vm.cpus(), "Kernel": vm.Kernel, "Initrd": vm.Initrd,
-		"Rootfs": vm.Rootfs, "Console": Console(vm.Arch), "Cmdline": vm.Cmdline,
+		"Kernel": vm.Kernel, "Console": Console(vm.Arch), "Args": args,
 	})
 }

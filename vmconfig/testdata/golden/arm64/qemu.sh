@@ -1,0 +1,37 @@
+#!/bin/sh
+# Boots c2vm-0123456789ab (arm64) with QEMU: the container's output on this
+# terminal, the VM powers off when it exits; its last console line is
+# C2VM_EXIT_STATUS=<n>. Written by c2vm; runs from any directory.
+#   C2VM_ACCEL=auto|kvm|tcg  accelerator (auto: KVM only when it is this
+#                            host's arch and a probe VM really runs)
+#   C2VM_MEMORY, C2VM_CPUS   override memory (MiB) and CPUs
+#   C2VM_APPEND              extra kernel arguments (e.g. c2vm.debug=1)
+#   extra arguments are passed to QEMU.
+set -eu
+DIR=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
+accel=${C2VM_ACCEL:-auto}
+if [ "$accel" = auto ]; then
+	accel=tcg
+	if [ "$(uname -m)" = "aarch64" ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+		# /dev/kvm can exist and still hang guests: boot the VM itself with
+		# KVM for a few seconds and use KVM only if it reaches the kernel.
+		if timeout 10 qemu-system-aarch64 -accel kvm -M virt -m 64 -nographic -no-reboot \
+			-kernel "$DIR/kernel" -append "console=ttyAMA0 panic=-1 rdinit=/nonexistent" 2>/dev/null | grep -q "Linux version"; then
+			accel=kvm
+		fi
+	fi
+fi
+exec qemu-system-aarch64 \
+	-M virt \
+	-cpu max \
+	-accel "$accel" \
+	-m "${C2VM_MEMORY:-256}" \
+	-smp "${C2VM_CPUS:-2}" \
+	-nographic \
+	-no-reboot \
+	-nic none \
+	-kernel "$DIR/kernel" \
+	-initrd "$DIR/initramfs.img" \
+	-drive "file=$DIR/rootfs.img,if=virtio,format=raw,readonly=on" \
+	-append "console=ttyAMA0 panic=-1 quiet${C2VM_APPEND:+ $C2VM_APPEND}" \
+	"$@"
