@@ -1,0 +1,105 @@
+package initramfs
+
+import (
+	"bytes"
+	"debug/elf"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func files() []File {
+	return []File{
+		{Path: "init", Mode: 0o755, Data: []byte("#!/bin/sh\n")},
+		{Path: "c2vm/boot.json", Mode: 0o644, Data: []byte("{}")},
+		{Path: "lib/modules/6.1/kernel/x.ko", Mode: 0o644, Data: []byte("ko!")},
+	}
+}
+
+func need(t *testing.T, tools ...string) {
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("C2VM_E2E") == "1" {
+				t.Fatalf("%s missing", tool)
+			}
+			t.Skipf("%s missing", tool)
+		}
+	}
+}
+
+// TestListedByCpio: the real cpio(1) lists names, modes and the console
+// device; the real decompressors read each compression.
+func TestListedByCpio(t *testing.T) {
+	need(t, "cpio", "zstd", "gzip")
+	for name, c := range map[string]Compression{"zstd": Zstd, "gzip": Gzip} {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Write(&buf, files(), Options{Compression: c, ModTime: time.Unix(1700000000, 0)}); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(t.TempDir(), "initrd")
+			os.WriteFile(p, buf.Bytes(), 0o644)
+			cmd := exec.Command("sh", "-c", name+" -dc < "+p+" | cpio -itv")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			for _, want := range []string{
+				"-rwxr-xr-x   1 root     root           10 Nov 14  2023 init",
+				"crw-------   1 root     root       5,   1 Nov 14  2023 dev/console",
+				"drwxr-xr-x   2 root     root            0 Nov 14  2023 lib/modules/6.1/kernel",
+				"c2vm/boot.json",
+			} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("cpio -itv lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+func TestReproducible(t *testing.T) {
+	var a, b bytes.Buffer
+	Write(&a, files(), Options{Compression: Zstd})
+	fs := files()
+	fs[0], fs[2] = fs[2], fs[0] // order of input does not matter
+	Write(&b, fs, Options{Compression: Zstd})
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Error("same files, different bytes")
+	}
+}
+
+// TestInitBinary builds the real init for each VM arch and checks it.
+func TestInitBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the init three times")
+	}
+	need(t, "go")
+	for _, arch := range []string{"amd64", "arm64", "riscv64"} {
+		b, err := buildInit(arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckStatic(b, arch); err != nil {
+			t.Errorf("%s: %v", arch, err)
+		}
+		t.Logf("init for %s: %d bytes", arch, len(b))
+		if len(b) > 3<<20 {
+			t.Errorf("%s init is %d bytes, over the 3 MB budget", arch, len(b))
+		}
+		if arch == "amd64" && CheckStatic(b, "arm64") == nil {
+			t.Error("amd64 init accepted for an arm64 VM")
+		}
+	}
+	self, _ := os.Executable()
+	if b, _ := os.ReadFile(self); b != nil {
+		if f, err := elf.NewFile(bytes.NewReader(b)); err == nil && f.Section(".interp") != nil {
+			if CheckStatic(b, "amd64") == nil {
+				t.Error("dynamic binary accepted")
+			}
+		}
+	}
+}
