@@ -23,10 +23,19 @@ import (
 	"github.com/c2vm/c2vm/vmconfig"
 )
 
-// Exit statuses of `c2vm run` itself, beside the container's own.
+// Exit statuses of `c2vm run` itself, beside the container's own (which
+// follow Docker: 125 the init failed, 126 not executable, 127 not found,
+// 128+N killed by signal N).
 const (
-	StatusTimeout  = 124 // as timeout(1)
-	StatusNoReport = 3   // the VM stopped without reporting a status (panic, crash)
+	StatusNoReport    = 3   // the VM stopped without reporting a status (panic, crash, QEMU error)
+	StatusTimeout     = 124 // as timeout(1)
+	StatusInterrupted = 130 // the caller cancelled (e.g. SIGINT), as a shell reports it
+)
+
+// Errors returned with those statuses.
+var (
+	ErrTimeout  = errors.New("timed out")
+	ErrNoReport = errors.New("no exit status from the VM")
 )
 
 // Options for Run; the zero value of each is the default.
@@ -139,6 +148,11 @@ func chooseAccel(ctx context.Context, accel string, vm vmconfig.VM, bin string) 
 	return "tcg", nil
 }
 
+// probeKVM boots the VM's own kernel under KVM without an initramfs for at
+// most ProbeTimeout and reports whether it printed its banner. A host
+// whose KVM is broken (this project's build machine: /dev/kvm opens, the
+// guest never prints) pays that probe once per host boot: the answer is
+// cached under the host's boot_id in $C2VM_CACHE (kvm-probe-ARCH).
 func probeKVM(ctx context.Context, vm vmconfig.VM, bin string) bool {
 	q, err := vmconfig.QEMUFor(vm.Arch)
 	if err != nil {
@@ -147,14 +161,30 @@ func probeKVM(ctx context.Context, vm vmconfig.VM, bin string) bool {
 	if bin == "" {
 		bin = q.Binary
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	cache := probeCache(vm.Arch)
+	if ok, found := readProbe(cache); found {
+		return ok
+	}
+	ok := bootProbe(ctx, q, vm, bin)
+	if ctx.Err() == nil {
+		writeProbe(cache, ok)
+	}
+	return ok
+}
+
+// ProbeTimeout bounds the KVM probe; a working KVM prints the kernel's
+// banner in well under a second.
+var ProbeTimeout = 5 * time.Second
+
+func bootProbe(ctx context.Context, q vmconfig.QEMU, vm vmconfig.VM, bin string) bool {
+	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
-	args := append(append([]string{}, q.Machine...), "-accel", "kvm", "-m", "64", "-nographic", "-no-reboot",
+	args := append(append([]string{}, q.Machine...), "-accel", "kvm", "-m", "128", "-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", filepath.Join(vm.Dir, vm.Kernel),
 		"-append", "console="+vmconfig.Console(vm.Arch)+" panic=-1 rdinit=/nonexistent")
 	cmd := exec.CommandContext(ctx, bin, args...)
-	out, _ := cmd.StdoutPipe()
-	if cmd.Start() != nil {
+	out, err := cmd.StdoutPipe()
+	if err != nil || cmd.Start() != nil {
 		return false
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
@@ -167,19 +197,81 @@ func probeKVM(ctx context.Context, vm vmconfig.VM, bin string) bool {
 	return false
 }
 
+// probeCache is the probe's cache file, "" when there is no home.
+func probeCache(arch string) string {
+	dir := os.Getenv("C2VM_CACHE")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		dir = filepath.Join(home, ".cache", "c2vm")
+	}
+	return filepath.Join(dir, "kvm-probe-"+arch)
+}
+
+// bootID identifies this boot of the host (proc(5)), so a cached probe
+// is redone after a reboot, e.g. one that fixed KVM.
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func readProbe(file string) (ok, found bool) {
+	id := bootID()
+	if file == "" || id == "" {
+		return false, false
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return false, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 || f[0] != id {
+		return false, false
+	}
+	return f[1] == "kvm", true
+}
+
+// writeProbe caches a probe's result; failing to is harmless.
+func writeProbe(file string, ok bool) {
+	id := bootID()
+	if file == "" || id == "" {
+		return
+	}
+	accel := "tcg"
+	if ok {
+		accel = "kvm"
+	}
+	if os.MkdirAll(filepath.Dir(file), 0o755) == nil {
+		os.WriteFile(file, []byte(id+" "+accel+"\n"), 0o644)
+	}
+}
+
 var (
 	statusRE   = regexp.MustCompile(`C2VM_EXIT_STATUS=(\d+)`)
 	kernelLine = regexp.MustCompile(`^\[\s*\d+\.\d+\]`)
 )
 
+// StatusGrace is how long QEMU may keep running after the status line
+// (the init powers off right after it); then it is killed.
+var StatusGrace = 10 * time.Second
+
 // boot runs QEMU and follows its console.
 func boot(ctx context.Context, o Options, bin string, args []string) (int, error) {
 	if o.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.Timeout)
+		ctx, cancel = context.WithTimeoutCause(ctx, o.Timeout, ErrTimeout)
 		defer cancel()
 	}
-	cmd := exec.CommandContext(ctx, bin, args...)
+	// A separate cancel for the grace period keeps ctx.Err() meaning "the
+	// caller's deadline or cancellation".
+	qctx, kill := context.WithCancel(ctx)
+	defer kill()
+	cmd := exec.CommandContext(qctx, bin, args...)
 	cmd.WaitDelay = 2 * time.Second
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -190,33 +282,38 @@ func boot(ctx context.Context, o Options, bin string, args []string) (int, error
 	if err := cmd.Start(); err != nil {
 		return 1, fmt.Errorf("starting %s: %w", bin, err)
 	}
-	status, last := follow(out, o)
+	status, last := follow(out, o, func() { time.AfterFunc(StatusGrace, kill) })
 	waitErr := cmd.Wait()
 	switch {
 	case status >= 0:
 		return status, nil
-	case ctx.Err() == context.DeadlineExceeded:
-		return StatusTimeout, fmt.Errorf("timed out after %s; VM killed", o.Timeout)
+	case errors.Is(context.Cause(ctx), ErrTimeout):
+		return StatusTimeout, fmt.Errorf("%w after %s; VM killed", ErrTimeout, o.Timeout)
 	case ctx.Err() != nil:
-		return 130, ctx.Err()
+		return StatusInterrupted, ctx.Err()
 	}
+	return StatusNoReport, noReport(o, last, waitErr, qemuErr.String())
+}
+
+// noReport prints the last console lines and says why the VM ended.
+func noReport(o Options, last []string, waitErr error, qemuErr string) error {
 	fmt.Fprintf(o.Stderr, "c2vm run: the VM stopped without reporting a status; last console lines:\n%s\n", strings.Join(last, "\n"))
 	why := "the VM stopped without reporting a status"
 	for _, l := range last {
-		if strings.Contains(l, "Kernel panic") {
-			why = "kernel panic: " + strings.TrimSpace(l[strings.Index(l, "Kernel panic"):])
+		if i := strings.Index(l, "Kernel panic"); i >= 0 {
+			why = "kernel panic: " + strings.TrimSpace(l[i:])
 		}
 	}
-	if waitErr != nil && qemuErr.Len() > 0 {
-		why += " (" + strings.TrimSpace(qemuErr.String()) + ")"
+	if waitErr != nil && strings.TrimSpace(qemuErr) != "" {
+		why += " (" + strings.TrimSpace(qemuErr) + ")"
 	}
-	return StatusNoReport, errors.New(why)
+	return fmt.Errorf("%w: %s", ErrNoReport, why)
 }
 
 // follow copies the container's output to o.Stdout, the init's messages
 // to o.Stderr, drops kernel lines unless debugging, and returns the
 // status (-1 when none came) and the last console lines.
-func follow(r io.Reader, o Options) (int, []string) {
+func follow(r io.Reader, o Options, onStatus func()) (int, []string) {
 	status := -1
 	var last []string
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -229,6 +326,9 @@ func follow(r io.Reader, o Options) (int, []string) {
 				last = last[1:]
 			}
 			if m := statusRE.FindStringSubmatchIndex(text); m != nil {
+				if status < 0 {
+					onStatus()
+				}
 				status, _ = strconv.Atoi(text[m[2]:m[3]])
 				if m[0] > 0 {
 					io.WriteString(o.Stdout, text[:m[0]])

@@ -13,11 +13,23 @@ accel=${C2VM_ACCEL:-auto}
 if [ "$accel" = auto ]; then
 	accel=tcg
 	if [ "$(uname -m)" = "aarch64" ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
-		# /dev/kvm can exist and still hang guests: boot the VM itself with
-		# KVM for a few seconds and use KVM only if it reaches the kernel.
-		if timeout 10 qemu-system-aarch64 -accel kvm -M virt -m 64 -nographic -no-reboot \
-			-kernel "$DIR/kernel" -append "console=ttyAMA0 panic=-1 rdinit=/nonexistent" 2>/dev/null | grep -q "Linux version"; then
-			accel=kvm
+		# /dev/kvm can exist and still hang guests: boot the kernel with KVM
+		# for up to 5 seconds and use KVM only if it prints its banner. The
+		# answer is kept for this host boot, shared with c2vm run.
+		cache=${C2VM_CACHE:-${HOME:-/nonexistent}/.cache/c2vm}/kvm-probe-arm64
+		boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || :)
+		if [ -n "$boot" ] && [ -r "$cache" ] && read -r id cached <"$cache" && [ "$id" = "$boot" ] &&
+			{ [ "$cached" = kvm ] || [ "$cached" = tcg ]; }; then
+			accel=$cached
+		else
+			if timeout 5 qemu-system-aarch64 -M virt -cpu max -accel kvm -m 128 -nographic -no-reboot -nic none \
+				-kernel "$DIR/kernel" -append "console=ttyAMA0 panic=-1 rdinit=/nonexistent" 2>/dev/null |
+				grep -q "Linux version"; then
+				accel=kvm
+			fi
+			if [ -n "$boot" ]; then
+				{ mkdir -p "$(dirname -- "$cache")" && echo "$boot $accel" >"$cache"; } 2>/dev/null || :
+			fi
 		fi
 	fi
 fi

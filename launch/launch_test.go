@@ -1,0 +1,285 @@
+package launch
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// vmDir makes an output directory whose QEMU is a fake: a shell script
+// that plays a console transcript.
+func vmDir(t *testing.T, arch, script string) (dir, qemu string) {
+	t.Helper()
+	dir = t.TempDir()
+	files := map[string]string{
+		"manifest.json": `{"vmArch":"` + arch + `","kernel":{"version":"6.1.0"}}`,
+		"kernel":        "", "initramfs.img": "", "rootfs.img": "",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	qemu = filepath.Join(dir, "fake-qemu")
+	if err := os.WriteFile(qemu, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, qemu
+}
+
+type result struct {
+	code           int
+	err            error
+	stdout, stderr string
+}
+
+func run(t *testing.T, ctx context.Context, script string, o Options) result {
+	t.Helper()
+	o.Dir, o.QEMU = vmDir(t, "amd64", script)
+	if o.Accel == "" {
+		o.Accel = "tcg"
+	}
+	var stdout, stderr bytes.Buffer
+	o.Stdout, o.Stderr = &stdout, &stderr
+	code, err := Run(ctx, o)
+	return result{code, err, stdout.String(), stderr.String()}
+}
+
+// A console as the Debian kernel and the init write it: CRLF line ends,
+// kernel lines, the init's own, the container's, the status line.
+const console = `printf '[    0.000000] Linux version 6.1.0\r\n'
+printf 'c2vm-init: waiting up to 10s for the root disk\r\n'
+printf 'hello from the container\r\n'
+printf 'no newline at the end'
+printf 'C2VM_EXIT_STATUS=7\r\n'
+printf '[    1.826677] reboot: Power down\r\n'
+`
+
+func TestRunConsole(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		debug          bool
+		stdout, stderr string
+	}{
+		{"quiet", false,
+			"hello from the container\nno newline at the end",
+			"c2vm-init: waiting up to 10s for the root disk\n"},
+		{"debug", true,
+			"[    0.000000] Linux version 6.1.0\nc2vm-init: waiting up to 10s for the root disk\n" +
+				"hello from the container\nno newline at the end[    1.826677] reboot: Power down\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, context.Background(), console, Options{Debug: tc.debug})
+			if r.code != 7 || r.err != nil {
+				t.Errorf("Run = %d, %v; want 7, nil", r.code, r.err)
+			}
+			if r.stdout != tc.stdout {
+				t.Errorf("stdout %q, want %q", r.stdout, tc.stdout)
+			}
+			if r.stderr != tc.stderr {
+				t.Errorf("stderr %q, want %q", r.stderr, tc.stderr)
+			}
+		})
+	}
+}
+
+// TestRunArgs checks what reaches QEMU: the arch's machine, the accel,
+// memory, CPUs, and the command override as base64 JSON.
+func TestRunArgs(t *testing.T) {
+	script := `for a; do echo "$a"; done; echo C2VM_EXIT_STATUS=0`
+	r := run(t, context.Background(), script, Options{Memory: 1024, CPUs: 2, Cmd: []string{"sh", "-c", "echo 'hi there'"}})
+	if r.code != 0 || r.err != nil {
+		t.Fatalf("Run = %d, %v", r.code, r.err)
+	}
+	cmd := base64.StdEncoding.EncodeToString([]byte(`["sh","-c","echo 'hi there'"]`))
+	for _, want := range []string{"-M\nq35\n", "-accel\ntcg\n", "-m\n1024\n", "-smp\n2\n", "readonly=on",
+		"-append\nconsole=ttyS0 panic=-1 quiet loglevel=1 c2vm.cmd=" + cmd + "\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("QEMU args lack %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+func TestRunNoStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name, script, why string
+	}{
+		{"panic", "echo '[    1.0] Kernel panic - not syncing: Attempted to kill init!'; exit 0", "kernel panic: Kernel panic - not syncing"},
+		{"silent exit", "echo 'some line'; exit 0", "the VM stopped without reporting a status"},
+		{"qemu error", "echo 'qemu: could not load kernel' >&2; exit 1", "could not load kernel"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, context.Background(), tc.script, Options{})
+			if r.code != StatusNoReport || !errors.Is(r.err, ErrNoReport) {
+				t.Fatalf("Run = %d, %v; want %d, ErrNoReport", r.code, r.err, StatusNoReport)
+			}
+			if !strings.Contains(r.err.Error(), tc.why) {
+				t.Errorf("error %q lacks %q", r.err, tc.why)
+			}
+			if !strings.Contains(r.stderr, "last console lines") {
+				t.Errorf("stderr %q", r.stderr)
+			}
+		})
+	}
+}
+
+// TestRunTimeout: a VM that never ends is killed at the deadline with
+// status 124, and its process is gone when Run returns.
+func TestRunTimeout(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	start := time.Now()
+	r := run(t, context.Background(), "echo $$ > "+pidFile+"; exec sleep 60", Options{Timeout: 500 * time.Millisecond})
+	if r.code != StatusTimeout || !errors.Is(r.err, ErrTimeout) {
+		t.Fatalf("Run = %d, %v; want %d, ErrTimeout", r.code, r.err, StatusTimeout)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s", d)
+	}
+	if r.err.Error() != "timed out after 500ms; VM killed" {
+		t.Errorf("error %q", r.err)
+	}
+	assertGone(t, pidFile)
+}
+
+// TestRunCancel: cancelling the context (SIGINT in the CLI) kills QEMU.
+func TestRunCancel(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(300*time.Millisecond, cancel)
+	r := run(t, ctx, "echo $$ > "+pidFile+"; exec sleep 60", Options{})
+	if r.code != StatusInterrupted || r.err == nil {
+		t.Fatalf("Run = %d, %v; want %d", r.code, r.err, StatusInterrupted)
+	}
+	assertGone(t, pidFile)
+}
+
+// TestRunStatusThenHang: a guest that reports and then fails to power
+// off is killed after StatusGrace; its status still counts.
+func TestRunStatusThenHang(t *testing.T) {
+	defer func(g time.Duration) { StatusGrace = g }(StatusGrace)
+	StatusGrace = 100 * time.Millisecond
+	r := run(t, context.Background(), "echo C2VM_EXIT_STATUS=42; exec sleep 60", Options{Timeout: 30 * time.Second})
+	if r.code != 42 || r.err != nil {
+		t.Fatalf("Run = %d, %v; want 42, nil", r.code, r.err)
+	}
+}
+
+func assertGone(t *testing.T, pidFile string) {
+	t.Helper()
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("QEMU (pid %d) still runs", pid)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+func TestRunNotVM(t *testing.T) {
+	for _, tc := range []struct{ name, manifest string }{
+		{"no manifest", ""},
+		{"no kernel", `{"vmArch":"amd64"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.manifest != "" {
+				os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(tc.manifest), 0o644)
+			}
+			_, err := Run(context.Background(), Options{Dir: dir, Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}})
+			if !errors.Is(err, ErrNotVM) {
+				t.Errorf("err = %v, want ErrNotVM", err)
+			}
+		})
+	}
+}
+
+func TestChooseAccel(t *testing.T) {
+	foreign := "arm64"
+	if hostArch == "arm64" {
+		foreign = "amd64"
+	}
+	for _, tc := range []struct {
+		accel, arch, want string
+		wantErr           bool
+	}{
+		{"kvm", hostArch, "kvm", false},
+		{"tcg", hostArch, "tcg", false},
+		{"auto", foreign, "tcg", false}, // KVM runs only the host's arch
+		{"", foreign, "tcg", false},
+		{"hvf", hostArch, "", true},
+	} {
+		t.Run(tc.accel+"/"+tc.arch, func(t *testing.T) {
+			dir, _ := vmDir(t, tc.arch, "")
+			vm, err := loadVM(Options{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := chooseAccel(context.Background(), tc.accel, vm, "")
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Errorf("chooseAccel = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestProbeCache: a probe's answer is reused within one host boot and
+// ignored after another.
+func TestProbeCache(t *testing.T) {
+	if bootID() == "" {
+		t.Skip("no /proc/sys/kernel/random/boot_id")
+	}
+	t.Setenv("C2VM_CACHE", t.TempDir())
+	file := probeCache("amd64")
+	if _, found := readProbe(file); found {
+		t.Fatal("found a probe in an empty cache")
+	}
+	for _, want := range []bool{true, false} {
+		writeProbe(file, want)
+		if ok, found := readProbe(file); !found || ok != want {
+			t.Errorf("readProbe after writeProbe(%v) = %v, %v", want, ok, found)
+		}
+	}
+	os.WriteFile(file, []byte("another-boot kvm\n"), 0o644)
+	if _, found := readProbe(file); found {
+		t.Error("used a probe from another host boot")
+	}
+}
+
+// TestProbeKVMFake: a QEMU that prints the banner means KVM works, one
+// that hangs means it does not, within ProbeTimeout.
+func TestProbeKVMFake(t *testing.T) {
+	defer func(d time.Duration) { ProbeTimeout = d }(ProbeTimeout)
+	ProbeTimeout = 300 * time.Millisecond
+	for _, tc := range []struct {
+		script string
+		want   bool
+	}{
+		{"echo '[    0.000000] Linux version 6.1.0'; exec sleep 60", true},
+		{"echo 'SeaBIOS'; exec sleep 60", false},
+		{"exit 1", false},
+	} {
+		t.Setenv("C2VM_CACHE", t.TempDir())
+		dir, qemu := vmDir(t, "amd64", tc.script)
+		vm, err := loadVM(Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := probeKVM(context.Background(), vm, qemu); got != tc.want {
+			t.Errorf("probeKVM with %q = %v", tc.script, got)
+		}
+	}
+}
