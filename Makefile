@@ -43,8 +43,8 @@ test-short:
 	$(GO) test -short ./...
 
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./rootfs/...
-	sh rootfs/bench/compare.sh
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./convert/ ./rootfs/...
+	sh scripts/bench.sh
 
 # Build c2vm, fetch a Debian cloud kernel, build a busybox image, convert
 # it and boot it: ends with the container's greeting.

@@ -1,0 +1,49 @@
+#!/bin/sh
+# Compares c2vm with the classic pipelines on the benchmark image (~300 MB,
+# 20,000 files; testdata/mkfixtures.sh big), in one run on one machine:
+# wall time, peak RSS (GNU time) and output size.
+#   c2vm convert --rootfs ext4        vs  umoci unpack + mkfs.ext4 -d
+#   c2vm convert --rootfs squashfs    vs  umoci unpack + mksquashfs -comp zstd, and tar2sqfs
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+IMG=$(sh "$ROOT/testdata/mkfixtures.sh" big)/big/oci
+W=$(mktemp -d "${TMPDIR:-/tmp}/c2vm-bench-XXXXXX")
+trap 'rm -rf "$W"' EXIT
+(cd "$ROOT" && go build -o "$W/c2vm" ./cmd/c2vm)
+SIZE=$(du -sb "$IMG" | cut -f1)
+echo "image: $IMG ($((SIZE / 1048576)) MiB compressed)"
+printf '%-42s %10s %12s %12s\n' pipeline "wall s" "peak RSS MB" "output MiB"
+
+# measure NAME OUTPUT CMD...: runs CMD under GNU time.
+measure() {
+	name=$1 out=$2
+	shift 2
+	sync
+	/usr/bin/time -f '%e %M' -o "$W/time" "$@" >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
+	set -- $(cat "$W/time")
+	printf '%-42s %10s %12d %12d\n' "$name" "$1" $(($2 / 1024)) $(($(stat -c %s "$out") / 1048576))
+}
+
+# classic: two steps, wall times added, RSS the larger.
+classic() {
+	name=$1 out=$2 mk=$3
+	rm -rf "$W/bundle"
+	/usr/bin/time -f '%e %M' -o "$W/t1" umoci unpack --image "$IMG:latest" "$W/bundle" >/dev/null 2>&1
+	/usr/bin/time -f '%e %M' -o "$W/t2" sh -c "$mk" >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
+	set -- $(cat "$W/t1") $(cat "$W/t2")
+	wall=$(echo "$1 + $3" | bc)
+	rss=$(( $2 > $4 ? $2 : $4 ))
+	printf '%-42s %10s %12d %12d\n' "$name" "$wall" $((rss / 1024)) $(($(stat -c %s "$out") / 1048576))
+}
+
+measure "c2vm convert --rootfs ext4" "$W/e/rootfs.img" "$W/c2vm" convert -q --no-kernel --rootfs ext4 "oci:$IMG" -o "$W/e"
+classic "umoci unpack + mkfs.ext4 -d" "$W/classic.ext4" \
+	"truncate -s 600M $W/classic.ext4 && mkfs.ext4 -q -F -d $W/bundle/rootfs $W/classic.ext4"
+if "$W/c2vm" convert -q --no-kernel --rootfs squashfs "oci:$IMG" -o "$W/probe" 2>/dev/null; then
+	measure "c2vm convert --rootfs squashfs (zstd)" "$W/s/rootfs.img" "$W/c2vm" convert -q --no-kernel --rootfs squashfs "oci:$IMG" -o "$W/s"
+	classic "umoci unpack + mksquashfs -comp zstd" "$W/classic.sqfs" \
+		"mksquashfs $W/bundle/rootfs $W/classic.sqfs -comp zstd -noappend -quiet"
+	L=$(jq -r '.manifests[0].digest' "$IMG/index.json" | cut -d: -f2)
+	L=$(jq -r '.layers[-1].digest' "$IMG/blobs/sha256/$L" | cut -d: -f2)
+	measure "tar2sqfs -c zstd (from the layer tar)" "$W/t.sqfs" sh -c "zcat $IMG/blobs/sha256/$L | tar2sqfs -q -c zstd -f $W/t.sqfs"
+fi
