@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseInterspersed(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	p := fs.String("platform", "", "")
+	q := fs.Bool("q", false, "")
+	pos, rest, err := parseInterspersed(fs, []string{"image.tar", "--platform", "linux/arm64", "-q", "--", "sh", "-c", "x"})
+	if err != nil || *p != "linux/arm64" || !*q || !reflect.DeepEqual(pos, []string{"image.tar"}) || !reflect.DeepEqual(rest, []string{"sh", "-c", "x"}) {
+		t.Errorf("pos %q rest %q platform %q q %v err %v", pos, rest, *p, *q, err)
+	}
+}
+
+func TestParseCommand(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		split bool
+		want  []string
+	}{
+		{`["/bin/sh","-c","echo a b"]`, true, []string{"/bin/sh", "-c", "echo a b"}},
+		{"echo hi there", true, []string{"echo", "hi", "there"}},
+		{"/usr/bin/my entry", false, []string{"/usr/bin/my entry"}},
+		{"", false, nil},
+	} {
+		got, err := parseCommand(tc.in, tc.split)
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: %q %v", tc.in, got, err)
+		}
+	}
+	if _, err := parseCommand(`["unterminated`, true); err == nil {
+		t.Error("bad JSON accepted")
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "no command"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"convert"}, 2, "exactly one IMAGE"},
+		{[]string{"convert", "a", "b"}, 2, "exactly one IMAGE"},
+		{[]string{"run"}, 2, "exactly one DIR"},
+		{[]string{"run", "/nonexistent"}, 1, "not a bootable c2vm output"},
+		{[]string{"version"}, 0, ""},
+	} {
+		var out, errb bytes.Buffer
+		code := Main(context.Background(), tc.args, &out, &errb)
+		if code != tc.code || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%q: exit %d stderr %q; want %d and %q", tc.args, code, errb.String(), tc.code, tc.want)
+		}
+	}
+	t.Setenv("SOURCE_DATE_EPOCH", "yesterday")
+	var errb bytes.Buffer
+	if code := Main(context.Background(), []string{"convert", "x"}, &bytes.Buffer{}, &errb); code != 2 || !strings.Contains(errb.String(), "SOURCE_DATE_EPOCH") {
+		t.Errorf("bad SOURCE_DATE_EPOCH: %d %q", code, errb.String())
+	}
+}
