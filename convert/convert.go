@@ -123,11 +123,11 @@ func defaultOutput(ref string) string {
 		p = strings.TrimPrefix(p, t)
 	}
 	base := filepath.Base(strings.TrimRight(p, "/"))
-	for _, ext := range []string{".tar.gz", ".tar", ".oci"} {
-		base = strings.TrimSuffix(base, ext)
-	}
 	if i := strings.IndexByte(base, ':'); i > 0 {
 		base = base[:i]
+	}
+	for _, ext := range []string{".tar.gz", ".tar", ".oci"} {
+		base = strings.TrimSuffix(base, ext)
 	}
 	if base == "" || base == "." || base == "/" {
 		base = "image"
