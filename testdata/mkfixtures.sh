@@ -103,7 +103,7 @@ build_arch() {
 	# The user is set last: umoci unpack resolves it against the rootfs.
 	umoci config --image "$img:latest" \
 		--config.user app --config.env FOO=bar --config.workingdir /home/app \
-		--config.cmd /bin/sh --config.cmd -c --config.cmd 'echo hello from c2vm; id' \
+		--config.cmd /bin/sh --config.cmd -c --config.cmd 'id; echo hello from c2vm' \
 		--created 2023-11-14T22:13:20Z
 	umoci gc --layout "$img"
 	rm -rf "$w"
