@@ -150,6 +150,28 @@ func TestLibvirtValidates(t *testing.T) {
 	}
 }
 
+// TestLibvirtDefine loads libvirt.xml with `virsh define` into libvirt's
+// test driver, which parses a domain as the real drivers do but runs in
+// virsh itself (no libvirtd needed).
+func TestLibvirtDefine(t *testing.T) {
+	virsh := needTool(t, "virsh")
+	for _, arch := range arches {
+		t.Run(arch, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "libvirt.xml")
+			if err := os.WriteFile(f, write(t, Libvirt{}, testVM(arch)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(virsh, "-q", "-c", "test:///default", "define "+f+"; dumpxml c2vm-0123456789ab").CombinedOutput()
+			if err != nil {
+				t.Fatalf("virsh define: %v\n%s", err, out)
+			}
+			if !strings.Contains(string(out), "<readonly/>") {
+				t.Errorf("the defined domain lost the read-only disk:\n%s", out)
+			}
+		})
+	}
+}
+
 func TestLibvirtContent(t *testing.T) {
 	var d domain
 	if err := xml.Unmarshal(write(t, Libvirt{}, testVM("arm64")), &d); err != nil {
