@@ -282,27 +282,25 @@ func boot(ctx context.Context, o Options, bin string, args []string) (int, error
 	if err := cmd.Start(); err != nil {
 		return 1, fmt.Errorf("starting %s: %w", bin, err)
 	}
-	status, last := follow(out, o, func() { time.AfterFunc(StatusGrace, kill) })
+	c := follow(out, o, func() { time.AfterFunc(StatusGrace, kill) })
 	waitErr := cmd.Wait()
 	switch {
-	case status >= 0:
-		return status, nil
+	case c.status >= 0:
+		return c.status, nil
 	case errors.Is(context.Cause(ctx), ErrTimeout):
 		return StatusTimeout, fmt.Errorf("%w after %s; VM killed", ErrTimeout, o.Timeout)
 	case ctx.Err() != nil:
 		return StatusInterrupted, ctx.Err()
 	}
-	return StatusNoReport, noReport(o, last, waitErr, qemuErr.String())
+	return StatusNoReport, noReport(o, c, waitErr, qemuErr.String())
 }
 
 // noReport prints the last console lines and says why the VM ended.
-func noReport(o Options, last []string, waitErr error, qemuErr string) error {
-	fmt.Fprintf(o.Stderr, "c2vm run: the VM stopped without reporting a status; last console lines:\n%s\n", strings.Join(last, "\n"))
+func noReport(o Options, c console, waitErr error, qemuErr string) error {
+	fmt.Fprintf(o.Stderr, "c2vm run: the VM stopped without reporting a status; last console lines:\n%s\n", strings.Join(c.last, "\n"))
 	why := "the VM stopped without reporting a status"
-	for _, l := range last {
-		if i := strings.Index(l, "Kernel panic"); i >= 0 {
-			why = "kernel panic: " + strings.TrimSpace(l[i:])
-		}
+	if c.panic != "" {
+		why = "kernel panic: " + c.panic
 	}
 	if waitErr != nil && strings.TrimSpace(qemuErr) != "" {
 		why += " (" + strings.TrimSpace(qemuErr) + ")"
@@ -310,36 +308,54 @@ func noReport(o Options, last []string, waitErr error, qemuErr string) error {
 	return fmt.Errorf("%w: %s", ErrNoReport, why)
 }
 
+// console is what follow learnt from the VM's console.
+type console struct {
+	status int      // the container's exit status, -1 when none came
+	last   []string // the last lastLines lines
+	panic  string   // the kernel's panic message, from "Kernel panic"
+}
+
+const lastLines = 20
+
 // follow copies the container's output to o.Stdout, the init's messages
-// to o.Stderr, drops kernel lines unless debugging, and returns the
-// status (-1 when none came) and the last console lines.
-func follow(r io.Reader, o Options, onStatus func()) (int, []string) {
-	status := -1
-	var last []string
+// to o.Stderr, drops kernel lines unless debugging, and calls onStatus
+// when the status line arrives.
+func follow(r io.Reader, o Options, onStatus func()) console {
+	c := console{status: -1}
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		line, err := br.ReadString('\n')
 		if line != "" {
-			text := strings.TrimRight(line, "\r\n")
-			last = append(last, text)
-			if len(last) > 20 {
-				last = last[1:]
-			}
-			if m := statusRE.FindStringSubmatchIndex(text); m != nil {
-				if status < 0 {
-					onStatus()
-				}
-				status, _ = strconv.Atoi(text[m[2]:m[3]])
-				if m[0] > 0 {
-					io.WriteString(o.Stdout, text[:m[0]])
-				}
-			} else {
-				route(text, strings.HasSuffix(line, "\n"), o)
-			}
+			c.line(line, o, onStatus)
 		}
 		if err != nil {
-			return status, last
+			return c
 		}
+	}
+}
+
+func (c *console) line(line string, o Options, onStatus func()) {
+	text := strings.TrimRight(line, "\r\n")
+	c.last = append(c.last, text)
+	if len(c.last) > lastLines {
+		c.last = c.last[1:]
+	}
+	// A panic's stack trace follows its message and pushes it out of
+	// c.last; the first message is the one that says why.
+	if i := strings.Index(text, "Kernel panic"); i >= 0 && c.panic == "" {
+		c.panic = strings.TrimSpace(text[i:])
+	}
+	m := statusRE.FindStringSubmatchIndex(text)
+	if m == nil {
+		route(text, strings.HasSuffix(line, "\n"), o)
+		return
+	}
+	if c.status < 0 {
+		onStatus()
+	}
+	c.status, _ = strconv.Atoi(text[m[2]:m[3]])
+	if m[0] > 0 {
+		io.WriteString(o.Stdout, text[:m[0]])
 	}
 }
 

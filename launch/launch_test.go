@@ -55,7 +55,7 @@ func run(t *testing.T, ctx context.Context, script string, o Options) result {
 
 // A console as the Debian kernel and the init write it: CRLF line ends,
 // kernel lines, the init's own, the container's, the status line.
-const console = `printf '[    0.000000] Linux version 6.1.0\r\n'
+const transcript = `printf '[    0.000000] Linux version 6.1.0\r\n'
 printf 'c2vm-init: waiting up to 10s for the root disk\r\n'
 printf 'hello from the container\r\n'
 printf 'no newline at the end'
@@ -77,7 +77,7 @@ func TestRunConsole(t *testing.T) {
 				"hello from the container\nno newline at the end[    1.826677] reboot: Power down\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := run(t, context.Background(), console, Options{Debug: tc.debug})
+			r := run(t, context.Background(), transcript, Options{Debug: tc.debug})
 			if r.code != 7 || r.err != nil {
 				t.Errorf("Run = %d, %v; want 7, nil", r.code, r.err)
 			}
