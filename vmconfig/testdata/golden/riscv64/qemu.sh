@@ -8,7 +8,7 @@
 #   C2VM_APPEND              extra kernel arguments (e.g. c2vm.debug=1)
 #   extra arguments are passed to QEMU.
 set -eu
-DIR=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
+DIR=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 accel=${C2VM_ACCEL:-auto}
 if [ "$accel" = auto ]; then
 	accel=tcg
