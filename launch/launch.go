@@ -1,6 +1,15 @@
 // Package launch boots a converted VM with QEMU for `c2vm run`: it streams
 // the container's output, hides the kernel's unless asked, and returns the
 // container's exit status from the init's status line.
+//
+//	code, err := launch.Run(ctx, launch.Options{Dir: "out", Timeout: time.Minute,
+//		Cmd: []string{"id"}, Stdout: os.Stdout, Stderr: os.Stderr})
+//
+// The QEMU command line is vmconfig.QEMUArgs, the same one qemu.sh runs.
+// Console lines: "[ 1.23]" kernel lines are dropped, "c2vm-init: " and
+// "C2VM_INIT_ERROR=" lines go to Stderr, the rest (the container's
+// output) to Stdout with CRLF turned into LF; Debug passes everything to
+// Stdout. The "C2VM_EXIT_STATUS=<n>" line is consumed.
 package launch
 
 import (

@@ -1,6 +1,17 @@
 // Package vmconfig writes ready-to-boot hypervisor configurations for a
 // converted VM: qemu.sh, libvirt.xml, xl.cfg and firecracker.json. One
 // Target per format, all from one VM description.
+//
+//	vm := vmconfig.VM{Name: "c2vm-0123456789ab", Arch: "arm64", Dir: "/abs/out",
+//		Kernel: "kernel", Initrd: "initramfs.img", Rootfs: "rootfs.img"}
+//	for _, t := range vmconfig.All() {
+//		t.Write(f, vm) // f: Dir/t.Name()
+//	}
+//
+// libvirt.xml, xl.cfg and firecracker.json name the artifacts by absolute
+// path (their tools resolve relative paths against their own working
+// directory), so Dir must be the output directory's final location;
+// qemu.sh finds its own directory and can be moved with the artifacts.
 package vmconfig
 
 import (
