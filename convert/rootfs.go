@@ -21,6 +21,16 @@ func (c *conversion) writers() map[string]rootfs.Writer {
 	}
 }
 
+// Formats lists the root filesystem formats --rootfs accepts, sorted.
+func Formats() []string {
+	var names []string
+	for n := range (&conversion{}).writers() {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
 func (c *conversion) rootfsFormat() (string, rootfs.Writer, error) {
 	name := c.o.RootfsFormat
 	if name == "" {

@@ -8,13 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
 // The three forms skopeo wrote of one image give the same rootfs.img bytes.
 func TestInputFormsSameRootfs(t *testing.T) {
 	fix := fixtures.Dir(t)
-	for _, format := range []string{"ext4", "squashfs"} {
+	for _, format := range convert.Formats() {
 		t.Run(format, func(t *testing.T) {
 			var first string
 			for _, ref := range []string{

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
@@ -33,7 +34,7 @@ func TestRootlessSameBytes(t *testing.T) {
 		t.Fatalf("cp: %v\n%s", err, out)
 	}
 	exec.Command("chmod", "-R", "a+rX", work).Run()
-	for _, format := range []string{"ext4", "squashfs"} {
+	for _, format := range convert.Formats() {
 		t.Run(format, func(t *testing.T) {
 			asRoot := filepath.Join(work, format+"-root")
 			asNobody := filepath.Join(work, format+"-nobody")
