@@ -52,7 +52,7 @@ demo: deps build
 	@set -e; \
 	deb=$$(sh scripts/fetch-kernel.sh $(ARCH)); \
 	fix=$$(sh testdata/mkfixtures.sh path); \
-	./bin/c2vm convert $$fix/busybox-$(ARCH).oci -o demo/busybox-$(ARCH).vm --kernel $$deb; \
+	./bin/c2vm convert oci:$$fix/busybox-$(ARCH) -o demo/busybox-$(ARCH).vm --kernel $$deb; \
 	./bin/c2vm run --timeout 5m demo/busybox-$(ARCH).vm
 
 clean:
