@@ -68,6 +68,9 @@ func (c *conversion) writeBoot(ctx context.Context) error {
 		c.manifest.Kernel.Modules = append(c.manifest.Kernel.Modules, m.Name)
 	}
 	c.o.progress("kernel: %s %s (%s), %d modules", k.Arch, k.Version, k.Format, len(mods))
+	for _, w := range k.XenWarnings() {
+		c.o.progress("warning: xl.cfg: %s", w)
+	}
 	return c.writeVMConfigs(vmArch)
 }
 
