@@ -1,0 +1,77 @@
+package ext4
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/c2vm/c2vm/rootfs"
+)
+
+type bytesContent []byte
+
+func (b bytesContent) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+
+func tree() *rootfs.Tree {
+	t0 := time.Unix(1700000000, 0)
+	t := rootfs.NewTree(rootfs.Inode{Mode: 0o755, ModTime: t0})
+	t.Add("etc", &rootfs.Inode{Type: rootfs.TypeDir, Mode: 0o755, ModTime: t0})
+	f := &rootfs.Inode{Type: rootfs.TypeRegular, Mode: 0o4750, UID: 1000, GID: 1001, Size: 5, Content: bytesContent("hello"), ModTime: t0,
+		Xattrs: map[string]string{"user.k": "v", "security.capability": "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"}}
+	t.Add("etc/f", f)
+	t.Link("etc/g", "etc/f")
+	t.Add("etc/dev", &rootfs.Inode{Type: rootfs.TypeBlockDev, Mode: 0o660, Devmajor: 8, Devminor: 1, ModTime: t0})
+	t.Add("etc/ln", &rootfs.Inode{Type: rootfs.TypeSymlink, Mode: 0o777, Linkname: "../f", ModTime: t0})
+	return t
+}
+
+func write(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "img")
+	f, _ := os.Create(p)
+	defer f.Close()
+	if err := Write(context.Background(), tree(), f, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestWriteCheckedByE2fsprogs(t *testing.T) {
+	for _, tool := range []string{"e2fsck", "debugfs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("C2VM_E2E") == "1" {
+				t.Fatalf("%s missing", tool)
+			}
+			t.Skipf("%s missing", tool)
+		}
+	}
+	img := write(t)
+	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
+		t.Fatalf("e2fsck: %v\n%s", err, out)
+	}
+	for req, wants := range map[string][]string{
+		"stat /etc/f":    {"Mode:  04750", "User:  1000", "Group:  1001", "Links: 2", "Size: 5"},
+		"stat /etc/dev":  {"block special", "08:01"},
+		"stat /etc/ln":   {"Fast link dest: \"../f\""},
+		"ea_list /etc/f": {"user.k", "security.capability"},
+		"cat /etc/g":     {"hello"},
+	} {
+		out, _ := exec.Command("debugfs", "-R", req, img).CombinedOutput()
+		for _, w := range wants {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("debugfs %s: no %q in\n%s", req, w, out)
+			}
+		}
+	}
+	a, _ := os.ReadFile(img)
+	b, _ := os.ReadFile(write(t))
+	if !bytes.Equal(a, b) {
+		t.Error("two writes differ")
+	}
+}
