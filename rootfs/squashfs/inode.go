@@ -26,17 +26,13 @@ var basicType = map[rootfs.Type]uint16{
 	rootfs.TypeSocket: typeSocket,
 }
 
-// fmtBits are the S_IFMT bits mksquashfs keeps in the mode field.
-var fmtBits = map[rootfs.Type]uint16{
-	rootfs.TypeDir: 0o040000, rootfs.TypeRegular: 0o100000, rootfs.TypeSymlink: 0o120000,
-	rootfs.TypeBlockDev: 0o060000, rootfs.TypeCharDev: 0o020000, rootfs.TypeFIFO: 0o010000,
-	rootfs.TypeSocket: 0o140000,
-}
-
-// header is the part common to every inode.
+// header is the part common to every inode. The mode field holds only
+// the low 12 bits, as mksquashfs writes it (SQUASHFS_MODE): the type comes
+// from the inode type, and Linux 6.18 refuses to read an inode whose mode
+// also carries S_IFMT bits ("Unable to read inode").
 func (r *irec) header(typ uint16) le {
 	ino := r.ino
-	return le(nil).u16(typ).u16(fmtBits[ino.Type] | uint16(ino.Mode&0o7777)).
+	return le(nil).u16(typ).u16(uint16(ino.Mode&0o7777)).
 		u16(r.uidIdx).u16(r.gidIdx).u32(mtime(ino)).u32(r.num)
 }
 
