@@ -32,7 +32,7 @@ var basicType = map[rootfs.Type]uint16{
 // also carries S_IFMT bits ("Unable to read inode").
 func (r *irec) header(typ uint16) le {
 	ino := r.ino
-	return le(nil).u16(typ).u16(uint16(ino.Mode&0o7777)).
+	return le(nil).u16(typ).u16(uint16(ino.Mode & 0o7777)).
 		u16(r.uidIdx).u16(r.gidIdx).u32(mtime(ino)).u32(r.num)
 }
 
