@@ -80,7 +80,7 @@ func treeManifest(t testing.TB, tr *rootfs.Tree) []entry {
 	err := tr.Walk(func(e rootfs.Entry) error {
 		ino := e.Inode
 		en := entry{path: e.Path, kind: kinds[ino.Type], mode: ino.Mode & 0o7777, uid: ino.UID, gid: ino.GID,
-			mtime: ino.ModTime.Unix(), link: ino.Linkname, nlink: ino.Nlink, hardlink: e.LinkTarget, xattrs: xattrString(ino.Xattrs)}
+			mtime: int64(mtime(ino)), link: ino.Linkname, nlink: ino.Nlink, hardlink: e.LinkTarget, xattrs: xattrString(ino.Xattrs)}
 		switch ino.Type {
 		case rootfs.TypeRegular:
 			r := io.Reader(bytes.NewReader(nil))

@@ -64,7 +64,10 @@ func (im *image) findDuplicates(ctx context.Context) error {
 	if err := parallel(ctx, im.o.Workers, len(cand), func(i int) error {
 		s, err := hashContent(cand[i])
 		sums[i] = s
-		return err
+		if err != nil {
+			return fmt.Errorf("%s: %w", cand[i].path, err)
+		}
+		return nil
 	}); err != nil {
 		return err
 	}
@@ -277,7 +280,7 @@ func (p *producer) run() error {
 			continue
 		}
 		if err := p.file(f); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", f.path, err)
 		}
 	}
 	return p.flushFrag()

@@ -32,6 +32,7 @@ type irec struct {
 
 // fileRec is where a regular file's data went.
 type fileRec struct {
+	path    string // first name, for errors
 	ino     *rootfs.Inode
 	size    int64
 	start   uint64   // offset of the first block
@@ -70,7 +71,7 @@ func newImage(t *rootfs.Tree, o Options) (*image, error) {
 }
 
 func (im *image) add(dirs map[string]*dnode, e rootfs.Entry) error {
-	rec, err := im.rec(e.Inode)
+	rec, err := im.rec(e.Path, e.Inode)
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.Path, err)
 	}
@@ -92,7 +93,7 @@ func (im *image) add(dirs map[string]*dnode, e rootfs.Entry) error {
 }
 
 // rec returns the record of ino, making it on first sight.
-func (im *image) rec(ino *rootfs.Inode) (*irec, error) {
+func (im *image) rec(p string, ino *rootfs.Inode) (*irec, error) {
 	if r := im.recs[ino]; r != nil {
 		return r, nil
 	}
@@ -105,7 +106,7 @@ func (im *image) rec(ino *rootfs.Inode) (*irec, error) {
 		return nil, err
 	}
 	if ino.Type == rootfs.TypeRegular {
-		r.file = &fileRec{ino: ino, size: ino.Size, fragIdx: noIndex}
+		r.file = &fileRec{path: p, ino: ino, size: ino.Size, fragIdx: noIndex}
 		if ino.Size > 0 {
 			if ino.Content == nil {
 				return nil, fmt.Errorf("regular file of %d bytes has no content", ino.Size)
