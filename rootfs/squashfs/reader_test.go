@@ -387,7 +387,6 @@ type dirIdx struct {
 	name         string
 }
 
-
 // readDir reads a directory listing and checks what the kernel relies on:
 // at most 256 entries per header, names sorted and unique, each entry's
 // inode number matching its inode, the link count 2 + subdirectories,
