@@ -9,15 +9,17 @@ import (
 
 	"github.com/c2vm/c2vm/rootfs"
 	"github.com/c2vm/c2vm/rootfs/ext4"
+	"github.com/c2vm/c2vm/rootfs/squashfs"
 )
 
 // DefaultRootfs is the root filesystem format used when none is asked for.
-const DefaultRootfs = "ext4"
+const DefaultRootfs = "squashfs"
 
 // writers names the root filesystem formats: one rootfs.Writer each.
 func (c *conversion) writers() map[string]rootfs.Writer {
 	return map[string]rootfs.Writer{
-		"ext4": ext4.Format{},
+		"ext4":     ext4.Format{},
+		"squashfs": squashfs.Format{Options: squashfs.Options{ModTime: c.o.Epoch}},
 	}
 }
 

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,7 +59,8 @@ func TestExitStatuses(t *testing.T) {
 	fix := fixtures.Dir(t)
 	deb := testkernel.Deb(t, "amd64")
 	dir := filepath.Join(t.TempDir(), "vm")
-	mustConvert(t, "oci:"+filepath.Join(fix, "busybox-amd64"), "--kernel", deb, "-o", dir)
+	// The default rootfs (squashfs) boots in TestBootPlainQEMU; ext4 here.
+	mustConvert(t, "oci:"+filepath.Join(fix, "busybox-amd64"), "--rootfs", "ext4", "--kernel", deb, "-o", dir)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -80,4 +80,3 @@ func TestExitStatuses(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprint

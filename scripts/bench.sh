@@ -34,6 +34,7 @@ classic() {
 	wall=$(echo "$1 + $3" | bc)
 	rss=$(( $2 > $4 ? $2 : $4 ))
 	printf '%-42s %10s %12d %12d\n' "$name" "$wall" $((rss / 1024)) $(($(stat -c %s "$out") / 1048576))
+	printf '%-42s %10s %12d\n' "  of which the second step alone" "$3" $(($4 / 1024))
 }
 
 measure "c2vm convert --rootfs ext4" "$W/e/rootfs.img" "$W/c2vm" convert -q --no-kernel --rootfs ext4 "oci:$IMG" -o "$W/e"
