@@ -79,4 +79,3 @@ func TestExitStatuses(t *testing.T) {
 		})
 	}
 }
-
