@@ -176,3 +176,25 @@ func TestManyOwners(t *testing.T) {
 	}
 	checkAll(t, tr, Options{})
 }
+
+// TestDedupSize: identical files, whole blocks or fragment tails, are
+// stored once.
+func TestDedupSize(t *testing.T) {
+	tr := rootfs.NewTree(*dir(0o755))
+	big := gen(11, 1<<20+777, false)
+	tail := gen(12, 3000, false)
+	for i := range 10 {
+		mustAdd(t, tr, "big"+itoa(i), file(0o644, big))
+	}
+	for i := range 1000 {
+		mustAdd(t, tr, "tail"+itoa(i), file(0o644, tail))
+	}
+	img := checkAll(t, tr, Options{})
+	st, err := os.Stat(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit := int64(len(big) + len(tail) + 64<<10); st.Size() > limit {
+		t.Errorf("image of %d bytes, want at most %d: duplicates stored twice", st.Size(), limit)
+	}
+}
