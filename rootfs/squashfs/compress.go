@@ -16,7 +16,11 @@ type compressor interface {
 	compress(dst, src []byte) ([]byte, error)
 }
 
-func newCompressor(c Compression, blockSize int) (compressor, error) {
+// newCompressor returns a compressor for data blocks, or for metadata
+// when meta is set: metadata is about 1% of an image, and zstd's strongest
+// level keeps 32 MiB of match tables per encoder, so metadata uses the
+// next level down.
+func newCompressor(c Compression, blockSize int, meta bool) (compressor, error) {
 	switch c {
 	case Gzip:
 		return &zlibComp{}, nil
@@ -25,8 +29,12 @@ func newCompressor(c Compression, blockSize int) (compressor, error) {
 	}
 	// The kernel sizes its zstd window to the block size
 	// (fs/squashfs/zstd_wrapper.c), so frames must not ask for more.
+	level := zstdLevel
+	if meta {
+		level = zstd.SpeedBetterCompression
+	}
 	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(zstdLevel),
+		zstd.WithEncoderLevel(level),
 		zstd.WithEncoderConcurrency(1),
 		zstd.WithWindowSize(blockSize),
 		zstd.WithEncoderCRC(false),

@@ -154,7 +154,7 @@ func (im *image) writeData(ctx context.Context, out *output) ([]fragEntry, error
 	order := make(chan *job, 2*im.o.Workers)
 	var wg sync.WaitGroup
 	for w := 0; w < im.o.Workers; w++ {
-		comp, err := newCompressor(im.o.Compression, bs)
+		comp, err := newCompressor(im.o.Compression, bs, false)
 		if err != nil {
 			return nil, err
 		}

@@ -57,6 +57,8 @@ type image struct {
 	xattrSets [][]byte // encoded key/value pairs, by xattr id
 	xattrCnt  []uint32
 	xattrIdx  map[string]uint32
+
+	metaComp compressor
 }
 
 func newImage(t *rootfs.Tree, o Options) (*image, error) {

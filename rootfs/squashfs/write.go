@@ -50,9 +50,17 @@ func (im *image) write(ctx context.Context, f *os.File) error {
 	return nil
 }
 
+// meta starts a metadata table; the tables are built one after another
+// and share one compressor.
 func (im *image) meta() (*metaWriter, error) {
-	c, err := newCompressor(im.o.Compression, im.o.BlockSize)
-	return &metaWriter{comp: c}, err
+	if im.metaComp == nil {
+		c, err := newCompressor(im.o.Compression, im.o.BlockSize, true)
+		if err != nil {
+			return nil, err
+		}
+		im.metaComp = c
+	}
+	return &metaWriter{comp: im.metaComp}, nil
 }
 
 // writeMeta writes every table after the data and returns the superblock.

@@ -1,0 +1,46 @@
+#!/bin/sh
+# Compares the c2vm squashfs writer with mksquashfs and tar2sqfs, in one
+# run on one machine: wall time, peak RSS (GNU time) and output size.
+#   c2vm:       layer tar → rootfs.Flatten → squashfs.Write (zstd)
+#   mksquashfs: the same tree extracted, -comp zstd (its default level 15)
+#   tar2sqfs:   the same tar, -c zstd
+# Trees: the generated ~300 MB / 20,000-file tree, and a Debian bookworm
+# minbase (debootstrap) when $C2VM_CACHE/bench/minbase exists
+# (debootstrap --variant=minbase bookworm $C2VM_CACHE/bench/minbase).
+set -eu
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+CACHE=${C2VM_CACHE:-$HOME/.cache/c2vm}/bench
+W=$(mktemp -d "${TMPDIR:-/tmp}/sqbench-XXXXXX")
+trap 'rm -rf "$W"' EXIT
+mkdir -p "$CACHE"
+(cd "$ROOT" && go build -o "$W/bench" ./rootfs/squashfs/bench)
+if [ ! -f "$CACHE/gen.tar" ]; then
+	rm -rf "$CACHE/gen"
+	"$W/bench" gen -tar "$CACHE/gen.tar.tmp" -dir "$CACHE/gen"
+	mv "$CACHE/gen.tar.tmp" "$CACHE/gen.tar"
+fi
+if [ -d "$CACHE/minbase/usr" ] && [ ! -f "$CACHE/minbase.tar" ]; then
+	tar --xattrs --numeric-owner -C "$CACHE/minbase" -cf "$CACHE/minbase.tar.tmp" .
+	mv "$CACHE/minbase.tar.tmp" "$CACHE/minbase.tar"
+fi
+
+# measure NAME OUTPUT CMD...: runs CMD under GNU time.
+measure() {
+	name=$1 out=$2
+	shift 2
+	rm -f "$out"
+	sync
+	/usr/bin/time -f '%e %M' -o "$W/time" "$@" >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
+	set -- $(cat "$W/time")
+	printf '%-34s %8s %12d %14d\n' "$name" "$1" $(($2 / 1024)) "$(stat -c %s "$out")"
+	rm -f "$out"
+}
+
+printf '%-34s %8s %12s %14s\n' "tree / writer" "wall s" "peak RSS MB" "output bytes"
+for tree in gen minbase; do
+	[ -f "$CACHE/$tree.tar" ] || continue
+	echo "$tree: $(du -sm "$CACHE/$tree" | cut -f1) MB, $(find "$CACHE/$tree" | wc -l) names"
+	measure "  c2vm (zstd)" "$W/c2vm.sqfs" "$W/bench" write -i "$CACHE/$tree.tar" -o "$W/c2vm.sqfs"
+	measure "  mksquashfs -comp zstd" "$W/mk.sqfs" mksquashfs "$CACHE/$tree" "$W/mk.sqfs" -comp zstd -noappend -quiet -no-progress
+	measure "  tar2sqfs -c zstd" "$W/t2s.sqfs" sh -c "tar2sqfs -q -c zstd -f '$W/t2s.sqfs' < '$CACHE/$tree.tar'"
+done
