@@ -59,8 +59,13 @@ func (l LoadModule) Run() error {
 	}
 	defer f.Close()
 	err = unix.FinitModule(int(f.Fd()), "", 0)
-	if err == unix.EEXIST {
+	switch err {
+	case unix.EEXIST:
 		return nil
+	case unix.ENOENT:
+		// finit_module(2) says ENOENT for an unresolved symbol: the
+		// file was opened fine, a dependency was not loaded before it.
+		return fmt.Errorf("unknown symbol (a module it depends on is not loaded first; see dmesg): %w", err)
 	}
 	return err
 }
