@@ -39,7 +39,7 @@ func (s *initState) findRoot(r plan.Root) (string, error) {
 			return "", fmt.Errorf("finding the root disk: %s", msg)
 		}
 		if !said && time.Since(start) > time.Second {
-			fmt.Fprintf(s.console, "c2vm-init: waiting up to %s for the root disk (a %s image on a virtio-blk or Xen disk)...\n", wait, r.FSType)
+			fmt.Fprintf(s.console, "c2vm-init: waiting up to %s for the root disk (an %s image on a virtio-blk or Xen disk)...\n", wait, r.FSType)
 			said = true
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -101,8 +102,12 @@ func (r RegisterBinfmt) Run() error {
 	}
 	defer f.Close()
 	_, err = f.Write([]byte(r.Line))
-	if err == unix.EEXIST || err != nil && strings.Contains(err.Error(), "file exists") {
+	switch {
+	case err == nil, errors.Is(err, unix.EEXIST):
 		return nil
+	case errors.Is(err, unix.EACCES):
+		// With flag F the kernel opens the interpreter now, as for exec.
+		return fmt.Errorf("%w (the interpreter must exist and be executable, on a mount without noexec)", err)
 	}
 	return err
 }
