@@ -152,3 +152,22 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestMultiPlatform: the nested multi-platform layout (index → index →
+// manifests) gives each arch's own root filesystem; without --platform
+// the host's (amd64) is chosen.
+func TestMultiPlatform(t *testing.T) {
+	fix := fixtures.Dir(t)
+	convertTo := func(ref string, args ...string) string {
+		dir := filepath.Join(t.TempDir(), "vm")
+		mustConvert(t, append([]string{ref, "--no-kernel", "-o", dir}, args...)...)
+		return filepath.Join(dir, "rootfs.img")
+	}
+	multi := "oci:" + filepath.Join(fix, "busybox-multi")
+	if !sameFile(t, convertTo(multi, "--platform", "linux/arm64"), convertTo("oci:"+filepath.Join(fix, "busybox-arm64"))) {
+		t.Error("linux/arm64 from the multi-platform index differs from the arm64 image")
+	}
+	if !sameFile(t, convertTo(multi), convertTo("oci:"+filepath.Join(fix, "busybox-amd64"))) {
+		t.Error("the default platform is not the host's (amd64)")
+	}
+}

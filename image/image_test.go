@@ -327,3 +327,23 @@ func TestParseRef(t *testing.T) {
 		}
 	}
 }
+
+// A Docker 25+ `docker save` carries both manifest.json and an OCI
+// layout; the layout (with real manifest digests) wins.
+func TestDocker25ArchivePrefersOCILayout(t *testing.T) {
+	raw := tarOf(map[string]string{"x": "y"})
+	l := newLayout(t)
+	d := l.image("amd64", raw)
+	l.index(d)
+	os.WriteFile(filepath.Join(l.dir, "manifest.json"), []byte(`[{"Config":"blobs/sha256/none","RepoTags":["a:1"],"Layers":[]}]`), 0o644)
+	archive := filepath.Join(t.TempDir(), "docker25.tar")
+	tarDir(t, l.dir, archive)
+	img, err := Open(archive, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	if img.ManifestDigest != d.Digest {
+		t.Errorf("manifest %s, want the OCI layout's %s", img.ManifestDigest, d.Digest)
+	}
+}
