@@ -3,6 +3,9 @@ package squashfs
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -203,10 +206,16 @@ func mount(t *testing.T, img string) string {
 }
 
 func TestFeatures(t *testing.T) {
-	for _, c := range []Compression{Zstd, Gzip, XZ} {
-		t.Run(c.String(), func(t *testing.T) {
+	for _, o := range []Options{
+		{Compression: Zstd},
+		{Compression: Gzip},
+		{Compression: XZ},
+		{Compression: Zstd, BlockSize: 4096},
+		{Compression: XZ, BlockSize: 1 << 20},
+	} {
+		t.Run(fmt.Sprintf("%v-%d", o.Compression, o.BlockSize), func(t *testing.T) {
 			tr := featureTree(t)
-			allReaders(t, tr, writeImage(t, tr, Options{Compression: c}))
+			allReaders(t, tr, writeImage(t, tr, o))
 		})
 	}
 }
@@ -244,5 +253,75 @@ func TestCancel(t *testing.T) {
 	defer f.Close()
 	if err := Write(ctx, featureTree(t), f, Options{}); err == nil {
 		t.Fatal("Write with a cancelled context succeeded")
+	}
+}
+
+// TestSparse: all-zero blocks take no space, and a file made only of
+// them costs its inode.
+func TestSparse(t *testing.T) {
+	tr := rootfs.NewTree(*dir(0o755))
+	mustAdd(t, tr, "zeros", file(0o644, make([]byte, 64<<20)))
+	img := writeImage(t, tr, Options{})
+	st, err := os.Stat(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > 8192 {
+		t.Errorf("image of a 64 MiB sparse file is %d bytes", st.Size())
+	}
+	compare(t, "sqfs2tar", treeManifest(t, tr), tarManifest(t, img), fromTar)
+}
+
+// short is content that ends before its inode's Size.
+type short struct{}
+
+func (short) Open() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("abc")), nil }
+
+func TestErrors(t *testing.T) {
+	tr := func(size int64, unique bool) *rootfs.Tree {
+		tr := rootfs.NewTree(*dir(0o755))
+		mustAdd(t, tr, "f", &rootfs.Inode{Type: rootfs.TypeRegular, Size: size, Content: short{}})
+		if !unique { // same size: read by the duplicate finder first
+			mustAdd(t, tr, "g", &rootfs.Inode{Type: rootfs.TypeRegular, Size: size, Content: short{}})
+		}
+		return tr
+	}
+	for _, c := range []struct {
+		name string
+		tree *rootfs.Tree
+		o    Options
+		want error
+	}{
+		{"short block", tr(200000, true), Options{}, ErrShortFile},
+		{"short fragment", tr(10, true), Options{}, ErrShortFile},
+		{"short duplicate", tr(10, false), Options{}, ErrShortFile},
+		{"block size", tr(0, true), Options{BlockSize: 3000}, ErrBlockSize},
+		{"compression", tr(0, true), Options{Compression: 9}, ErrCompression},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := os.Create(filepath.Join(t.TempDir(), "img"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			err = Write(context.Background(), c.tree, f, c.o)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("Write = %v, want %v", err, c.want)
+			}
+			if c.want == ErrShortFile && !strings.Contains(err.Error(), "f: ") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestParseCompression(t *testing.T) {
+	for _, c := range []Compression{Zstd, Gzip, XZ} {
+		if got, err := ParseCompression(c.String()); err != nil || got != c {
+			t.Errorf("ParseCompression(%q) = %v, %v", c, got, err)
+		}
+	}
+	if _, err := ParseCompression("lz4"); !errors.Is(err, ErrCompression) {
+		t.Errorf("ParseCompression(lz4) = %v", err)
 	}
 }

@@ -47,7 +47,8 @@ func (im *image) write(ctx context.Context, f *os.File) error {
 	if _, err := f.WriteAt(sb, 0); err != nil {
 		return err
 	}
-	return nil
+	// f may have held something longer.
+	return f.Truncate(int64(out.off))
 }
 
 // meta starts a metadata table; the tables are built one after another
