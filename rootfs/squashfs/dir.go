@@ -61,11 +61,13 @@ type group struct{ from, to int }
 // the listing's size and its index.
 func writeListing(d *dnode, dt *metaWriter) (uint32, []dirIndex) {
 	startU := dt.upos()
+	indexed := startU / metaSize
 	var index []dirIndex
 	for _, g := range groups(d.children, startU) {
 		block, _ := dt.pos()
 		u := dt.upos()
-		if u/metaSize != startU/metaSize {
+		if u/metaSize != indexed { // the first header in a new block
+			indexed = u / metaSize
 			index = append(index, dirIndex{uint32(u - startU), uint32(block), d.children[g.from].name})
 		}
 		first := d.children[g.from].rec
