@@ -21,6 +21,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Exit statuses the init reports for its own failures, as Docker does.
@@ -107,7 +109,7 @@ func LookPath(file string, env []string, exists func(string) (isExec bool, ok bo
 	if strings.Contains(file, "/") {
 		return file, true
 	}
-	path := ""
+	path := DefaultPath
 	for _, e := range env {
 		if v, ok := strings.CutPrefix(e, "PATH="); ok {
 			path = v
@@ -123,4 +125,47 @@ func LookPath(file string, env []string, exists func(string) (isExec bool, ok bo
 		}
 	}
 	return file, false
+}
+
+// DefaultPath is the PATH searched when the process's env has none, as
+// Docker does (runc's default).
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// baseMounts are what every container gets even when its spec omits them
+// (containerd's defaults, oci/mounts.go). /dev itself is the VM's devtmpfs.
+var baseMounts = []specs.Mount{
+	{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+	{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+	{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+	{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+}
+
+// ContainerMounts returns the mounts to make inside the new root, in
+// order: the spec's own, minus /dev (devtmpfs is moved there instead),
+// after any of baseMounts the spec lacks, parents before children.
+func ContainerMounts(spec []specs.Mount) []specs.Mount {
+	have := map[string]bool{}
+	for _, m := range spec {
+		have[m.Destination] = true
+	}
+	var out []specs.Mount
+	for _, m := range baseMounts {
+		if !have[m.Destination] {
+			out = append(out, m)
+		}
+	}
+	for _, m := range spec {
+		if m.Destination != "/dev" {
+			out = append(out, m)
+		}
+	}
+	// Stable sort by depth keeps the spec's order among equals and puts
+	// /sys before /sys/fs/cgroup whatever order the spec has.
+	depth := func(d string) int { return strings.Count(strings.TrimSuffix(d, "/"), "/") }
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && depth(out[j].Destination) < depth(out[j-1].Destination); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
 }

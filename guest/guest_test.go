@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"reflect"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestParseCmdline(t *testing.T) {
@@ -59,5 +61,32 @@ func TestLookPathAndEnv(t *testing.T) {
 	}
 	if got := MergeEnv([]string{"A=1", "B=2"}, []string{"B=3", "C=4"}); !reflect.DeepEqual(got, []string{"A=1", "B=3", "C=4"}) {
 		t.Errorf("%q", got)
+	}
+}
+
+func TestContainerMounts(t *testing.T) {
+	dests := func(ms []specs.Mount) []string {
+		var d []string
+		for _, m := range ms {
+			d = append(d, m.Destination)
+		}
+		return d
+	}
+	for _, tc := range []struct {
+		spec []specs.Mount
+		want []string
+	}{
+		{nil, []string{"/proc", "/sys", "/dev/pts", "/dev/shm"}},
+		{
+			[]specs.Mount{{Destination: "/sys/fs/cgroup", Type: "cgroup"}, {Destination: "/dev", Type: "tmpfs"}, {Destination: "/proc", Type: "proc"}, {Destination: "/dev/mqueue", Type: "mqueue"}},
+			[]string{"/sys", "/proc", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys/fs/cgroup"},
+		},
+	} {
+		if got := dests(ContainerMounts(tc.spec)); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+	if p, ok := LookPath("sh", nil, func(p string) (bool, bool) { return p == "/bin/sh", p == "/bin/sh" }); !ok || p != "/bin/sh" {
+		t.Errorf("no PATH in env: %s %v, want DefaultPath searched", p, ok)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 
@@ -178,10 +177,7 @@ func (m mkdirs) Run() error {
 // files, and makes newRoot the root.
 func (s *initState) switchRoot(p *plan.Plan) error {
 	steps := []Step{Move{From: "/dev", To: newRoot + "/dev"}}
-	for _, m := range p.Spec.Mounts {
-		if m.Destination == "/dev" {
-			continue
-		}
+	for _, m := range ContainerMounts(p.Spec.Mounts) {
 		flags, data := mountFlags(m.Options)
 		steps = append(steps, Mount{Source: m.Source, Target: newRoot + m.Destination, FSType: m.Type, Flags: flags, Data: data})
 	}
@@ -284,5 +280,3 @@ func (s *initState) binfmtD(files []string) error {
 	}
 	return nil
 }
-
-var _ = filepath.Join

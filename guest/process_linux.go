@@ -25,6 +25,11 @@ func (s *initState) runProcess(p specs.Process) (int, error) {
 		fmt.Fprintf(s.console, "c2vm-init: %s: executable file not found in $PATH\n", p.Args[0])
 		return StatusNotFound, nil
 	}
+	if p.Capabilities != nil {
+		if err := s.run(limitBounding(p.Capabilities.Bounding)); err != nil {
+			return 0, err
+		}
+	}
 	for _, rl := range p.Rlimits {
 		if rl.Type == "RLIMIT_NOFILE" {
 			unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: rl.Soft, Max: rl.Hard})
