@@ -96,7 +96,8 @@ func readGroup(fsys fs.FS) []groupEntry {
 // ResolveUser resolves an image USER ("", name, uid, name:group, uid:gid,
 // name:gid, uid:group) against the rootfs's /etc/passwd and /etc/group,
 // as runc's user.GetExecUser does: a numeric id needs no entry, a name
-// must exist; supplementary groups are the groups listing the user's name.
+// must exist; supplementary groups are the groups listing the user's name,
+// unless a group is given explicitly.
 func ResolveUser(spec string, rootfs fs.FS) (User, error) {
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
 	passwd := readPasswd(rootfs)
@@ -135,7 +136,9 @@ func ResolveUser(spec string, rootfs fs.FS) (User, error) {
 	if u.Home == "" {
 		u.Home = "/"
 	}
-	if u.Name != "" {
+	// Supplementary groups only in the implicit form (no ":group"), as
+	// runc's user.GetExecUser: an explicit group means exactly that group.
+	if u.Name != "" && !hasGroup {
 		seen := map[uint32]bool{u.GID: true}
 		for _, g := range groups {
 			if !seen[g.gid] && contains(g.members, u.Name) {
