@@ -1,9 +1,11 @@
 package bootcfg
 
 import (
+	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -125,4 +127,28 @@ func FuzzParseBinfmtD(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBinfmtTableMatchesDebian compares the table with the entries Debian's
+// qemu-user-static installs (generated from qemu-binfmt-conf.sh), when
+// they are on this machine.
+func TestBinfmtTableMatchesDebian(t *testing.T) {
+	for arch, e := range elfBinfmt {
+		data, err := os.ReadFile("/usr/lib/binfmt.d/qemu-" + e.qemu + ".conf")
+		if err != nil {
+			t.Logf("%s: %v (skipped)", arch, err)
+			continue
+		}
+		got, err := BinfmtFor(arch, "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := plan.ParseBinfmtD(data)
+		if err != nil || len(want) != 1 {
+			t.Fatalf("%s: parsing Debian's entry: %v (%d entries)", arch, err, len(want))
+		}
+		if want[0].Name != got.Name || !bytes.Equal(want[0].Magic, got.Magic) || !bytes.Equal(want[0].Mask, got.Mask) {
+			t.Errorf("%s: table %+v, Debian %+v", arch, got, want[0])
+		}
+	}
 }
