@@ -22,10 +22,10 @@ func TestBootPlainQEMU(t *testing.T) {
 			fix := fixtures.Dir(t)
 			deb := testkernel.Deb(t, arch)
 			dir := filepath.Join(t.TempDir(), "vm")
-			mustConvert(t, "oci:"+filepath.Join(fix, "busybox-"+arch), "--kernel", deb, "-o", dir)
+			mustConvert(t, "oci:"+filepath.Join(fix, "busybox-"+arch), "--kernel", deb, "--init", initFor(t, arch), "-o", dir)
 
 			script := `id; echo "FOO=$FOO"; echo "PATH=$PATH"; echo "PWD=$(pwd)"; cat /home/app/secret.txt; ` +
-				`test -e /gone.txt && echo gone-present || echo gone-absent; cat /etc/motd; exit 7`
+				`test -e /gone.txt && echo gone-present || echo gone-absent; cat /etc/motd; grep CapBnd /proc/self/status; exit 7`
 			out := qemuPlain(t, arch, dir, cmdArg("/bin/sh", "-c", script))
 			for _, want := range []string{
 				"uid=1000(app) gid=1000(app)",
@@ -35,6 +35,8 @@ func TestBootPlainQEMU(t *testing.T) {
 				"only-app-reads-this",
 				"gone-absent",
 				"hello from c2vm",
+				// containerd's (and Docker's) default bounding set.
+				"CapBnd:\t00000000a80425fb",
 			} {
 				if !strings.Contains(out, want) {
 					t.Errorf("console lacks %q:\n%s", want, tail(out, 40))
@@ -60,7 +62,7 @@ func TestExitStatuses(t *testing.T) {
 	deb := testkernel.Deb(t, "amd64")
 	dir := filepath.Join(t.TempDir(), "vm")
 	// The default rootfs (squashfs) boots in TestBootPlainQEMU; ext4 here.
-	mustConvert(t, "oci:"+filepath.Join(fix, "busybox-amd64"), "--rootfs", "ext4", "--kernel", deb, "-o", dir)
+	mustConvert(t, "oci:"+filepath.Join(fix, "busybox-amd64"), "--rootfs", "ext4", "--kernel", deb, "--init", initFor(t, "amd64"), "-o", dir)
 	for _, tc := range []struct {
 		name string
 		args []string

@@ -25,7 +25,7 @@ func convertFor(t *testing.T, imageArch, vmArch string, extra ...string) string 
 	fix := fixtures.Dir(t)
 	deb := testkernel.Deb(t, vmArch)
 	dir := filepath.Join(t.TempDir(), "busybox-"+arch+".vm")
-	mustConvert(t, append([]string{"oci:" + filepath.Join(fix, "busybox-"+arch), "--kernel", deb, "-o", dir}, extra...)...)
+	mustConvert(t, append([]string{"oci:" + filepath.Join(fix, "busybox-"+arch), "--kernel", deb, "--init", initFor(t, vmArch), "-o", dir}, extra...)...)
 	return dir
 }
 

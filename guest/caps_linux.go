@@ -28,7 +28,9 @@ var capNames = []string{
 // still needs CAP_SYS_BOOT to power off).
 type limitBounding []string
 
-func (l limitBounding) String() string { return "limit the capability bounding set to " + strings.Join(l, ",") }
+func (l limitBounding) String() string {
+	return "limit the capability bounding set to " + strings.Join(l, ",")
+}
 
 // Run implements Step.
 func (l limitBounding) Run() error {

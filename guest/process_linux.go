@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -25,6 +26,10 @@ func (s *initState) runProcess(p specs.Process) (int, error) {
 		fmt.Fprintf(s.console, "c2vm-init: %s: executable file not found in $PATH\n", p.Args[0])
 		return StatusNotFound, nil
 	}
+	// The bounding set is per thread: drop on this thread and fork the
+	// process from it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if p.Capabilities != nil {
 		if err := s.run(limitBounding(p.Capabilities.Bounding)); err != nil {
 			return 0, err
