@@ -92,7 +92,7 @@ func (c *conversion) run(ctx context.Context) error {
 	for i := range c.img.Layers {
 		layers[i] = c.img.Layers[i]
 	}
-	tree, err := rootfs.Flatten(ctx, layers, rootfs.FlattenOptions{SpoolDir: c.st.dir})
+	tree, err := rootfs.Flatten(ctx, layers, rootfs.FlattenOptions{SpoolDir: c.st.dir, ModTime: c.o.Epoch})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 )
 
 // ErrNotDir is returned when a path's parent is not a directory.
@@ -21,6 +22,7 @@ type node struct {
 type Tree struct {
 	root    *node
 	closers []func() error
+	created time.Time // mtime of directories the tree creates itself
 }
 
 // NewTree returns a tree holding only a root directory with the given

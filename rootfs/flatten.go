@@ -24,6 +24,10 @@ type FlattenOptions struct {
 	// ("" = os.TempDir()). The spool files are unlinked at once, so
 	// nothing is left behind even on a crash.
 	SpoolDir string
+	// ModTime is the mtime of what Flatten creates itself — the root and
+	// parent directories no layer lists (SOURCE_DATE_EPOCH); zero means
+	// the Unix epoch.
+	ModTime time.Time
 }
 
 // OCI image spec, layer.md "Whiteouts".
@@ -37,7 +41,11 @@ const (
 // contents are not held in memory: each layer's decompressed stream is
 // spooled once, and the tree's Content readers point into the spool.
 func Flatten(ctx context.Context, layers []Layer, opts FlattenOptions) (*Tree, error) {
-	t := NewTree(Inode{Mode: 0o755, ModTime: time.Unix(0, 0).UTC()})
+	if opts.ModTime.IsZero() {
+		opts.ModTime = time.Unix(0, 0)
+	}
+	t := NewTree(Inode{Mode: 0o755, ModTime: opts.ModTime.UTC()})
+	t.created = opts.ModTime.UTC()
 	for i, l := range layers {
 		if err := ctx.Err(); err != nil {
 			t.Close()
@@ -279,7 +287,7 @@ func (t *Tree) checkParents(p string) error {
 	return nil
 }
 
-// ensureParents creates missing parent directories (0755, root, the epoch)
+// ensureParents creates missing parent directories (0755, root, ModTime)
 // for layers that list a file before, or without, its directory.
 func (t *Tree) ensureParents(p string) error {
 	if err := t.checkParents(p); err != nil {
@@ -290,7 +298,7 @@ func (t *Tree) ensureParents(p string) error {
 	for _, el := range els[:max(len(els)-1, 0)] {
 		c := n.children[el]
 		if c == nil {
-			c = &node{inode: &Inode{Type: TypeDir, Mode: 0o755, ModTime: time.Unix(0, 0).UTC()}, children: map[string]*node{}}
+			c = &node{inode: &Inode{Type: TypeDir, Mode: 0o755, ModTime: t.created}, children: map[string]*node{}}
 			n.children[el] = c
 		}
 		n = c

@@ -131,7 +131,9 @@ func TestMetadata(t *testing.T) {
 		{"bin/su", func(i *Inode) bool { return i.Mode == 0o4755 && i.Type == TypeRegular }},
 		{"bin", func(i *Inode) bool { return i.Type == TypeDir && i.Mode == 0o755 }}, // implicit parent
 		{"home/app", func(i *Inode) bool { return i.UID == 1000 && i.Mode == 0o750 }},
-		{"cap", func(i *Inode) bool { return i.Xattrs["security.capability"] == "\x01\x00\x00\x02" && i.Xattrs["user.k"] == "v" }},
+		{"cap", func(i *Inode) bool {
+			return i.Xattrs["security.capability"] == "\x01\x00\x00\x02" && i.Xattrs["user.k"] == "v"
+		}},
 		{"dev/null", func(i *Inode) bool { return i.Type == TypeCharDev && i.Devmajor == 1 && i.Devminor == 3 }},
 		{"fifo", func(i *Inode) bool { return i.Type == TypeFIFO }},
 		{"sym", func(i *Inode) bool { return i.Type == TypeSymlink && i.Linkname == "/bin/su" }},
