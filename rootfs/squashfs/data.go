@@ -152,12 +152,15 @@ func (im *image) writeData(ctx context.Context, out *output) ([]fragEntry, error
 	pool := &sync.Pool{New: func() any { b := make([]byte, 0, bs+bs/8+64); return &b }}
 	work := make(chan *job)
 	order := make(chan *job, 2*im.o.Workers)
-	var wg sync.WaitGroup
-	for w := 0; w < im.o.Workers; w++ {
-		comp, err := newCompressor(im.o.Compression, bs, false)
-		if err != nil {
+	comps := make([]compressor, im.o.Workers)
+	for w := range comps {
+		var err error
+		if comps[w], err = newCompressor(im.o.Compression, bs, false); err != nil {
 			return nil, err
 		}
+	}
+	var wg sync.WaitGroup
+	for _, comp := range comps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
