@@ -30,13 +30,13 @@ measure() {
 	shift 2
 	rm -f "$out"
 	sync
-	/usr/bin/time -f '%e %M' -o "$W/time" "$@" >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
+	/usr/bin/time -f '%e %U %S %M' -o "$W/time" "$@" >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
 	set -- $(cat "$W/time")
-	printf '%-34s %8s %12d %14d\n' "$name" "$1" $(($2 / 1024)) "$(stat -c %s "$out")"
+	printf '%-34s %8s %8s %12d %14d\n' "$name" "$1" "$(echo "$2 + $3" | bc)" $(($4 / 1024)) "$(stat -c %s "$out")"
 	rm -f "$out"
 }
 
-printf '%-34s %8s %12s %14s\n' "tree / writer" "wall s" "peak RSS MB" "output bytes"
+printf '%-34s %8s %8s %12s %14s\n' "tree / writer" "wall s" "cpu s" "peak RSS MB" "output bytes"
 for tree in gen minbase; do
 	[ -f "$CACHE/$tree.tar" ] || continue
 	echo "$tree: $(du -sm "$CACHE/$tree" | cut -f1) MB, $(find "$CACHE/$tree" | wc -l) names"
