@@ -45,6 +45,7 @@ test-short:
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./convert/ ./rootfs/...
 	sh scripts/bench.sh
+	sh rootfs/squashfs/bench/compare.sh
 
 # Build c2vm, fetch a Debian cloud kernel, build a busybox image, convert
 # it and boot it: ends with the container's greeting.
