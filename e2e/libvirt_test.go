@@ -1,0 +1,82 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLibvirtBoot defines and starts the generated libvirt.xml in a real
+// libvirtd (qemu:///system) and reads the container's output. The one
+// change to the domain is where its serial console goes: a log file
+// instead of a pty, so no terminal is needed. It runs when libvirtd
+// answers; CI starts one (scripts/libvirt-setup.sh) and sets
+// C2VM_LIBVIRT=1, which makes its absence a failure.
+func TestLibvirtBoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	if exec.Command("virsh", "-c", "qemu:///system", "version").Run() != nil {
+		if os.Getenv("C2VM_LIBVIRT") == "1" {
+			t.Fatal("C2VM_LIBVIRT=1 but libvirtd does not answer on qemu:///system")
+		}
+		t.Skip("no libvirtd (scripts/libvirt-setup.sh starts one)")
+	}
+	dir := convertBusybox(t, "amd64", "--cmd", `["/bin/sh","-c","echo hello from libvirt; exit 7"]`)
+	xmlBytes, err := os.ReadFile(filepath.Join(dir, "libvirt.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "console.log")
+	name := "c2vm-e2e-" + filepath.Base(filepath.Dir(dir))
+	doc := string(xmlBytes)
+	doc = strings.Replace(doc, "<name>"+between(doc, "<name>", "</name>")+"</name>", "<name>"+name+"</name>", 1)
+	doc = strings.Replace(doc, `<serial type="pty">`, `<serial type="file"><source path="`+logPath+`"></source>`, 1)
+	doc = strings.Replace(doc, `<console type="pty">`, `<console type="file"><source path="`+logPath+`"></source>`, 1)
+	domXML := filepath.Join(dir, "domain.xml")
+	os.WriteFile(domXML, []byte(doc), 0o644)
+	virsh := func(args ...string) string {
+		out, err := exec.Command("virsh", append([]string{"-c", "qemu:///system"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("virsh %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	virsh("define", domXML)
+	t.Cleanup(func() {
+		exec.Command("virsh", "-c", "qemu:///system", "destroy", name).Run()
+		exec.Command("virsh", "-c", "qemu:///system", "undefine", name).Run()
+	})
+	virsh("start", name)
+	deadline := time.Now().Add(3 * time.Minute)
+	for !strings.Contains(virsh("domstate", name), "shut off") {
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("domain still running after 3m; console:\n%s", tail(string(b), 30))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(logPath)
+	console := strings.ReplaceAll(string(b), "\r\n", "\n")
+	if !strings.Contains(console, "hello from libvirt") {
+		t.Errorf("console lacks the container's output:\n%s", tail(console, 30))
+	}
+	if got := exitStatus(t, console); got != 7 {
+		t.Errorf("exit status %d, want 7", got)
+	}
+}
+
+func between(s, a, b string) string {
+	i := strings.Index(s, a)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(a):]
+	if j := strings.Index(s, b); j >= 0 {
+		return s[:j]
+	}
+	return s
+}
