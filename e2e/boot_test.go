@@ -24,12 +24,13 @@ func TestBootPlainQEMU(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "vm")
 			mustConvert(t, "oci:"+filepath.Join(fix, "busybox-"+arch), "--kernel", deb, "--init", initFor(t, arch), "-o", dir)
 
-			script := `id; echo "FOO=$FOO"; echo "PATH=$PATH"; echo "PWD=$(pwd)"; cat /home/app/secret.txt; ` +
+			script := `id; echo "FOO=$FOO"; echo "EXTRA=$EXTRA"; echo "PATH=$PATH"; echo "PWD=$(pwd)"; cat /home/app/secret.txt; ` +
 				`test -e /gone.txt && echo gone-present || echo gone-absent; cat /etc/motd; grep CapBnd /proc/self/status; exit 7`
-			out := qemuPlain(t, arch, dir, cmdArg("/bin/sh", "-c", script))
+			out := qemuPlain(t, arch, dir, cmdArg("/bin/sh", "-c", script)+" c2vm.env=EXTRA=from-cmdline")
 			for _, want := range []string{
 				"uid=1000(app) gid=1000(app)",
 				"FOO=bar",
+				"EXTRA=from-cmdline",
 				"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 				"PWD=/home/app",
 				"only-app-reads-this",
@@ -79,5 +80,24 @@ func TestExitStatuses(t *testing.T) {
 				t.Errorf("%q: exit status %d, want %d", tc.args, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestOverrides: --user, --workdir, --env and --hostname change what the
+// container runs as, where, and with what.
+func TestOverrides(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	dir := convertBusybox(t, "amd64", "--user", "nobody:app", "--workdir", "/tmp", "--env", "FOO=overridden",
+		"--hostname", "box", "--cmd", `["/bin/sh","-c","id; pwd; echo FOO=$FOO; cat /etc/hostname"]`)
+	out := qemuPlain(t, "amd64", dir, "")
+	for _, want := range []string{"uid=65534(nobody) gid=1000(app)", "\n/tmp\n", "FOO=overridden", "\nbox\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console lacks %q:\n%s", want, tail(out, 20))
+		}
+	}
+	if strings.Contains(out, "groups=") && strings.Contains(out, "wheel") {
+		t.Errorf("an explicit group must not add supplementary groups:\n%s", tail(out, 20))
 	}
 }
