@@ -62,7 +62,13 @@ func bzPayload(img []byte) ([]byte, error) {
 // build appends the uncompressed size as 4 little-endian bytes
 // (scripts/Makefile.lib size_append), used here to trim and to check.
 func decompressPayload(p []byte) ([]byte, error) {
+	if len(p) < 8 {
+		return nil, fmt.Errorf("%w: bzImage payload of %d bytes", ErrUnknownFormat, len(p))
+	}
 	want := int(binary.LittleEndian.Uint32(p[len(p)-4:]))
+	if want > 1<<30 {
+		return nil, fmt.Errorf("%w: bzImage payload claims %d bytes uncompressed", ErrUnknownFormat, want)
+	}
 	var r io.Reader
 	var err error
 	switch {
