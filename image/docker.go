@@ -89,7 +89,7 @@ func resolveDocker(s store, name string, opts Options) (*Image, error) {
 	}
 	cd := digest.SHA256.FromBytes(cb)
 	if want := configDigestFromName(m.Config); want != "" && want != cd {
-		return nil, fmt.Errorf("config %s: got %s: %w", m.Config, cd, ErrDigestMismatch)
+		return nil, fmt.Errorf("config %s: %w: got %s", m.Config, ErrDigestMismatch, cd)
 	}
 	cfg, err := parseConfig(cb)
 	if err != nil {

@@ -141,10 +141,10 @@ func (v *verifier) Read(p []byte) (int, error) {
 	if err == io.EOF && !v.done {
 		v.done = true
 		if v.size >= 0 && v.n != v.size {
-			return n, fmt.Errorf("%s: %d bytes, descriptor says %d: %w", v.what, v.n, v.size, ErrDigestMismatch)
+			return n, fmt.Errorf("%s: %w: %d bytes, descriptor says %d", v.what, ErrDigestMismatch, v.n, v.size)
 		}
 		if got := digest.NewDigest(v.want.Algorithm(), v.h); got != v.want {
-			return n, fmt.Errorf("%s: got %s: %w", v.what, got, ErrDigestMismatch)
+			return n, fmt.Errorf("%s: %w: got %s", v.what, ErrDigestMismatch, got)
 		}
 	}
 	return n, err

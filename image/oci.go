@@ -39,10 +39,10 @@ func readBlob(s store, d ocispec.Descriptor) ([]byte, error) {
 		return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
 	}
 	if int64(len(b)) != d.Size {
-		return nil, fmt.Errorf("blob %s: size %d, descriptor says %d: %w", d.Digest, len(b), d.Size, ErrDigestMismatch)
+		return nil, fmt.Errorf("blob %s: %w: %d bytes, descriptor says %d", d.Digest, ErrDigestMismatch, len(b), d.Size)
 	}
 	if got := d.Digest.Algorithm().FromBytes(b); got != d.Digest {
-		return nil, fmt.Errorf("blob %s: got %s: %w", d.Digest, got, ErrDigestMismatch)
+		return nil, fmt.Errorf("blob %s: %w: got %s", d.Digest, ErrDigestMismatch, got)
 	}
 	return b, nil
 }
