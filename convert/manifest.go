@@ -19,6 +19,8 @@ type Manifest struct {
 	Image       ImageInfo        `json:"image"`
 	Platform    ocispec.Platform `json:"platform"`
 	VMArch      string           `json:"vmArch,omitempty"`
+	Memory      int              `json:"memory,omitempty"` // MiB, as given to --memory
+	CPUs        int              `json:"cpus,omitempty"`
 	Rootfs      string           `json:"rootfs"`
 	Kernel      *KernelInfo      `json:"kernel,omitempty"`
 	// Artifacts maps each file in the directory (but manifest.json) to its
@@ -65,6 +67,7 @@ func (c *conversion) writeManifest(context.Context) error {
 	m.C2VMVersion = c.o.Version
 	m.Image = ImageInfo{Ref: c.o.Image, ManifestDigest: c.img.ManifestDigest.String(), ConfigDigest: c.img.ConfigDigest.String()}
 	m.Platform = c.img.Platform
+	m.Memory, m.CPUs = c.o.Memory, c.o.CPUs
 	entries, err := os.ReadDir(c.st.dir)
 	if err != nil {
 		return err

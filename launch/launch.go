@@ -64,6 +64,8 @@ type Options struct {
 // manifest is the part of manifest.json the launcher reads.
 type manifest struct {
 	VMArch string `json:"vmArch"`
+	Memory int    `json:"memory"` // as converted (--memory); 0 = default
+	CPUs   int    `json:"cpus"`
 	Kernel *struct {
 		Version string `json:"version"`
 	} `json:"kernel"`
@@ -125,6 +127,12 @@ func loadVM(o Options) (vmconfig.VM, error) {
 	}
 	if m.VMArch == "" || m.Kernel == nil {
 		return vmconfig.VM{}, fmt.Errorf("%s: %w (converted with --no-kernel?)", o.Dir, ErrNotVM)
+	}
+	if o.Memory == 0 {
+		o.Memory = m.Memory
+	}
+	if o.CPUs == 0 {
+		o.CPUs = m.CPUs
 	}
 	return vmconfig.VM{Arch: m.VMArch, Memory: o.Memory, CPUs: o.CPUs, Dir: dir,
 		Kernel: "kernel", Initrd: "initramfs.img", Rootfs: "rootfs.img"}, nil
