@@ -10,6 +10,7 @@ import (
 
 	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/internal/fixtures"
+	"github.com/c2vm/c2vm/internal/testkernel"
 )
 
 // The three forms skopeo wrote of one image give the same rootfs.img bytes.
@@ -169,5 +170,24 @@ func TestMultiPlatform(t *testing.T) {
 	}
 	if !sameFile(t, convertTo(multi), convertTo("oci:"+filepath.Join(fix, "busybox-amd64"))) {
 		t.Error("the default platform is not the host's (amd64)")
+	}
+}
+
+// TestReproducibleWithKernel: a full conversion (kernel, initramfs,
+// vmlinux, configs, manifest) into the same path twice gives the same
+// bytes, with SOURCE_DATE_EPOCH honoured.
+func TestReproducibleWithKernel(t *testing.T) {
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	dir := filepath.Join(t.TempDir(), "vm")
+	saved := filepath.Join(t.TempDir(), "first")
+	args := []string{"oci:" + filepath.Join(fixtures.Dir(t), "busybox-amd64"), "--kernel", testkernel.Deb(t, "amd64"), "--init", initFor(t, "amd64"), "-o", dir}
+	mustConvert(t, args...)
+	if err := os.Rename(dir, saved); err != nil {
+		t.Fatal(err)
+	}
+	mustConvert(t, args...)
+	compareDirs(t, saved, dir)
+	if _, err := os.Stat(filepath.Join(dir, "vmlinux")); err != nil {
+		t.Error("no vmlinux compared")
 	}
 }
