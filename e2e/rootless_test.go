@@ -8,6 +8,7 @@ import (
 
 	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/internal/fixtures"
+	"github.com/c2vm/c2vm/internal/testkernel"
 )
 
 // TestRootlessSameBytes converts as nobody (65534, no groups) and as the
@@ -50,4 +51,32 @@ func TestRootlessSameBytes(t *testing.T) {
 			compareDirs(t, asRoot, asNobody)
 		})
 	}
+	// With a kernel package and the init: everything but the files that
+	// name their own directory (configs, manifest) is the same.
+	t.Run("with kernel", func(t *testing.T) {
+		deb := filepath.Join(work, "kernel.deb")
+		initBin := filepath.Join(work, "init")
+		for src, dst := range map[string]string{testkernel.Deb(t, "amd64"): deb, initFor(t, "amd64"): initBin} {
+			if out, err := exec.Command("cp", src, dst).CombinedOutput(); err != nil {
+				t.Fatalf("cp: %v %s", err, out)
+			}
+		}
+		exec.Command("chmod", "-R", "a+rX", work).Run()
+		asRoot := filepath.Join(work, "k-root")
+		asNobody := filepath.Join(work, "k-nobody")
+		args := []string{"convert", "-q", "--kernel", deb, "--init", initBin, "oci:" + src, "-o"}
+		if out, err := exec.Command(bin, append(args, asRoot)...).CombinedOutput(); err != nil {
+			t.Fatalf("as root: %v\n%s", err, out)
+		}
+		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, append(args, asNobody)...)...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + work, "TMPDIR=" + work}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("as nobody: %v\n%s", err, out)
+		}
+		for _, f := range []string{"kernel", "vmlinux", "initramfs.img", "rootfs.img", "boot.json", "config.json"} {
+			if !sameFile(t, filepath.Join(asRoot, f), filepath.Join(asNobody, f)) {
+				t.Errorf("%s differs between root and nobody", f)
+			}
+		}
+	})
 }
