@@ -9,7 +9,6 @@ package convert
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -149,5 +148,3 @@ func short(d string) string {
 	}
 	return d
 }
-
-var errNoKernel = errors.New("no kernel")

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -109,8 +108,6 @@ func writeJSON(p string, v any) error {
 	}
 	return os.WriteFile(p, append(b, '\n'), 0o644)
 }
-
-var _ = sort.Strings
 
 func marshalIndent(v any) ([]byte, error) {
 	b, err := json.MarshalIndent(v, "", "  ")

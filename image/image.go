@@ -8,9 +8,7 @@
 package image
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -130,10 +128,6 @@ func resolve(s store, t Transport, name string, opts Options) (*Image, error) {
 	}
 	return nil, fmt.Errorf("%w: no oci-layout + index.json, nor a docker manifest.json", ErrNotImage)
 }
-
-var errStop = errors.New("stop")
-
-var _ = io.EOF
 
 func nextColon(s string, i int) int {
 	j := strings.IndexByte(s[i+1:], ':')

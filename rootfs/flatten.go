@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -315,5 +314,3 @@ type spoolContent struct {
 func (s spoolContent) Open() (io.ReadCloser, error) {
 	return io.NopCloser(io.NewSectionReader(s.f, s.off, s.size)), nil
 }
-
-var _ = errors.New
