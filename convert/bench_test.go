@@ -29,4 +29,5 @@ func benchConvert(b *testing.B, format string) {
 	}
 }
 
-func BenchmarkFlattenExt4(b *testing.B) { benchConvert(b, "ext4") }
+func BenchmarkConvertExt4(b *testing.B)     { benchConvert(b, "ext4") }
+func BenchmarkConvertSquashfs(b *testing.B) { benchConvert(b, "squashfs") }
