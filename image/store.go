@@ -1,7 +1,6 @@
 package image
 
 import (
-	"archive/tar"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/c2vm/c2vm/internal/tarindex"
 )
 
 // store gives the files of an image container: an OCI layout directory or
@@ -80,30 +81,7 @@ func (dirStore) Close() error { return nil }
 // every file it opens).
 type tarStore struct {
 	f       *os.File
-	members map[string]section
-}
-
-type section struct{ off, size int64 }
-
-// countingReader tracks the offset tar.Reader has consumed; it keeps the
-// Seeker so tar skips file data instead of reading it.
-type countingReader struct {
-	f   *os.File
-	off int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.f.Read(p)
-	c.off += int64(n)
-	return n, err
-}
-
-func (c *countingReader) Seek(off int64, whence int) (int64, error) {
-	n, err := c.f.Seek(off, whence)
-	if err == nil {
-		c.off = n
-	}
-	return n, err
+	members map[string]tarindex.Member
 }
 
 func openTarStore(p string) (*tarStore, error) {
@@ -111,36 +89,23 @@ func openTarStore(p string) (*tarStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	cr := &countingReader{f: f}
-	tr := tar.NewReader(cr)
-	s := &tarStore{f: f, members: map[string]section{}}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%s: reading archive: %w (%v)", p, ErrNotImage, err)
-		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		name := path.Clean("/" + h.Name)[1:]
-		s.members[name] = section{off: cr.off, size: h.Size}
+	members, err := tarindex.Index(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: reading archive: %w (%v)", p, ErrNotImage, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	for name, sec := range s.members {
-		if sec.off+sec.size > fi.Size() {
+	for name, m := range members {
+		if m.Offset+m.Size > fi.Size() {
 			f.Close()
 			return nil, fmt.Errorf("%s: member %s is truncated: %w", p, name, ErrCorrupt)
 		}
 	}
-	return s, nil
+	return &tarStore{f: f, members: members}, nil
 }
 
 func (s *tarStore) open(name string) (io.ReadCloser, int64, error) {
@@ -148,11 +113,11 @@ func (s *tarStore) open(name string) (io.ReadCloser, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	sec, ok := s.members[c]
+	m, ok := s.members[c]
 	if !ok {
 		return nil, 0, fmt.Errorf("%s: %w", name, ErrMissingBlob)
 	}
-	return io.NopCloser(io.NewSectionReader(s.f, sec.off, sec.size)), sec.size, nil
+	return io.NopCloser(io.NewSectionReader(s.f, m.Offset, m.Size)), m.Size, nil
 }
 
 func (s *tarStore) exists(name string) bool {

@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"errors"
@@ -10,12 +9,13 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"path"
 	"sort"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/c2vm/c2vm/internal/tarindex"
 )
 
 // source is a tree of files a kernel and its modules come from: a .deb's
@@ -64,7 +64,7 @@ func (s *fsSource) Close() error                     { return nil }
 // indexed, so modules are read on demand.
 type debSource struct {
 	f       *os.File
-	members map[string][2]int64 // offset, size in the spooled tar
+	members map[string]tarindex.Member // in the spooled tar
 	files   []string
 }
 
@@ -88,58 +88,17 @@ func openDeb(p string) (*debSource, error) {
 		return nil, err
 	}
 	os.Remove(spool.Name())
-	s := &debSource{f: spool, members: map[string][2]int64{}}
-	if err := s.index(io.TeeReader(dec, spool)); err != nil {
+	members, err := tarindex.Index(io.TeeReader(dec, spool))
+	if err != nil {
 		spool.Close()
 		return nil, fmt.Errorf("%s: %s: %w", p, name, err)
 	}
-	return s, nil
-}
-
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (s *debSource) index(r io.Reader) error {
-	cr := &countReader{r: r}
-	tr := tar.NewReader(cr)
-	links := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-		switch h.Typeflag {
-		case tar.TypeReg:
-			s.members[name] = [2]int64{cr.n, h.Size}
-		case tar.TypeSymlink:
-			links[name] = path.Join(path.Dir(name), h.Linkname)
-		}
-	}
-	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return err
-	}
-	for l, target := range links { // e.g. vmlinuz → boot/vmlinuz-VER
-		if m, ok := s.members[strings.TrimPrefix(path.Clean("/"+target), "/")]; ok {
-			s.members[l] = m
-		}
-	}
-	for n := range s.members {
+	s := &debSource{f: spool, members: members}
+	for n := range members {
 		s.files = append(s.files, n)
 	}
 	sort.Strings(s.files)
-	return nil
+	return s, nil
 }
 
 func (s *debSource) names() []string { return s.files }
@@ -149,8 +108,8 @@ func (s *debSource) read(name string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
 	}
-	b := make([]byte, m[1])
-	_, err := s.f.ReadAt(b, m[0])
+	b := make([]byte, m.Size)
+	_, err := s.f.ReadAt(b, m.Offset)
 	return b, err
 }
 

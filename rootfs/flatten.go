@@ -10,6 +10,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/c2vm/c2vm/internal/tarindex"
 )
 
 // Layer is one layer's uncompressed tar stream (image.Layer satisfies it).
@@ -104,21 +106,9 @@ func newSpool(dir string) (*spool, error) {
 	return &spool{f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
 }
 
-// counter counts the bytes tar.Reader consumed: after Next, the offset of
-// the entry's data in the spool.
-type counter struct {
-	r io.Reader
-	n int64
-}
-
-func (c *counter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 func readLayer(rc io.Reader, sp *spool) ([]change, error) {
-	cr := &counter{r: io.TeeReader(rc, sp.w)}
+	// Offsets into the spool: what tar.Reader consumed before each entry's data.
+	cr := &tarindex.Counter{R: io.TeeReader(rc, sp.w)}
 	tr := tar.NewReader(cr)
 	var changes []change
 	for {
@@ -129,7 +119,7 @@ func readLayer(rc io.Reader, sp *spool) ([]change, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading tar: %w", err)
 		}
-		c, err := toChange(h, sp.f, cr.n)
+		c, err := toChange(h, sp.f, cr.N)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,94 @@
+// Package tarindex finds where each file's data lies in a tar stream, so
+// the bytes can be read in place later (io.SectionReader over the archive
+// or a spool of it) instead of being extracted. The image store, the
+// kernel package reader and the flattener share it.
+//
+//	idx, err := tarindex.Index(f)
+//	data := io.NewSectionReader(f, idx["boot/vmlinuz"].Offset, idx["boot/vmlinuz"].Size)
+package tarindex
+
+import (
+	"archive/tar"
+	"errors"
+	"io"
+	"path"
+	"strings"
+)
+
+// Member is where a regular file's data lies in the uncompressed tar.
+type Member struct{ Offset, Size int64 }
+
+// Counter counts the bytes read through it: after tar.Reader.Next
+// returns, N is the offset of the entry's data (archive/tar reads exactly
+// the header blocks). When R can seek, so can Counter, and tar skips file
+// data by seeking instead of reading it.
+type Counter struct {
+	R io.Reader
+	N int64
+}
+
+func (c *Counter) Read(p []byte) (int, error) {
+	n, err := c.R.Read(p)
+	c.N += int64(n)
+	return n, err
+}
+
+var errNoSeek = errors.New("not seekable")
+
+// Seek implements io.Seeker when R does; otherwise archive/tar, seeing the
+// error, falls back to reading.
+func (c *Counter) Seek(off int64, whence int) (int64, error) {
+	s, ok := c.R.(io.Seeker)
+	if !ok {
+		return 0, errNoSeek
+	}
+	n, err := s.Seek(off, whence)
+	if err == nil {
+		c.N = n
+	}
+	return n, err
+}
+
+// Index reads a whole tar stream and returns its regular files by cleaned
+// name (no leading slash). A symlink to a regular file in the archive is
+// indexed as that file (a package's vmlinuz → boot/vmlinuz-VER). The
+// stream is read to its end, so a hashing or teeing reader sees it all.
+func Index(r io.Reader) (map[string]Member, error) {
+	c := &Counter{R: r}
+	tr := tar.NewReader(c)
+	members := map[string]Member{}
+	links := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		name := Clean(h.Name)
+		switch h.Typeflag {
+		case tar.TypeReg:
+			members[name] = Member{Offset: c.N, Size: h.Size}
+		case tar.TypeSymlink:
+			links[name] = Clean(path.Join(path.Dir(name), h.Linkname))
+		}
+	}
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		return nil, err
+	}
+	for l, target := range links {
+		if m, ok := members[target]; ok {
+			if _, exists := members[l]; !exists {
+				members[l] = m
+			}
+		}
+	}
+	return members, nil
+}
+
+// Clean names a member as Index does: slash-separated, no leading slash,
+// never above the archive's top.
+func Clean(name string) string {
+	return strings.TrimPrefix(path.Clean("/"+name), "/")
+}
