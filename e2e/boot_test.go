@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"context"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/internal/testkernel"
@@ -111,17 +108,8 @@ func TestInitFailureReported(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM")
 	}
-	needTool(t, "qemu-system-x86_64")
 	dir := convertBusybox(t, "amd64")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "qemu-system-x86_64", "-M", "q35", "-accel", "tcg", "-m", "512", "-nographic", "-no-reboot",
-		"-nic", "none", "-kernel", filepath.Join(dir, "kernel"), "-initrd", filepath.Join(dir, "initramfs.img"),
-		"-append", "console=ttyS0 quiet").CombinedOutput()
-	if ctx.Err() != nil || err != nil {
-		t.Fatalf("VM did not power off: %v\n%s", err, tail(string(out), 20))
-	}
-	console := strings.ReplaceAll(string(out), "\r\n", "\n")
+	console := qemuConsole(t, "amd64", dir, "quiet", false)
 	for _, want := range []string{"waiting up to 10s for the root disk", "C2VM_INIT_ERROR=finding the root disk: no disk holds the squashfs root filesystem"} {
 		if !strings.Contains(console, want) {
 			t.Errorf("console lacks %q:\n%s", want, tail(console, 20))

@@ -21,21 +21,13 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/cli"
+	"github.com/c2vm/c2vm/internal/fixtures"
 )
-
-func required() bool { return os.Getenv("C2VM_E2E") == "1" }
 
 // needTool skips (or, under C2VM_E2E=1, fails) when a tool is missing.
 func needTool(t *testing.T, names ...string) {
 	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			if required() {
-				t.Fatalf("C2VM_E2E=1 but %s is not installed (run scripts/install-deps.sh)", n)
-			}
-			t.Skipf("%s not installed", n)
-		}
-	}
+	fixtures.NeedTools(t, names...)
 }
 
 // c2vm runs the CLI in-process and returns its exit status and stderr.
@@ -59,6 +51,12 @@ func mustConvert(t *testing.T, args ...string) {
 // console output. The VM must power itself off.
 func qemuPlain(t *testing.T, arch, dir, extraAppend string) string {
 	t.Helper()
+	return qemuConsole(t, arch, dir, extraAppend, true)
+}
+
+// qemuConsole is qemuPlain with the root disk optional.
+func qemuConsole(t *testing.T, arch, dir, extraAppend string, disk bool) string {
+	t.Helper()
 	var args []string
 	var bin string
 	switch arch {
@@ -73,8 +71,10 @@ func qemuPlain(t *testing.T, arch, dir, extraAppend string) string {
 	}
 	needTool(t, bin)
 	args = append(args, "-accel", "tcg", "-m", "512", "-nographic", "-no-reboot",
-		"-kernel", filepath.Join(dir, "kernel"), "-initrd", filepath.Join(dir, "initramfs.img"),
-		"-drive", "file="+filepath.Join(dir, "rootfs.img")+",if=virtio,format=raw,readonly=on")
+		"-kernel", filepath.Join(dir, "kernel"), "-initrd", filepath.Join(dir, "initramfs.img"))
+	if disk {
+		args = append(args, "-drive", "file="+filepath.Join(dir, "rootfs.img")+",if=virtio,format=raw,readonly=on")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)

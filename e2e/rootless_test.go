@@ -40,14 +40,7 @@ func TestRootlessSameBytes(t *testing.T) {
 			asRoot := filepath.Join(work, format+"-root")
 			asNobody := filepath.Join(work, format+"-nobody")
 			args := []string{"convert", "-q", "--no-kernel", "--rootfs", format, "oci:" + src, "-o"}
-			if out, err := exec.Command(bin, append(args, asRoot)...).CombinedOutput(); err != nil {
-				t.Fatalf("as root: %v\n%s", err, out)
-			}
-			cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, append(args, asNobody)...)...)
-			cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + work, "TMPDIR=" + work}
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("as nobody: %v\n%s", err, out)
-			}
+			asUsers(t, bin, work, args, asRoot, asNobody)
 			compareDirs(t, asRoot, asNobody)
 		})
 	}
@@ -65,18 +58,25 @@ func TestRootlessSameBytes(t *testing.T) {
 		asRoot := filepath.Join(work, "k-root")
 		asNobody := filepath.Join(work, "k-nobody")
 		args := []string{"convert", "-q", "--kernel", deb, "--init", initBin, "oci:" + src, "-o"}
-		if out, err := exec.Command(bin, append(args, asRoot)...).CombinedOutput(); err != nil {
-			t.Fatalf("as root: %v\n%s", err, out)
-		}
-		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, append(args, asNobody)...)...)
-		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + work, "TMPDIR=" + work}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("as nobody: %v\n%s", err, out)
-		}
+		asUsers(t, bin, work, args, asRoot, asNobody)
 		for _, f := range []string{"kernel", "vmlinux", "initramfs.img", "rootfs.img", "boot.json", "config.json"} {
 			if !sameFile(t, filepath.Join(asRoot, f), filepath.Join(asNobody, f)) {
 				t.Errorf("%s differs between root and nobody", f)
 			}
 		}
 	})
+}
+
+// asUsers runs `c2vm args... OUT` as the current user (root) into asRoot
+// and as nobody (65534, no groups, a bare environment) into asNobody.
+func asUsers(t *testing.T, bin, work string, args []string, asRoot, asNobody string) {
+	t.Helper()
+	if out, err := exec.Command(bin, append(args, asRoot)...).CombinedOutput(); err != nil {
+		t.Fatalf("as root: %v\n%s", err, out)
+	}
+	cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, append(args, asNobody)...)...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + work, "TMPDIR=" + work}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
 }

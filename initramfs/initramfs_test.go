@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
 func files() []File {
@@ -20,14 +22,8 @@ func files() []File {
 }
 
 func need(t *testing.T, tools ...string) {
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("C2VM_E2E") == "1" {
-				t.Fatalf("%s missing", tool)
-			}
-			t.Skipf("%s missing", tool)
-		}
-	}
+	t.Helper()
+	fixtures.NeedTools(t, tools...)
 }
 
 // TestListedByCpio: the real cpio(1) lists names, modes and the console

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/rootfs"
 )
 
@@ -43,14 +44,7 @@ func write(t *testing.T) string {
 }
 
 func TestWriteCheckedByE2fsprogs(t *testing.T) {
-	for _, tool := range []string{"e2fsck", "debugfs"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("C2VM_E2E") == "1" {
-				t.Fatalf("%s missing", tool)
-			}
-			t.Skipf("%s missing", tool)
-		}
-	}
+	fixtures.NeedTools(t, "e2fsck", "debugfs")
 	img := write(t)
 	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
 		t.Fatalf("e2fsck: %v\n%s", err, out)

@@ -88,16 +88,24 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Add([]byte("\x00\x00\x00\x01\xed\x00\x00\x00\x01\x02\x01\x02\x01\xa4\x01\x01\x05\x01\x40\x00\x09\x01\x00\x06\x01\x03\x00\x05\x00\x04\x00\x00\x00\x00\x00\x05\x00"))
 	needTool(f, "sqfs2tar")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		tr := fuzzTree(b)
-		p := filepath.Join(t.TempDir(), "img")
-		out, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer out.Close()
-		if err := (Format{Options{BlockSize: 4096, Workers: 2}}).Write(t.Context(), tr, out); err != nil {
-			t.Fatal(err)
-		}
+		tr, p := writeFuzzImage(t, b)
 		compare(t, "sqfs2tar", treeManifest(t, tr), tarManifest(t, p), fromTar)
 	})
+}
+
+// writeFuzzImage writes the tree the fuzz bytes describe, with small
+// blocks so little input reaches fragments and several data blocks.
+func writeFuzzImage(t *testing.T, b []byte) (*rootfs.Tree, string) {
+	t.Helper()
+	tr := fuzzTree(b)
+	p := filepath.Join(t.TempDir(), "img")
+	out, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if err := (Format{Options{BlockSize: 4096, Workers: 2}}).Write(t.Context(), tr, out); err != nil {
+		t.Fatal(err)
+	}
+	return tr, p
 }

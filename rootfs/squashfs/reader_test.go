@@ -566,16 +566,7 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte{2, 0, 1, 0o64, 0o4, 0, 0, 0, 0, 0x30, 0x10, 7, 0, 6, 0, 2, 0})
 	f.Add([]byte("\x00\x00\x00\x01\xed\x00\x00\x00\x01\x02\x01\x02\x01\xa4\x01\x01\x05\x01\x40\x00\x09\x01\x00\x06\x01\x03\x00\x05\x00\x04\x00\x00\x00\x00\x00\x05\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		tr := fuzzTree(b)
-		p := filepath.Join(t.TempDir(), "img")
-		out, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer out.Close()
-		if err := (Format{Options{BlockSize: 4096, Workers: 2}}).Write(t.Context(), tr, out); err != nil {
-			t.Fatal(err)
-		}
+		tr, p := writeFuzzImage(t, b)
 		checkRead(t, tr, p)
 	})
 }

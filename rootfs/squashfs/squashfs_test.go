@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/rootfs"
 )
 
@@ -36,12 +37,7 @@ func file(mode uint32, b []byte) *rootfs.Inode {
 // needTool skips when name is missing, unless C2VM_E2E=1.
 func needTool(t testing.TB, name string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("C2VM_E2E") == "1" {
-			t.Fatalf("%s not found", name)
-		}
-		t.Skipf("%s not found", name)
-	}
+	fixtures.NeedTools(t, name)
 }
 
 // writeImage writes tr into a temp file and returns its path.
