@@ -2,57 +2,122 @@ package bootcfg
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
 
+	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/bootcfg/plan"
 )
 
-// elfBinfmt holds binfmt_misc magic and mask per architecture, as QEMU's
-// scripts/qemu-binfmt-conf.sh defines them (the same values Debian's
-// qemu-user-static ships in /usr/lib/binfmt.d/qemu-*.conf). They match the
-// ELF header's first 20 bytes: class, data, version, type (ET_EXEC or
-// ET_DYN), machine.
-var elfBinfmt = map[string]struct{ qemu, magic, mask string }{
-	"amd64":   {"x86_64", "\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00", "\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"},
-	"386":     {"i386", "\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x03\x00", "\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"},
-	"arm64":   {"aarch64", "\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00", "\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"},
-	"arm":     {"arm", "\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00", "\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"},
-	"riscv64": {"riscv64", "\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xf3\x00", "\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"},
-	"ppc64le": {"ppc64le", "\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x15\x00", "\xff\xff\xff\xff\xff\xff\xff\xfc\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\x00"},
-	"s390x":   {"s390x", "\x7fELF\x02\x02\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x16", "\xff\xff\xff\xff\xff\xff\xff\xfc\xff\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff"},
-}
-
-// archAliases maps uname/QEMU names to GOARCH names.
-var archAliases = map[string]string{"x86_64": "amd64", "i386": "386", "i686": "386", "aarch64": "arm64", "armhf": "arm"}
-
 // BinfmtFor returns the binfmt_misc entry that runs arch's ELF binaries
-// with interpreter. Flag F opens the interpreter at registration, so it
-// keeps working after the switch to the container's root, where its
-// initramfs path does not exist. P (preserve argv[0]) is left out: the
-// plain qemu-*-static binaries take the program as their first argument.
-// C (credentials) is left out as in Debian's entries: a setuid binary runs
-// without privilege under emulation rather than giving the interpreter
-// root.
-func BinfmtFor(arch, interpreter string) (plan.Binfmt, error) {
-	if a, ok := archAliases[arch]; ok {
-		arch = a
-	}
-	e, ok := elfBinfmt[arch]
-	if !ok {
-		return plan.Binfmt{}, fmt.Errorf("binfmt: no magic for architecture %q (have %s)", arch, binfmtArches())
-	}
-	return plan.Binfmt{Name: "qemu-" + e.qemu, Type: "M", Magic: []byte(e.magic), Mask: []byte(e.mask), Interpreter: interpreter, Flags: "F"}, nil
+// with interpreter, with the magic and mask of the arch table. Flag F
+// opens the interpreter at registration, so it keeps working after the
+// switch to the container's root, where its initramfs path does not
+// exist. P (preserve argv[0]) is left out: the plain qemu-*-static
+// binaries take the program as their first argument. C (credentials) is
+// left out as in Debian's entries: a setuid binary runs without privilege
+// under emulation rather than giving the interpreter root.
+func BinfmtFor(a arch.Arch, interpreter string) plan.Binfmt {
+	return plan.Binfmt{Name: "qemu-" + a.User, Type: "M", Magic: []byte(a.BinfmtMagic), Mask: []byte(a.BinfmtMask), Interpreter: interpreter, Flags: "F"}
 }
 
-func binfmtArches() string {
-	var l []string
-	for a := range elfBinfmt {
-		l = append(l, a)
+// Interpreter is a static qemu-user binary the initramfs carries.
+type Interpreter struct {
+	Path string // in the initramfs, without a leading slash
+	Data []byte
+}
+
+// EmulationOptions say which foreign architectures the VM runs.
+type EmulationOptions struct {
+	Image  arch.Arch   // the image's architecture
+	VM     arch.Arch   // the VM's
+	Extra  []arch.Arch // more to register (--binfmt)
+	Static string      // a static qemu-user binary for the image's arch (--binfmt-interpreter); "" = one the image carries
+}
+
+// Emulation returns the binfmt_misc entries and the interpreters that let
+// a VM run binaries of other architectures: the image's, when it is not
+// the VM's, and each of o.Extra. Interpreters come from o.Static for the
+// image's arch, else from the image (rootfs), and must be static binaries
+// for the VM.
+func Emulation(rootfs fs.FS, o EmulationOptions) ([]plan.Binfmt, []Interpreter, error) {
+	var foreign []arch.Arch
+	seen := map[string]bool{o.VM.GOARCH: true}
+	for _, a := range append([]arch.Arch{o.Image}, o.Extra...) {
+		if !seen[a.GOARCH] {
+			seen[a.GOARCH] = true
+			foreign = append(foreign, a)
+		}
 	}
-	sort.Strings(l)
-	return fmt.Sprint(l)
+	var entries []plan.Binfmt
+	var files []Interpreter
+	for _, a := range foreign {
+		static := ""
+		if a.GOARCH == o.Image.GOARCH {
+			static = o.Static
+		}
+		data, err := interpreter(rootfs, a, o.VM, static)
+		if err != nil {
+			return nil, nil, err
+		}
+		p := "c2vm/qemu-" + a.User + "-static"
+		entries = append(entries, BinfmtFor(a, "/"+p))
+		files = append(files, Interpreter{Path: p, Data: data})
+	}
+	return entries, files, nil
+}
+
+// interpreter reads a qemu-user binary that runs a's programs on vm:
+// static (a host path) when given, else one the image carries.
+func interpreter(rootfs fs.FS, a, vm arch.Arch, static string) ([]byte, error) {
+	var data []byte
+	var from string
+	var err error
+	if static != "" {
+		from = static
+		data, err = readHostFile(static)
+	} else {
+		data, from, err = imageInterpreter(rootfs, a.User)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("binfmt: the VM is %s and runs %s binaries, and no qemu-%s interpreter was found (give --binfmt-interpreter /usr/bin/qemu-%s-static from Debian's qemu-user-static): %w", vm.GOARCH, a.GOARCH, a.User, a.User, err)
+	}
+	if err := vm.CheckStatic(data); err != nil {
+		return nil, fmt.Errorf("binfmt interpreter %s: %w", from, err)
+	}
+	return data, nil
+}
+
+func imageInterpreter(rootfs fs.FS, q string) ([]byte, string, error) {
+	for _, p := range []string{"usr/bin/qemu-" + q + "-static", "usr/libexec/qemu-binfmt/" + q + "-binfmt-P", "usr/bin/qemu-" + q} {
+		if b, err := fs.ReadFile(rootfs, p); err == nil {
+			return b, "/" + p, nil
+		}
+	}
+	return nil, "", fs.ErrNotExist
+}
+
+// maxInterpreter bounds a qemu-user binary read from the host (Debian's
+// largest, qemu-system-like qemu-aarch64-static, is about 6 MB).
+const maxInterpreter = 256 << 20
+
+func readHostFile(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxInterpreter {
+		return nil, fmt.Errorf("%s: not a regular file of at most %d MiB", p, maxInterpreter>>20)
+	}
+	return io.ReadAll(io.LimitReader(f, maxInterpreter))
 }
 
 // BinfmtDFiles lists the image's systemd-binfmt files

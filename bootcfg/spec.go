@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"strings"
 
+	"github.com/c2vm/c2vm/bootcfg/plan"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -35,10 +36,6 @@ type Overrides struct {
 // ErrNoCommand is returned when neither the image nor the overrides give a
 // command to run.
 var ErrNoCommand = errors.New("no command: the image has no Entrypoint or Cmd; give --cmd")
-
-// DefaultPath is Docker's PATH for images that set none
-// (moby/moby oci/defaults.go, DefaultPathEnv for Linux).
-const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // DefaultHostname is the VM's hostname when neither the user nor the
 // image config names one.
@@ -118,31 +115,27 @@ func Args(c ocispec.ImageConfig, o Overrides) []string {
 // the same key in place), defaults PATH as Docker does and HOME from the
 // user's passwd entry.
 func Env(image, overrides []string, home string) []string {
-	var out []string
-	index := map[string]int{}
-	add := func(kv string) {
-		k, _, _ := strings.Cut(kv, "=")
-		if i, ok := index[k]; ok {
-			out[i] = kv
-			return
-		}
-		index[k] = len(out)
-		out = append(out, kv)
-	}
-	for _, kv := range image {
-		add(kv)
-	}
+	var valid []string
 	for _, kv := range overrides {
-		if !strings.Contains(kv, "=") {
-			continue
+		if strings.Contains(kv, "=") {
+			valid = append(valid, kv)
 		}
-		add(kv)
 	}
-	if _, ok := index["PATH"]; !ok {
-		add("PATH=" + DefaultPath)
+	out := plan.MergeEnv(nil, append(append([]string{}, image...), valid...))
+	has := func(k string) bool {
+		for _, kv := range out {
+			if strings.HasPrefix(kv, k+"=") {
+				return true
+			}
+		}
+		return false
 	}
-	if _, ok := index["HOME"]; !ok {
-		add("HOME=" + home)
+	// Docker's PATH for images that set none (moby oci/defaults.go).
+	if !has("PATH") {
+		out = append(out, "PATH="+plan.DefaultPath)
+	}
+	if !has("HOME") {
+		out = append(out, "HOME="+home)
 	}
 	return out
 }

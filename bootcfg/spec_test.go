@@ -8,6 +8,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/bootcfg/plan"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -42,7 +43,7 @@ func TestEnv(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%q, want %q", got, want)
 	}
-	if got := Env(nil, nil, "/"); got[0] != "PATH="+DefaultPath {
+	if got := Env(nil, nil, "/"); got[0] != "PATH="+plan.DefaultPath {
 		t.Errorf("PATH not defaulted: %q", got)
 	}
 }
@@ -109,7 +110,7 @@ func TestSpec(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(&back, pl) {
 		t.Errorf("plan round trip: %v", err)
 	}
-	req := strings.Join(Requirements(pl), " ")
+	req := strings.Join(Requirements(PlanOptions{FSType: "squashfs", Binfmt: []plan.Binfmt{mustBinfmt(t, "arm64")}}), " ")
 	for _, want := range []string{"CONFIG_SQUASHFS", "CONFIG_OVERLAY_FS", "CONFIG_BINFMT_MISC", "CONFIG_VIRTIO_BLK"} {
 		if !strings.Contains(req, want) {
 			t.Errorf("requirements %q lack %s", req, want)
@@ -117,10 +118,25 @@ func TestSpec(t *testing.T) {
 	}
 }
 
-func mustBinfmt(t *testing.T, arch string) plan.Binfmt {
-	b, err := BinfmtFor(arch, "/c2vm/qemu")
+func mustBinfmt(t *testing.T, name string) plan.Binfmt {
+	a, err := arch.Lookup(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return BinfmtFor(a, "/c2vm/qemu")
+}
+
+func TestNotApplied(t *testing.T) {
+	s, err := Spec(ocispec.Image{Config: ocispec.ImageConfig{Cmd: []string{"/bin/true"}}}, rootfs, Overrides{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if na := NotApplied(s); len(na) != 0 {
+		t.Errorf("c2vm's own spec has parts the init does not apply: %q", na)
+	}
+	s.Process.Terminal = true
+	s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+	if na := NotApplied(s); len(na) != 2 || !strings.HasPrefix(na[0], "process.terminal") || na[1] != "linux.sysctl" {
+		t.Errorf("%q", na)
+	}
 }

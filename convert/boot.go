@@ -5,18 +5,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
+	"strings"
 
+	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/bootcfg"
 	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/initramfs"
 	"github.com/c2vm/c2vm/kernel"
+	"github.com/c2vm/c2vm/vmconfig"
 )
 
 // writeBoot writes config.json and, unless NoKernel, the kernel, the
-// initramfs with boot.json and the hypervisor configs.
-func (c *conversion) writeBoot(ctx context.Context) error {
+// initramfs with boot.json and the hypervisor configs. fsType is the root
+// filesystem's format.
+func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	spec, err := bootcfg.Spec(c.img.Config, c.tree.FS(), c.o.Overrides, c.annotations())
 	if err != nil {
 		return err
@@ -25,44 +30,47 @@ func (c *conversion) writeBoot(ctx context.Context) error {
 		return err
 	}
 	c.o.progress("spec: %q as %d:%d in %s", spec.Process.Args, spec.Process.User.UID, spec.Process.User.GID, spec.Process.Cwd)
+	if na := bootcfg.NotApplied(spec); len(na) > 0 {
+		c.o.progress("spec: not applied in the VM: %s", strings.Join(na, "; "))
+	}
 	if c.o.NoKernel {
 		return nil
+	}
+	vm, err := c.vmArch()
+	if err != nil {
+		return err
 	}
 	k, err := c.openKernel()
 	if err != nil {
 		return err
 	}
 	defer k.Close()
-	vmArch := c.vmArch()
-	if err := k.CheckArch(vmArch); err != nil {
+	if err := k.CheckArch(vm.GOARCH); err != nil {
 		return err
 	}
-	binfmts, interp, err := c.binfmt(vmArch)
+	po, interps, err := c.planOptions(fsType, vm)
 	if err != nil {
 		return err
 	}
-	binfmtD, err := bootcfg.BinfmtDFiles(c.tree.FS())
-	if err != nil {
-		return err
-	}
-	p := bootcfg.Plan(spec, bootcfg.PlanOptions{FSType: c.manifest.Rootfs, Binfmt: binfmts, BinfmtD: binfmtD})
-	mods, err := k.ClosureOptional(bootcfg.Requirements(p), bootcfg.Optional())
+	mods, err := k.ClosureOptional(bootcfg.Requirements(po), bootcfg.Optional())
 	if err != nil {
 		return err
 	}
 	for _, m := range mods {
-		p.Modules = append(p.Modules, m.Path)
+		po.Modules = append(po.Modules, m.Path)
 	}
+	p := bootcfg.Plan(spec, po)
 	if err := writeJSON(c.st.path("boot.json"), p); err != nil {
 		return err
 	}
-	if err := c.writeInitramfs(k, mods, p, interp, vmArch); err != nil {
+	if err := c.writeInitramfs(k, mods, p, interps, vm); err != nil {
 		return err
 	}
-	if err := c.writeKernel(k, vmArch); err != nil {
+	vmlinux, err := c.writeKernel(k, vm)
+	if err != nil {
 		return err
 	}
-	c.manifest.VMArch = vmArch
+	c.manifest.VMArch = vm.GOARCH
 	c.manifest.Kernel = &KernelInfo{Version: k.Version, Arch: k.Arch, Format: k.Format}
 	for _, m := range mods {
 		c.manifest.Kernel.Modules = append(c.manifest.Kernel.Modules, m.Name)
@@ -71,7 +79,36 @@ func (c *conversion) writeBoot(ctx context.Context) error {
 	for _, w := range k.XenWarnings() {
 		c.o.progress("warning: xl.cfg: %s", w)
 	}
-	return c.writeVMConfigs(vmArch)
+	return c.writeVMConfigs(vm, vmlinux)
+}
+
+// planOptions gathers what the boot plan needs from the image: the
+// emulators for foreign binaries and the image's own binfmt.d files.
+func (c *conversion) planOptions(fsType string, vm arch.Arch) (bootcfg.PlanOptions, []bootcfg.Interpreter, error) {
+	eo := bootcfg.EmulationOptions{VM: vm, Static: c.o.BinfmtInterpreter}
+	var err error
+	if eo.Image, err = arch.Lookup(c.img.Platform.Architecture); err != nil {
+		return bootcfg.PlanOptions{}, nil, fmt.Errorf("image platform: %w", err)
+	}
+	for _, name := range c.o.Binfmt {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		a, err := arch.Lookup(name)
+		if err != nil {
+			return bootcfg.PlanOptions{}, nil, fmt.Errorf("--binfmt: %w", err)
+		}
+		eo.Extra = append(eo.Extra, a)
+	}
+	binfmts, interps, err := bootcfg.Emulation(c.tree.FS(), eo)
+	if err != nil {
+		return bootcfg.PlanOptions{}, nil, err
+	}
+	binfmtD, err := bootcfg.BinfmtDFiles(c.tree.FS())
+	if err != nil {
+		return bootcfg.PlanOptions{}, nil, err
+	}
+	return bootcfg.PlanOptions{FSType: fsType, Binfmt: binfmts, BinfmtD: binfmtD}, interps, nil
 }
 
 func (c *conversion) annotations() map[string]string {
@@ -99,58 +136,45 @@ func (c *conversion) openKernel() (*kernel.Kernel, error) {
 	return k, nil
 }
 
-// vmArch is the VM's GOARCH: --vm-arch, else the image's.
-func (c *conversion) vmArch() string {
-	if c.o.VMArch != "" {
-		return normalizeArch(c.o.VMArch)
+// vmArch is the VM's architecture: --vm-arch, else the image's.
+func (c *conversion) vmArch() (arch.Arch, error) {
+	name := c.o.VMArch
+	if name == "" {
+		name = c.img.Platform.Architecture
 	}
-	return c.img.Platform.Architecture
-}
-
-func normalizeArch(a string) string {
-	switch a {
-	case "x86_64", "x86-64":
-		return "amd64"
-	case "aarch64":
-		return "arm64"
-	}
-	return a
-}
-
-func (c *conversion) writeKernel(k *kernel.Kernel, vmArch string) error {
-	f, err := os.OpenFile(c.st.path("kernel"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	a, err := arch.VM(name)
 	if err != nil {
-		return err
+		return arch.Arch{}, fmt.Errorf("VM architecture: %w", err)
 	}
-	defer f.Close()
-	if err := k.WriteImage(f); err != nil {
-		return fmt.Errorf("writing kernel: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if vmArch != "amd64" {
-		return nil
-	}
-	// Firecracker on x86_64 boots only an uncompressed ELF vmlinux.
-	var buf bytes.Buffer
-	if err := k.Vmlinux(&buf); err != nil {
-		return fmt.Errorf("extracting vmlinux: %w", err)
-	}
-	return os.WriteFile(c.st.path("vmlinux"), buf.Bytes(), 0o644)
+	return a, nil
 }
 
-func (c *conversion) writeInitramfs(k *kernel.Kernel, mods []kernel.Module, p *plan.Plan, interp []initramfs.File, vmArch string) error {
-	initBin, err := initramfs.InitBinary(vmArch, c.o.Init)
+// writeKernel writes the kernel, and the uncompressed vmlinux when a
+// hypervisor config needs one; it returns the vmlinux's name or "".
+func (c *conversion) writeKernel(k *kernel.Kernel, vm arch.Arch) (string, error) {
+	if err := writeFileWith(c.st.path("kernel"), k.WriteImage); err != nil {
+		return "", fmt.Errorf("writing kernel: %w", err)
+	}
+	if !vmconfig.NeedsVmlinux(vm) {
+		return "", nil
+	}
+	if err := writeFileWith(c.st.path("vmlinux"), k.Vmlinux); err != nil {
+		return "", fmt.Errorf("extracting vmlinux: %w", err)
+	}
+	return "vmlinux", nil
+}
+
+func (c *conversion) writeInitramfs(k *kernel.Kernel, mods []kernel.Module, p *plan.Plan, interps []bootcfg.Interpreter, vm arch.Arch) error {
+	initBin, err := initramfs.InitBinary(vm, c.o.Init)
 	if err != nil {
 		return err
 	}
 	files := []initramfs.File{{Path: "init", Mode: 0o755, Data: initBin}}
-	boot, err := marshalIndent(p)
-	if err != nil {
+	var boot bytes.Buffer
+	if err := p.Write(&boot); err != nil {
 		return err
 	}
-	files = append(files, initramfs.File{Path: path.Clean(plan.Path)[1:], Mode: 0o644, Data: boot})
+	files = append(files, initramfs.File{Path: path.Clean(plan.Path)[1:], Mode: 0o644, Data: boot.Bytes()})
 	for _, m := range mods {
 		b, err := k.ReadModule(m)
 		if err != nil {
@@ -158,18 +182,26 @@ func (c *conversion) writeInitramfs(k *kernel.Kernel, mods []kernel.Module, p *p
 		}
 		files = append(files, initramfs.File{Path: m.Path, Mode: 0o644, Data: b})
 	}
-	files = append(files, interp...)
-	comp := initramfs.Gzip
-	if builtin, _ := k.Has("CONFIG_RD_ZSTD"); builtin {
-		comp = initramfs.Zstd
+	for _, in := range interps {
+		files = append(files, initramfs.File{Path: in.Path, Mode: 0o755, Data: in.Data})
 	}
-	f, err := os.OpenFile(c.st.path("initramfs.img"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	opts := initramfs.Options{Compression: initramfs.CompressionFor(k), ModTime: c.o.Epoch}
+	err = writeFileWith(c.st.path("initramfs.img"), func(w io.Writer) error { return initramfs.Write(w, files, opts) })
+	if err != nil {
+		return fmt.Errorf("writing initramfs: %w", err)
+	}
+	return nil
+}
+
+// writeFileWith creates p (which must not exist) and fills it with write.
+func writeFileWith(p string, write func(io.Writer) error) error {
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if err := initramfs.Write(f, files, initramfs.Options{Compression: comp, ModTime: c.o.Epoch}); err != nil {
-		return fmt.Errorf("writing initramfs: %w", err)
+	if err := write(f); err != nil {
+		return err
 	}
 	return f.Close()
 }

@@ -97,16 +97,20 @@ func (c *conversion) run(ctx context.Context) error {
 	}
 	defer tree.Close()
 	c.tree = tree
-	steps := []func(context.Context) error{c.writeRootfs, c.writeBoot, c.writeManifest}
-	for _, step := range steps {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := step(ctx); err != nil {
-			return err
-		}
+	fsType, err := c.writeRootfs(ctx)
+	if err != nil {
+		return err
 	}
-	return nil
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := c.writeBoot(ctx, fsType); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.writeManifest(fsType)
 }
 
 func (o Options) progress(format string, a ...any) {

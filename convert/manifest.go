@@ -1,7 +1,6 @@
 package convert
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -61,9 +60,10 @@ func ReadManifest(dir string) (*Manifest, error) {
 	return &m, nil
 }
 
-func (c *conversion) writeManifest(context.Context) error {
+func (c *conversion) writeManifest(fsType string) error {
 	m := &c.manifest
 	m.C2VMVersion = c.o.Version
+	m.Rootfs = fsType
 	m.Image = ImageInfo{Ref: c.o.Image, ManifestDigest: c.img.ManifestDigest.String(), ConfigDigest: c.img.ConfigDigest.String()}
 	m.Platform = c.img.Platform
 	m.Memory, m.CPUs = c.o.Memory, c.o.CPUs

@@ -51,29 +51,29 @@ func (c *conversion) rootfsFormat() (string, rootfs.Writer, error) {
 	return name, w, nil
 }
 
-func (c *conversion) writeRootfs(ctx context.Context) error {
+// writeRootfs writes rootfs.img and returns its format's name.
+func (c *conversion) writeRootfs(ctx context.Context) (string, error) {
 	name, w, err := c.rootfsFormat()
 	if err != nil {
-		return err
+		return "", err
 	}
 	f, err := os.OpenFile(c.st.path("rootfs.img"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return fmt.Errorf("rootfs.img: %w", err)
+		return "", fmt.Errorf("rootfs.img: %w", err)
 	}
 	defer f.Close()
 	if err := w.Write(ctx, c.tree, f); err != nil {
-		return fmt.Errorf("writing %s rootfs: %w", name, err)
+		return "", fmt.Errorf("writing %s rootfs: %w", name, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("rootfs.img: %w", err)
+		return "", fmt.Errorf("rootfs.img: %w", err)
 	}
-	c.manifest.Rootfs = name
 	fi, err := os.Stat(c.st.path("rootfs.img"))
 	if err != nil {
-		return err
+		return "", err
 	}
 	c.o.progress("rootfs: %s, %s", name, humanSize(fi.Size()))
-	return nil
+	return name, nil
 }
 
 func humanSize(n int64) string {

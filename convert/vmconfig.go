@@ -6,24 +6,23 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/vmconfig"
 )
 
 // writeVMConfigs writes qemu.sh, libvirt.xml, xl.cfg and firecracker.json.
 // Paths inside them name the final directory, not the temp one.
-func (c *conversion) writeVMConfigs(vmArch string) error {
+func (c *conversion) writeVMConfigs(a arch.Arch, vmlinux string) error {
 	vm := vmconfig.VM{
-		Name:   "c2vm-" + shortHex(c.img.ManifestDigest.Encoded()),
-		Arch:   vmArch,
-		Memory: c.o.Memory,
-		CPUs:   c.o.CPUs,
-		Dir:    c.st.target,
-		Kernel: "kernel",
-		Initrd: "initramfs.img",
-		Rootfs: "rootfs.img",
-	}
-	if _, err := os.Stat(c.st.path("vmlinux")); err == nil {
-		vm.Vmlinux = "vmlinux"
+		Name:    "c2vm-" + shortHex(c.img.ManifestDigest.Encoded()),
+		Arch:    a.GOARCH,
+		Vmlinux: vmlinux,
+		Memory:  c.o.Memory,
+		CPUs:    c.o.CPUs,
+		Dir:     c.st.target,
+		Kernel:  "kernel",
+		Initrd:  "initramfs.img",
+		Rootfs:  "rootfs.img",
 	}
 	for _, t := range vmconfig.All() {
 		var buf bytes.Buffer

@@ -110,7 +110,8 @@ func TestInitFailureReported(t *testing.T) {
 	}
 	dir := convertBusybox(t, "amd64")
 	console := qemuConsole(t, "amd64", dir, "quiet", false)
-	for _, want := range []string{"waiting up to 10s for the root disk", "C2VM_INIT_ERROR=finding the root disk: no disk holds the squashfs root filesystem"} {
+	for _, want := range []string{"waiting up to 10s for the root disk",
+		"C2VM_INIT_ERROR=step ", "mount the squashfs root disk (found by content, waiting up to 10s) read-only on /run/c2vm/lower: no disk holds the squashfs root filesystem"} {
 		if !strings.Contains(console, want) {
 			t.Errorf("console lacks %q:\n%s", want, tail(console, 20))
 		}

@@ -26,14 +26,7 @@ var capNames = []string{
 // binary, it can hold no more than the spec's set (containerd's default),
 // as in a container. The init keeps its own effective capabilities (it
 // still needs CAP_SYS_BOOT to power off).
-type limitBounding []string
-
-func (l limitBounding) String() string {
-	return "limit the capability bounding set to " + strings.Join(l, ",")
-}
-
-// Run implements Step.
-func (l limitBounding) Run() error {
+func limitBounding(l []string) error {
 	keep := map[string]bool{}
 	for _, c := range l {
 		keep[c] = true

@@ -26,9 +26,9 @@ func le32(v uint32) []byte {
 	return b
 }
 
-// MatchesFS reports whether head (a disk's first 2 KiB) holds a
+// matchesFS reports whether head (a disk's first 2 KiB) holds a
 // filesystem of type fstype.
-func MatchesFS(head []byte, fstype string) bool {
+func matchesFS(head []byte, fstype string) bool {
 	m, ok := magics[fstype]
 	return ok && len(head) >= m.off+len(m.magic) && bytes.Equal(head[m.off:m.off+len(m.magic)], m.magic)
 }

@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,10 +14,20 @@ import (
 	"github.com/c2vm/c2vm/bootcfg/plan"
 )
 
-// findRoot polls the block devices until one holds the root filesystem,
+// findRoot finds the root disk and mounts it read-only on r.Target.
+func (s *initState) findRoot(r *plan.FindRoot) error {
+	dev, err := s.waitRoot(r)
+	if err != nil {
+		return err
+	}
+	s.logf("root disk: %s (%s)", dev, r.FSType)
+	return mount(&plan.Mount{Source: dev, Target: r.Target, FSType: r.FSType, Options: []string{"ro"}})
+}
+
+// waitRoot polls the block devices until one holds the root filesystem,
 // saying once what it waits for, and giving up after the plan's bound
 // with the devices it saw.
-func (s *initState) findRoot(r plan.Root) (string, error) {
+func (s *initState) waitRoot(r *plan.FindRoot) (string, error) {
 	wait := time.Duration(r.WaitSeconds) * time.Second
 	if wait <= 0 {
 		wait = 10 * time.Second
@@ -36,10 +47,10 @@ func (s *initState) findRoot(r plan.Root) (string, error) {
 			if len(s.moduleErrs) > 0 {
 				msg += "; module errors: " + strings.Join(s.moduleErrs, "; ")
 			}
-			return "", fmt.Errorf("finding the root disk: %s", msg)
+			return "", errors.New(msg)
 		}
 		if !said && time.Since(start) > time.Second {
-			fmt.Fprintf(s.console, "c2vm-init: waiting up to %s for the root disk (an %s image on a virtio-blk or Xen disk)...\n", wait, r.FSType)
+			fmt.Fprintf(s.console, plan.LogPrefix+"waiting up to %s for the root disk (an %s image on a virtio-blk or Xen disk)...\n", wait, r.FSType)
 			said = true
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -86,5 +97,5 @@ func probe(dev, fstype string) bool {
 	defer f.Close()
 	head := make([]byte, 2048)
 	n, _ := f.ReadAt(head, 0)
-	return MatchesFS(head[:n], fstype)
+	return matchesFS(head[:n], fstype)
 }

@@ -1,70 +1,51 @@
 package guest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
-	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/c2vm/c2vm/bootcfg/plan"
 )
 
-// newRoot is where the container's root is assembled before the switch.
-const newRoot = "/newroot"
-
-// initState carries what the boot learned, for the final report.
+// initState is what the boot has learnt so far.
 type initState struct {
 	console    io.Writer
-	debug      bool
-	moduleErrs []string
+	args       plan.Args // the c2vm.* kernel arguments, once read
+	moduleErrs []string  // optional modules that failed, for FindRoot's report
+	status     int       // the process's exit status, once Run is done
+	ran        bool
 }
 
 func (s *initState) logf(format string, a ...any) {
-	if s.debug {
-		fmt.Fprintf(s.console, "c2vm-init: "+format+"\n", a...)
+	if s.args.Debug {
+		fmt.Fprintf(s.console, plan.LogPrefix+format+"\n", a...)
 	}
-}
-
-// run executes steps in order, stopping at the first failure with the
-// step named in the error.
-func (s *initState) run(steps ...Step) error {
-	for _, st := range steps {
-		s.logf("%s", st)
-		if err := st.Run(); err != nil {
-			return fmt.Errorf("%s: %w", st, err)
-		}
-	}
-	return nil
 }
 
 // Main is PID 1. It never returns: it powers the VM off.
 func Main() {
-	console := openConsole()
-	s := &initState{console: console}
-	status := StatusInitFailed
+	s := &initState{console: openConsole()}
+	status := plan.StatusInitFailed
 	defer func() {
 		if r := recover(); r != nil {
-			fmt.Fprintf(console, "%s%s\n", ErrorLine, oneLine(fmt.Sprintf("panic: %v: %s", r, debug.Stack())))
-			status = StatusInitFailed
+			fmt.Fprintf(s.console, "%s%s\n", plan.ErrorLine, oneLine(fmt.Sprintf("panic: %v: %s", r, debug.Stack())))
+			status = plan.StatusInitFailed
 		}
-		finish(console, status)
+		finish(s.console, status)
 	}()
-	code, err := s.boot()
-	if err != nil {
-		fmt.Fprintf(console, "c2vm-init: %v\n", err)
-		fmt.Fprintf(console, "%s%s\n", ErrorLine, oneLine(err.Error()))
-		status = StatusInitFailed
+	if err := s.boot(); err != nil {
+		fmt.Fprintf(s.console, "%s%v\n", plan.LogPrefix, err)
+		fmt.Fprintf(s.console, "%s%s\n", plan.ErrorLine, oneLine(err.Error()))
 		return
 	}
-	status = code
+	status = s.status
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func openConsole() io.Writer {
 	if f, err := os.OpenFile("/dev/console", os.O_WRONLY|unix.O_NOCTTY, 0); err == nil {
@@ -73,210 +54,115 @@ func openConsole() io.Writer {
 	return os.Stdout
 }
 
-func (s *initState) boot() (int, error) {
-	if err := s.run(
-		Mount{Source: "proc", Target: "/proc", FSType: "proc", Flags: unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV},
-		Mount{Source: "sysfs", Target: "/sys", FSType: "sysfs", Flags: unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV},
-		Mount{Source: "devtmpfs", Target: "/dev", FSType: "devtmpfs", Flags: unix.MS_NOSUID, Data: "mode=0755"},
-		Mount{Source: "tmpfs", Target: "/run", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=0755"},
-	); err != nil {
-		return 0, err
-	}
-	if f, err := os.OpenFile("/dev/console", os.O_WRONLY|unix.O_NOCTTY, 0); err == nil {
-		s.console = f
-	}
-	cmdlineBytes, _ := os.ReadFile("/proc/cmdline")
-	cl, err := ParseCmdline(string(cmdlineBytes))
+func (s *initState) boot() error {
+	f, err := os.Open(plan.Path)
 	if err != nil {
-		return 0, err
+		return fmt.Errorf("reading boot plan: %w", err)
 	}
-	s.debug = cl.Debug
-	p, err := readPlan(plan.Path)
+	p, err := plan.Read(f)
+	f.Close()
 	if err != nil {
-		return 0, err
+		return fmt.Errorf("%s: %w", plan.Path, err)
 	}
-	for _, m := range p.Modules {
-		if err := s.run(LoadModule{Path: "/" + m}); err != nil {
-			// Some modules only bind to their hardware (xen-blkfront
-			// outside Xen says ENODEV): go on, report if the disk is
-			// not found.
-			s.moduleErrs = append(s.moduleErrs, err.Error())
-			s.logf("%v", err)
-		}
-	}
-	if err := s.mountRoot(p); err != nil {
-		return 0, err
-	}
-	if err := s.binfmt(p.Binfmt, "/proc"); err != nil {
-		return 0, err
-	}
-	if err := s.switchRoot(p); err != nil {
-		return 0, err
-	}
-	if err := s.binfmtD(p.BinfmtD); err != nil {
-		return 0, err
-	}
-	proc := *p.Spec.Process
-	if cl.Cmd != nil {
-		proc.Args = cl.Cmd
-	}
-	proc.Env = MergeEnv(proc.Env, cl.Env)
-	return s.runProcess(proc)
+	return s.execute(p)
 }
 
-func readPlan(p string) (*plan.Plan, error) {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("reading boot plan: %w", err)
-	}
-	var pl plan.Plan
-	if err := json.Unmarshal(b, &pl); err != nil {
-		return nil, fmt.Errorf("parsing boot plan %s: %w", p, err)
-	}
-	if pl.Version != plan.Version {
-		return nil, fmt.Errorf("boot plan %s is version %d, this init reads %d", p, pl.Version, plan.Version)
-	}
-	if pl.Spec == nil || pl.Spec.Process == nil {
-		return nil, errors.New("boot plan has no process to run")
-	}
-	return &pl, nil
-}
-
-// mountRoot finds the root disk, mounts it read-only, and assembles the
-// overlay with a tmpfs upper layer at newRoot.
-func (s *initState) mountRoot(p *plan.Plan) error {
-	dev, err := s.findRoot(p.Root)
-	if err != nil {
-		return err
-	}
-	s.logf("root disk: %s (%s)", dev, p.Root.FSType)
-	return s.run(
-		Mount{Source: dev, Target: "/run/c2vm/lower", FSType: p.Root.FSType, Flags: unix.MS_RDONLY},
-		Mount{Source: "tmpfs", Target: "/run/c2vm/rw", FSType: "tmpfs", Data: "mode=0755"},
-		mkdirs{"/run/c2vm/rw/upper", "/run/c2vm/rw/work"},
-		Mount{Source: "overlay", Target: newRoot, FSType: "overlay",
-			Data: "lowerdir=/run/c2vm/lower,upperdir=/run/c2vm/rw/upper,workdir=/run/c2vm/rw/work"},
-	)
-}
-
-type mkdirs []string
-
-func (m mkdirs) String() string { return "mkdir " + strings.Join(m, " ") }
-
-func (m mkdirs) Run() error {
-	for _, d := range m {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// switchRoot mounts the container's view (spec mounts; devtmpfs in place
-// of containerd's /dev tmpfs, as a VM has real devices), writes hostname
-// files, and makes newRoot the root.
-func (s *initState) switchRoot(p *plan.Plan) error {
-	steps := []Step{Move{From: "/dev", To: newRoot + "/dev"}}
-	for _, m := range ContainerMounts(p.Spec.Mounts) {
-		flags, data := mountFlags(m.Options)
-		steps = append(steps, Mount{Source: m.Source, Target: newRoot + m.Destination, FSType: m.Type, Flags: flags, Data: data})
-	}
-	host := p.Spec.Hostname
-	steps = append(steps,
-		WriteFile{Path: newRoot + "/etc/hostname", Data: host + "\n"},
-		WriteFile{Path: newRoot + "/etc/hosts", Data: "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + host + "\n"},
-		// QEMU's user-mode network puts its DNS at 10.0.2.3.
-		WriteFile{Path: newRoot + "/etc/resolv.conf", Data: "nameserver 10.0.2.3\n"},
-		hostname(host),
-		chroot(newRoot),
-	)
-	for _, st := range steps {
-		s.logf("%s", st)
-		if err := st.Run(); err != nil {
-			if isBestEffort(st) {
-				s.logf("%s: %v (ignored)", st, err)
-				continue
+// execute runs the plan's steps in order. A failing step stops the boot,
+// named with its number, unless it is optional.
+func (s *initState) execute(p *plan.Plan) error {
+	n := len(p.Steps)
+	for i, st := range p.Steps {
+		s.logf("step %d/%d: %s", i+1, n, st)
+		debug := s.args.Debug
+		err := s.do(st.Action)
+		if !debug && s.args.Debug {
+			// c2vm.debug was just read: show the steps already done.
+			for j := 0; j <= i; j++ {
+				s.logf("step %d/%d: %s (done)", j+1, n, p.Steps[j])
 			}
-			return fmt.Errorf("%s: %w", st, err)
 		}
+		if s.console == os.Stdout {
+			// The kernel gives PID 1 /dev/console only when the
+			// initramfs has the node; devtmpfs brings it.
+			s.console = openConsole()
+		}
+		switch {
+		case err == nil:
+		case st.Optional:
+			s.logf("step %d/%d: %s: %v (optional, going on)", i+1, n, st.Action, err)
+			if _, ok := st.Action.(*plan.LoadModule); ok {
+				s.moduleErrs = append(s.moduleErrs, fmt.Sprintf("%s: %v", st.Action, err))
+			}
+		default:
+			return fmt.Errorf("step %d/%d: %s: %w", i+1, n, st.Action, err)
+		}
+	}
+	if !s.ran {
+		return errors.New("the boot plan has no run step: nothing to run")
 	}
 	return nil
 }
 
-// isBestEffort: /etc may be missing or a mount type absent from the
-// kernel (mqueue); neither stops the container.
-func isBestEffort(st Step) bool {
-	switch v := st.(type) {
-	case WriteFile:
-		return true
-	case Mount:
-		return v.FSType == "mqueue" || v.FSType == "cgroup" || v.FSType == "cgroup2"
-	}
-	return false
-}
-
-type hostname string
-
-func (h hostname) String() string { return "set hostname " + string(h) }
-func (h hostname) Run() error     { return unix.Sethostname([]byte(h)) }
-
-type chroot string
-
-func (c chroot) String() string { return "switch root to " + string(c) }
-
-// Run moves the new root over / and chroots into it (util-linux
-// switch_root's method; the initramfs stays in memory, unreachable).
-func (c chroot) Run() error {
-	if err := unix.Chdir(string(c)); err != nil {
+// do runs one action: the one place that maps a step kind to its code.
+func (s *initState) do(a plan.Action) error {
+	switch a := a.(type) {
+	case *plan.Mount:
+		return mount(a)
+	case *plan.Cmdline:
+		return s.readArgs()
+	case *plan.LoadModule:
+		return loadModule(a.Path)
+	case *plan.FindRoot:
+		return s.findRoot(a)
+	case *plan.Mkdir:
+		return os.MkdirAll(a.Path, os.FileMode(a.Mode))
+	case *plan.Move:
+		return move(a.From, a.To)
+	case *plan.WriteFile:
+		return writeFile(a)
+	case *plan.Hostname:
+		return unix.Sethostname([]byte(a.Name))
+	case *plan.RegisterBinfmt:
+		return registerBinfmt(a.Line())
+	case *plan.BinfmtD:
+		return binfmtD(a.Files)
+	case *plan.SwitchRoot:
+		return switchRoot(a.Path)
+	case *plan.MaskPath:
+		return maskPath(a.Path)
+	case *plan.ReadonlyPath:
+		return readonlyPath(a.Path)
+	case *plan.Run:
+		if s.ran {
+			return errors.New("the process has run already")
+		}
+		code, err := s.runProcess(a.Process)
+		s.status, s.ran = code, err == nil
 		return err
 	}
-	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
-		return err
-	}
-	if err := unix.Chroot("."); err != nil {
-		return err
-	}
-	return unix.Chdir("/")
+	return fmt.Errorf("this init cannot run a %q step", a.Op())
 }
 
-func (s *initState) binfmt(entries []plan.Binfmt, proc string) error {
-	if len(entries) == 0 {
-		return nil
+// readArgs reads the c2vm.* kernel arguments.
+func (s *initState) readArgs() error {
+	b, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return err
 	}
-	steps := []Step{Mount{Source: "binfmt_misc", Target: proc + "/sys/fs/binfmt_misc", FSType: "binfmt_misc"}}
-	for _, e := range entries {
-		steps = append(steps, RegisterBinfmt{Line: e.Line()})
-	}
-	return s.run(steps...)
+	s.args, err = plan.ParseArgs(string(b))
+	return err
 }
 
-// binfmtD registers the image's own binfmt.d entries (after the switch:
-// their interpreters live in the container's root).
-func (s *initState) binfmtD(files []string) error {
-	var entries []plan.Binfmt
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("binfmt.d %s: %w", f, err)
-		}
-		es, err := plan.ParseBinfmtD(b)
-		if err != nil {
-			return fmt.Errorf("binfmt.d %s: %w", f, err)
-		}
-		entries = append(entries, es...)
+// finish ends the VM: stop what is left, sync, report, power off.
+func finish(console io.Writer, status int) {
+	unix.Kill(-1, unix.SIGTERM)
+	time.Sleep(100 * time.Millisecond)
+	unix.Kill(-1, unix.SIGKILL)
+	unix.Sync()
+	fmt.Fprintf(console, "%s%d\n", plan.StatusLine, status)
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	for {
+		time.Sleep(time.Hour)
 	}
-	if len(entries) == 0 {
-		return nil
-	}
-	if _, err := os.Stat("/proc/sys/fs/binfmt_misc/register"); err != nil {
-		if err := s.run(Mount{Source: "binfmt_misc", Target: "/proc/sys/fs/binfmt_misc", FSType: "binfmt_misc"}); err != nil {
-			return err
-		}
-	}
-	for _, e := range entries {
-		if err := s.run(RegisterBinfmt{Line: e.Line()}); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -3,42 +3,40 @@ package guest
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"runtime"
 	"syscall"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/c2vm/c2vm/bootcfg/plan"
 )
 
-// runProcess starts the container process and stays PID 1 until it exits:
-// reaping every zombie and forwarding SIGTERM and SIGINT to it. It returns
-// the exit status with Docker's conventions.
+// runProcess starts the container process — the spec's, with the c2vm.cmd
+// and c2vm.env overrides — and stays PID 1 until it exits: reaping every
+// zombie and forwarding SIGTERM and SIGINT to it. It returns the exit
+// status with Docker's conventions.
 func (s *initState) runProcess(p specs.Process) (int, error) {
+	if s.args.Cmd != nil {
+		p.Args = s.args.Cmd
+	}
+	p.Env = plan.MergeEnv(p.Env, s.args.Env)
 	if len(p.Args) == 0 {
 		return 0, errors.New("the process has no args")
 	}
-	argv0, found := LookPath(p.Args[0], p.Env, isExecutable)
+	argv0, found := lookPath(p.Args[0], p.Env, isExecutable)
 	if !found {
-		fmt.Fprintf(s.console, "c2vm-init: %s: executable file not found in $PATH\n", p.Args[0])
-		return StatusNotFound, nil
+		fmt.Fprintf(s.console, "%s%s: executable file not found in $PATH\n", plan.LogPrefix, p.Args[0])
+		return plan.StatusNotFound, nil
 	}
-	// The bounding set is per thread: drop on this thread and fork the
-	// process from it.
+	// The bounding set, no_new_privs and rlimits are per thread (and
+	// inherited): set them on this thread and fork the process from it.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if p.Capabilities != nil {
-		if err := s.run(limitBounding(p.Capabilities.Bounding)); err != nil {
-			return 0, err
-		}
-	}
-	for _, rl := range p.Rlimits {
-		if rl.Type == "RLIMIT_NOFILE" {
-			unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: rl.Soft, Max: rl.Hard})
-		}
+	if err := restrict(p); err != nil {
+		return 0, err
 	}
 	console, err := os.OpenFile("/dev/console", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -65,10 +63,46 @@ func (s *initState) runProcess(p specs.Process) (int, error) {
 		},
 	})
 	if err != nil {
-		fmt.Fprintf(s.console, "c2vm-init: exec %s: %v\n", p.Args[0], unwrapSys(err))
+		fmt.Fprintf(s.console, "%sexec %s: %v\n", plan.LogPrefix, p.Args[0], unwrapSys(err))
 		return startStatus(err), nil
 	}
 	return s.supervise(proc.Pid, sigs), nil
+}
+
+// restrict applies the process's limits to this thread, which forks it:
+// the capability bounding set (containerd's default set), rlimits and
+// no_new_privs, as runc does before its exec.
+func restrict(p specs.Process) error {
+	if p.Capabilities != nil {
+		if err := limitBounding(p.Capabilities.Bounding); err != nil {
+			return fmt.Errorf("limiting capabilities: %w", err)
+		}
+	}
+	for _, rl := range p.Rlimits {
+		r, ok := rlimits[rl.Type]
+		if !ok {
+			return fmt.Errorf("rlimit %s: unknown", rl.Type)
+		}
+		if err := unix.Setrlimit(r, &unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
+			return fmt.Errorf("rlimit %s: %w", rl.Type, err)
+		}
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("no_new_privs: %w", err)
+		}
+	}
+	return nil
+}
+
+// rlimits names the resources of setrlimit(2) as the runtime spec does.
+var rlimits = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
+	"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_STACK": unix.RLIMIT_STACK,
 }
 
 func unwrapSys(err error) error {
@@ -83,11 +117,11 @@ func unwrapSys(err error) error {
 func startStatus(err error) int {
 	switch {
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
-		return StatusNotFound
+		return plan.StatusNotFound
 	case errors.Is(err, unix.EACCES), errors.Is(err, unix.ENOEXEC), errors.Is(err, unix.EISDIR), errors.Is(err, unix.EPERM):
-		return StatusNotExecutable
+		return plan.StatusNotExecutable
 	}
-	return StatusNotExecutable
+	return plan.StatusNotExecutable
 }
 
 func isExecutable(p string) (bool, bool) {
@@ -116,7 +150,7 @@ func (s *initState) supervise(pid int, sigs chan os.Signal) int {
 			}
 		}
 	}
-	return StatusInitFailed
+	return plan.StatusInitFailed
 }
 
 func exitCode(ws unix.WaitStatus) int {
@@ -124,21 +158,4 @@ func exitCode(ws unix.WaitStatus) int {
 		return 128 + int(ws.Signal())
 	}
 	return ws.ExitStatus()
-}
-
-// finish ends the VM: stop what is left, sync, report, power off.
-func finish(console io.Writer, status int) {
-	unix.Kill(-1, unix.SIGTERM)
-	time.Sleep(100 * time.Millisecond)
-	unix.Kill(-1, unix.SIGKILL)
-	unix.Sync()
-	fmt.Fprintf(console, "%s%d\n", StatusLine, status)
-	unix.Sync()
-	for _, m := range []string{"/run/c2vm/lower"} {
-		unix.Unmount(m, unix.MNT_DETACH)
-	}
-	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
-	for {
-		time.Sleep(time.Hour)
-	}
 }

@@ -7,54 +7,36 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/c2vm/c2vm/bootcfg/plan"
 )
 
-// Step is one action of the boot, able to run and to describe itself.
-type Step interface {
-	fmt.Stringer
-	Run() error
-}
-
-// Mount mounts a filesystem, creating the target directory.
-type Mount struct {
-	Source, Target, FSType string
-	Flags                  uintptr
-	Data                   string
-}
-
-func (m Mount) String() string {
-	return fmt.Sprintf("mount %s (%s) on %s %s", m.Source, m.FSType, m.Target, m.Data)
-}
-
-// Run implements Step.
-func (m Mount) Run() error {
+func mount(m *plan.Mount) error {
 	if err := os.MkdirAll(m.Target, 0o755); err != nil {
 		return err
 	}
-	return unix.Mount(m.Source, m.Target, m.FSType, m.Flags, m.Data)
-}
-
-// Move moves a mount (MS_MOVE).
-type Move struct{ From, To string }
-
-func (m Move) String() string { return fmt.Sprintf("move mount %s to %s", m.From, m.To) }
-
-// Run implements Step.
-func (m Move) Run() error {
-	if err := os.MkdirAll(m.To, 0o755); err != nil {
+	flags, data := mountFlags(m.Options)
+	if err := unix.Mount(m.Source, m.Target, m.FSType, flags, data); err != nil {
 		return err
 	}
-	return unix.Mount(m.From, m.To, "", unix.MS_MOVE, "")
+	// A bind mount ignores MS_RDONLY and friends: they take a remount.
+	if flags&unix.MS_BIND != 0 && flags&(unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC) != 0 {
+		return unix.Mount("", m.Target, "", flags|unix.MS_REMOUNT, "")
+	}
+	return nil
 }
 
-// LoadModule loads a kernel module with finit_module(2).
-type LoadModule struct{ Path string }
+func move(from, to string) error {
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return err
+	}
+	return unix.Mount(from, to, "", unix.MS_MOVE, "")
+}
 
-func (l LoadModule) String() string { return "load module " + l.Path }
-
-// Run implements Step; a module already loaded is fine.
-func (l LoadModule) Run() error {
-	f, err := os.Open(l.Path)
+// loadModule loads a kernel module with finit_module(2); one loaded
+// already is fine.
+func loadModule(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
@@ -71,37 +53,26 @@ func (l LoadModule) Run() error {
 	return err
 }
 
-// WriteFile writes a file when it does not exist yet.
-type WriteFile struct {
-	Path, Data string
-	Always     bool
-}
-
-func (w WriteFile) String() string { return "write " + w.Path }
-
-// Run implements Step.
-func (w WriteFile) Run() error {
-	if !w.Always {
+func writeFile(w *plan.WriteFile) error {
+	if w.IfMissing {
 		if fi, err := os.Stat(w.Path); err == nil && fi.Size() > 0 {
 			return nil
 		}
 	}
-	return os.WriteFile(w.Path, []byte(w.Data), 0o644)
+	return os.WriteFile(w.Path, []byte(w.Data), os.FileMode(w.Mode))
 }
 
-// RegisterBinfmt writes a registration string to binfmt_misc.
-type RegisterBinfmt struct{ Line string }
+const binfmtMisc = "/proc/sys/fs/binfmt_misc"
 
-func (r RegisterBinfmt) String() string { return "register binfmt_misc " + r.Line }
-
-// Run implements Step; an entry registered already is fine.
-func (r RegisterBinfmt) Run() error {
-	f, err := os.OpenFile("/proc/sys/fs/binfmt_misc/register", os.O_WRONLY, 0)
+// registerBinfmt writes a registration string to binfmt_misc; an entry
+// registered already is fine.
+func registerBinfmt(line string) error {
+	f, err := os.OpenFile(binfmtMisc+"/register", os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	_, err = f.Write([]byte(r.Line))
+	_, err = f.Write([]byte(line))
 	switch {
 	case err == nil, errors.Is(err, unix.EEXIST):
 		return nil
@@ -110,6 +81,64 @@ func (r RegisterBinfmt) Run() error {
 		return fmt.Errorf("%w (the interpreter must exist and be executable, on a mount without noexec)", err)
 	}
 	return err
+}
+
+// binfmtD registers the entries of binfmt.d files of the current root,
+// mounting binfmt_misc when it is not.
+func binfmtD(files []string) error {
+	var entries []plan.Binfmt
+	for _, f := range files {
+		b, err := readBounded(f, 1<<20)
+		if err != nil {
+			return err
+		}
+		es, err := plan.ParseBinfmtD(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		entries = append(entries, es...)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	if _, err := os.Stat(binfmtMisc + "/register"); err != nil {
+		if err := mount(&plan.Mount{Source: "binfmt_misc", Target: binfmtMisc, FSType: "binfmt_misc"}); err != nil {
+			return fmt.Errorf("mounting binfmt_misc: %w", err)
+		}
+	}
+	for _, e := range entries {
+		if err := registerBinfmt(e.Line()); err != nil {
+			return fmt.Errorf("%s: %w", e.Name, err)
+		}
+	}
+	return nil
+}
+
+// readBounded reads a regular file of at most max bytes.
+func readBounded(p string, max int64) ([]byte, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > max {
+		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", p, max)
+	}
+	return os.ReadFile(p)
+}
+
+// switchRoot moves dir over / and chroots into it (util-linux
+// switch_root's method; the initramfs stays in memory, unreachable).
+func switchRoot(dir string) error {
+	if err := unix.Chdir(dir); err != nil {
+		return err
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return err
+	}
+	if err := unix.Chroot("."); err != nil {
+		return err
+	}
+	return unix.Chdir("/")
 }
 
 // mountFlags splits fstab-style options into mount(2) flags and data.

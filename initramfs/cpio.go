@@ -39,6 +39,16 @@ const (
 	None
 )
 
+// CompressionFor picks the archive's compression for a kernel: zstd, the
+// smaller, when the kernel decompresses it (CONFIG_RD_ZSTD built in),
+// else gzip, which every kernel reads.
+func CompressionFor(k interface{ Has(string) (bool, bool) }) Compression {
+	if builtin, _ := k.Has("CONFIG_RD_ZSTD"); builtin {
+		return Zstd
+	}
+	return Gzip
+}
+
 // Options configure Write; the zero value is gzip at the Unix epoch.
 type Options struct {
 	Compression Compression

@@ -1,8 +1,6 @@
 package initramfs
 
 import (
-	"bytes"
-	"debug/elf"
 	"embed"
 	"errors"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/c2vm/c2vm/arch"
 )
 
 // bin holds the guest init built by `make initbin` for each VM arch
@@ -23,13 +23,12 @@ var bin embed.FS
 // ErrNoInit is returned when no init binary for the VM's arch can be had.
 var ErrNoInit = errors.New("no guest init")
 
-var elfMachine = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "riscv64": elf.EM_RISCV}
-
-// InitBinary returns the guest init for goarch: override (--init) first,
+// InitBinary returns the guest init for a VM of arch a: override (--init) first,
 // then the embedded one, then one built on the fly when the c2vm sources
 // and `go` are at hand. Whatever is used is checked: ELF for the VM's
 // machine, statically linked.
-func InitBinary(goarch, override string) ([]byte, error) {
+func InitBinary(a arch.Arch, override string) ([]byte, error) {
+	goarch := a.GOARCH
 	var b []byte
 	var from string
 	var err error
@@ -48,29 +47,10 @@ func InitBinary(goarch, override string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w for %s: %v", ErrNoInit, goarch, err)
 	}
-	if err := CheckStatic(b, goarch); err != nil {
+	if err := a.CheckStatic(b); err != nil {
 		return nil, fmt.Errorf("init %s: %w", from, err)
 	}
 	return b, nil
-}
-
-// CheckStatic makes sure b runs as PID 1 of a goarch VM: an ELF for that
-// machine with no program interpreter.
-func CheckStatic(b []byte, goarch string) error {
-	f, err := elf.NewFile(bytes.NewReader(b))
-	if err != nil {
-		return fmt.Errorf("not an ELF binary: %w", err)
-	}
-	defer f.Close()
-	if want, ok := elfMachine[goarch]; !ok || f.Machine != want {
-		return fmt.Errorf("built for %s, the VM is %s", f.Machine, goarch)
-	}
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return errors.New("dynamically linked; the init must be static (CGO_ENABLED=0)")
-		}
-	}
-	return nil
 }
 
 // buildInit compiles cmd/c2vm-init from the source tree c2vm was built

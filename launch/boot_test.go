@@ -6,40 +6,37 @@ import (
 	"encoding/base64"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/initramfs"
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/internal/testkernel"
 	"github.com/c2vm/c2vm/kernel"
-	"github.com/c2vm/c2vm/vmconfig"
 )
 
 // bootDir is an output directory with Debian's cloud kernel and a
 // hand-made busybox initramfs whose /init is script: it checks the QEMU
 // command line (vmconfig.QEMUArgs) and the console handling against a
 // real kernel, independently of the guest init.
-func bootDir(t *testing.T, arch, script string) string {
+func bootDir(t *testing.T, goarch, script string) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("boots a VM")
 	}
-	q, err := vmconfig.QEMUFor(arch)
+	a, err := arch.VM(goarch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := exec.LookPath(q.Binary); err != nil {
-		fixtures.Skip(t, "%s is not installed", q.Binary)
-	}
+	fixtures.NeedTools(t, a.QEMU.Binary)
 	dir := t.TempDir()
-	writeKernel(t, arch, filepath.Join(dir, "kernel"))
+	writeKernel(t, goarch, filepath.Join(dir, "kernel"))
 	files := []initramfs.File{
 		{Path: "init", Mode: 0o755, Data: []byte("#!/bin/busybox sh\n" + script)},
-		{Path: "bin/busybox", Mode: 0o755, Data: busybox(t, arch)},
+		{Path: "bin/busybox", Mode: 0o755, Data: busybox(t, goarch)},
 	}
 	var ird bytes.Buffer
 	if err := initramfs.Write(&ird, files, initramfs.Options{}); err != nil {
@@ -48,7 +45,7 @@ func bootDir(t *testing.T, arch, script string) string {
 	for name, b := range map[string][]byte{
 		"initramfs.img": ird.Bytes(),
 		"rootfs.img":    make([]byte, 1<<20),
-		"manifest.json": []byte(`{"vmArch":"` + arch + `","kernel":{"version":"debian"}}`),
+		"manifest.json": []byte(`{"vmArch":"` + goarch + `","kernel":{"version":"debian"}}`),
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			t.Fatal(err)

@@ -1,6 +1,8 @@
 package vmconfig
 
 import (
+	"github.com/c2vm/c2vm/arch"
+
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,6 +42,10 @@ type fcMachine struct {
 	SMT        bool `json:"smt"`
 }
 
+// NeedsVmlinux reports whether a VM of arch a needs an uncompressed ELF
+// vmlinux beside its kernel: Firecracker on x86_64 boots nothing else.
+func NeedsVmlinux(a arch.Arch) bool { return a.GOARCH == "amd64" }
+
 // Write implements Target.
 func (Firecracker) Write(w io.Writer, vm VM) error {
 	kernel := vm.Kernel
@@ -51,11 +57,9 @@ func (Firecracker) Write(w io.Writer, vm VM) error {
 	case vm.Arch != "arm64":
 		return json.NewEncoder(w).Encode(map[string]string{"error": "Firecracker runs only x86_64 and aarch64 guests"})
 	}
-	console := "ttyS0"
-	if vm.Arch == "arm64" {
-		console = "ttyS0" // Firecracker's aarch64 serial is an 8250 UART too
-	}
-	args := "console=" + console + " reboot=k panic=1 pci=off"
+	// Firecracker's serial is an 8250 UART on both arches, not QEMU
+	// virt's PL011 (ttyAMA0).
+	args := "console=ttyS0 reboot=k panic=1 pci=off"
 	if vm.Cmdline != "" {
 		args += " " + vm.Cmdline
 	}

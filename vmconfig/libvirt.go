@@ -1,6 +1,8 @@
 package vmconfig
 
 import (
+	"github.com/c2vm/c2vm/arch"
+
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -88,24 +90,23 @@ type devices struct {
 func (Libvirt) Write(w io.Writer, vm VM) error {
 	d := domain{Type: "qemu", Name: vm.Name, VCPU: vm.cpus(), OnPoweroff: "destroy", OnReboot: "destroy", OnCrash: "destroy"}
 	d.Memory.Unit, d.Memory.Value = "MiB", vm.memory()
-	switch vm.Arch {
-	case "amd64":
-		d.OS.Type.Arch, d.OS.Type.Machine = "x86_64", "q35"
+	a, err := arch.VM(vm.Arch)
+	if err != nil {
+		return fmt.Errorf("libvirt: %w", err)
+	}
+	d.OS.Type.Arch, d.OS.Type.Machine = a.Uname, a.QEMU.Machine
+	switch {
+	case a.GOARCH == "amd64":
 		d.Features = &features{ACPI: &struct{}{}}
-	case "arm64":
-		d.OS.Type.Arch, d.OS.Type.Machine = "aarch64", "virt"
-		// No <acpi/>: libvirt allows ACPI on aarch64 only with UEFI, and
-		// a direct kernel boot has none (the kernel uses the device tree).
-		// "maximum" is QEMU's -cpu max, which TCG can run.
+	case a.QEMU.CPU == "max":
+		// "maximum" is QEMU's -cpu max, which TCG can run. No <acpi/>
+		// on arm64: libvirt allows ACPI on aarch64 only with UEFI, and a
+		// direct kernel boot has none (the kernel uses the device tree).
 		d.CPU = &cpu{Mode: "maximum"}
-	case "riscv64":
-		d.OS.Type.Arch, d.OS.Type.Machine = "riscv64", "virt"
-	default:
-		return fmt.Errorf("libvirt: unsupported VM arch %q", vm.Arch)
 	}
 	d.OS.Type.Value = "hvm"
 	d.OS.Kernel, d.OS.Initrd = vm.path(vm.Kernel), vm.path(vm.Initrd)
-	d.OS.Cmdline = "console=" + Console(vm.Arch) + " panic=-1"
+	d.OS.Cmdline = "console=" + a.Console + " panic=-1"
 	if vm.Cmdline != "" {
 		d.OS.Cmdline += " " + vm.Cmdline
 	}

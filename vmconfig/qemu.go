@@ -5,26 +5,9 @@ import (
 	"io"
 	"strings"
 	"text/template"
+
+	"github.com/c2vm/c2vm/arch"
 )
-
-// QEMU describes how to run a VM arch under QEMU.
-type QEMU struct {
-	Binary  string
-	Machine []string // -M and -cpu arguments
-}
-
-// QEMUFor returns QEMU's binary and machine for a VM arch.
-func QEMUFor(arch string) (QEMU, error) {
-	switch arch {
-	case "amd64":
-		return QEMU{Binary: "qemu-system-x86_64", Machine: []string{"-M", "q35"}}, nil
-	case "arm64":
-		return QEMU{Binary: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "max"}}, nil
-	case "riscv64":
-		return QEMU{Binary: "qemu-system-riscv64", Machine: []string{"-M", "virt"}}, nil
-	}
-	return QEMU{}, fmt.Errorf("no QEMU machine for VM arch %q", arch)
-}
 
 // QEMUArgs is the one place that builds QEMU's command line, for qemu.sh
 // and `c2vm run` alike: direct kernel boot, the root disk as a read-only
@@ -38,11 +21,11 @@ func QEMUArgs(vm VM, accel, dir, appendArgs string) ([]string, error) {
 // qemuArgs takes every variable part as a string so that qemu.sh can pass
 // shell expressions (see shellWord).
 func qemuArgs(vm VM, accel, memory, cpus, dir, appendArgs string) ([]string, error) {
-	q, err := QEMUFor(vm.Arch)
+	a, err := arch.VM(vm.Arch)
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{}, q.Machine...)
+	args := append([]string{}, a.QEMU.Args...)
 	args = append(args,
 		"-accel", accel,
 		"-m", memory,
@@ -51,10 +34,35 @@ func qemuArgs(vm VM, accel, memory, cpus, dir, appendArgs string) ([]string, err
 		"-kernel", dir+vm.Kernel,
 		"-initrd", dir+vm.Initrd,
 		"-drive", "file="+dir+vm.Rootfs+",if=virtio,format=raw,readonly=on",
-		"-append", joinArgs("console="+Console(vm.Arch), "panic=-1", vm.Cmdline, appendArgs),
+		"-append", joinArgs("console="+a.Console, "panic=-1", vm.Cmdline, appendArgs),
 	)
 	return args, nil
 }
+
+// The KVM probe: /dev/kvm can exist and still hang guests (this project's
+// build machine), so KVM is used only when the VM's own kernel, booted
+// under KVM without an initramfs, prints its banner within ProbeSeconds.
+// c2vm run (package launch) and qemu.sh run this same command and share
+// the answer, cached for the host's boot in the cache directory's
+// ProbeCacheFile(arch) as "<boot_id> kvm|tcg".
+const (
+	ProbeSeconds = 5
+	ProbeBanner  = "Linux version"
+)
+
+// ProbeArgs is the probe's QEMU command line (without the binary).
+func ProbeArgs(vm VM, dir string) ([]string, error) {
+	a, err := arch.VM(vm.Arch)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{}, a.QEMU.Args...)
+	return append(args, "-accel", "kvm", "-m", "128", "-nographic", "-no-reboot", "-nic", "none",
+		"-kernel", dir+vm.Kernel, "-append", "console="+a.Console+" panic=-1 rdinit=/nonexistent"), nil
+}
+
+// ProbeCacheFile names the probe's answer in the cache directory.
+func ProbeCacheFile(goarch string) string { return "kvm-probe-" + goarch }
 
 func joinArgs(parts ...string) string {
 	var out []string
@@ -94,12 +102,16 @@ func shellWord(s string, memory, cpus int) string {
 	return `"` + s + `"`
 }
 
-// scriptArgs is QEMU's command line as sh words, one per line.
+// scriptArgs is QEMU's command line as sh words, one option per line.
 func scriptArgs(vm VM) (string, error) {
 	args, err := qemuArgs(vm, phAccel, phMemory, phCPUs, phDir, phAppend)
 	if err != nil {
 		return "", err
 	}
+	return shellWords(args, vm), nil
+}
+
+func shellWords(args []string, vm VM) string {
 	var b strings.Builder
 	for i, a := range args {
 		b.WriteString(shellWord(a, vm.memory(), vm.cpus()))
@@ -109,7 +121,7 @@ func scriptArgs(vm VM) (string, error) {
 			b.WriteString(" ")
 		}
 	}
-	return b.String(), nil
+	return b.String()
 }
 
 // QEMUScript writes qemu.sh.
@@ -132,19 +144,18 @@ DIR=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 accel=${C2VM_ACCEL:-auto}
 if [ "$accel" = auto ]; then
 	accel=tcg
-	if [ "$(uname -m)" = "{{.UnameArch}}" ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+	if [ "$(uname -m)" = "{{.Uname}}" ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 		# /dev/kvm can exist and still hang guests: boot the kernel with KVM
 		# for up to 5 seconds and use KVM only if it prints its banner. The
 		# answer is kept for this host boot, shared with c2vm run.
-		cache=${C2VM_CACHE:-${HOME:-/nonexistent}/.cache/c2vm}/kvm-probe-{{.Arch}}
+		cache=${C2VM_CACHE:-${HOME:-/nonexistent}/.cache/c2vm}/{{.ProbeCache}}
 		boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || :)
 		if [ -n "$boot" ] && [ -r "$cache" ] && read -r id cached <"$cache" && [ "$id" = "$boot" ] &&
 			{ [ "$cached" = kvm ] || [ "$cached" = tcg ]; }; then
 			accel=$cached
 		else
-			if timeout 5 {{.Binary}} {{.MachineArgs}} -accel kvm -m 128 -nographic -no-reboot -nic none \
-				-kernel "$DIR/{{.Kernel}}" -append "console={{.Console}} panic=-1 rdinit=/nonexistent" 2>/dev/null |
-				grep -q "Linux version"; then
+			if timeout {{.ProbeSeconds}} {{.Binary}} {{.Probe}} 2>/dev/null |
+				grep -q "{{.ProbeBanner}}"; then
 				accel=kvm
 			fi
 			if [ -n "$boot" ]; then
@@ -160,7 +171,7 @@ exec {{.Binary}} \
 
 // Write implements Target.
 func (QEMUScript) Write(w io.Writer, vm VM) error {
-	q, err := QEMUFor(vm.Arch)
+	a, err := arch.VM(vm.Arch)
 	if err != nil {
 		return err
 	}
@@ -168,10 +179,13 @@ func (QEMUScript) Write(w io.Writer, vm VM) error {
 	if err != nil {
 		return err
 	}
-	uname := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "riscv64": "riscv64"}[vm.Arch]
+	probe, err := ProbeArgs(vm, phDir)
+	if err != nil {
+		return err
+	}
 	return qemuTmpl.Execute(w, map[string]any{
-		"Name": vm.Name, "Arch": vm.Arch, "UnameArch": uname, "Binary": q.Binary,
-		"MachineArgs": strings.Join(q.Machine, " "), "MachineName": q.Machine[1],
-		"Kernel": vm.Kernel, "Console": Console(vm.Arch), "Args": args,
+		"Name": vm.Name, "Arch": vm.Arch, "Uname": a.Uname, "Binary": a.QEMU.Binary,
+		"Args": args, "Probe": strings.TrimSpace(strings.ReplaceAll(shellWords(probe, vm), " \\\n\t", " ")),
+		"ProbeSeconds": ProbeSeconds, "ProbeBanner": ProbeBanner, "ProbeCache": ProbeCacheFile(vm.Arch),
 	})
 }

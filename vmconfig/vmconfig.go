@@ -66,11 +66,3 @@ type Target interface {
 func All() []Target {
 	return []Target{QEMUScript{}, Libvirt{}, XL{}, Firecracker{}}
 }
-
-// Console is the kernel's console device for a VM arch under QEMU.
-func Console(arch string) string {
-	if arch == "arm64" {
-		return "ttyAMA0"
-	}
-	return "ttyS0"
-}

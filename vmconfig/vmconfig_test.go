@@ -244,23 +244,22 @@ func TestQEMUScriptRuns(t *testing.T) {
 
 func TestQEMUArgs(t *testing.T) {
 	for _, tc := range []struct {
-		arch, bin, console string
-		machine            []string
+		arch, console string
+		machine       []string
 	}{
-		{"amd64", "qemu-system-x86_64", "ttyS0", []string{"-M", "q35"}},
-		{"arm64", "qemu-system-aarch64", "ttyAMA0", []string{"-M", "virt", "-cpu", "max"}},
-		{"riscv64", "qemu-system-riscv64", "ttyS0", []string{"-M", "virt"}},
+		{"amd64", "ttyS0", []string{"-M", "q35"}},
+		{"arm64", "ttyAMA0", []string{"-M", "virt", "-cpu", "max"}},
+		{"riscv64", "ttyS0", []string{"-M", "virt"}},
 	} {
 		t.Run(tc.arch, func(t *testing.T) {
-			q, err := QEMUFor(tc.arch)
-			if err != nil || q.Binary != tc.bin || !reflect.DeepEqual(q.Machine, tc.machine) {
-				t.Errorf("QEMUFor = %+v, %v", q, err)
-			}
 			args, err := QEMUArgs(VM{Arch: tc.arch, Kernel: "k", Initrd: "i", Rootfs: "r"}, "tcg", "/d/", "c2vm.debug=1")
 			if err != nil {
 				t.Fatal(err)
 			}
 			s := strings.Join(args, " ")
+			if !reflect.DeepEqual(args[:len(tc.machine)], tc.machine) {
+				t.Errorf("args %q do not start with %q", s, tc.machine)
+			}
 			for _, want := range []string{"-accel tcg", "-m 512", "-smp 1", "-kernel /d/k", "-initrd /d/i",
 				"-drive file=/d/r,if=virtio,format=raw,readonly=on", "-append console=" + tc.console + " panic=-1 c2vm.debug=1"} {
 				if !strings.Contains(s, want) {

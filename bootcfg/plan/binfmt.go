@@ -130,3 +130,17 @@ func unescape(s string) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// Binfmt is one binfmt_misc registration (see the kernel's
+// Documentation/admin-guide/binfmt-misc.rst): ":name:type:offset:magic:mask:interpreter:flags".
+type Binfmt struct {
+	Name string `json:"name"`
+	// Type is "M" (magic) or "E" (extension).
+	Type   string `json:"type"`
+	Offset int    `json:"offset,omitempty"`
+	// Magic and Mask are raw bytes (JSON: base64).
+	Magic       []byte `json:"magic"`
+	Mask        []byte `json:"mask,omitempty"`
+	Interpreter string `json:"interpreter"`
+	Flags       string `json:"flags,omitempty"`
+}

@@ -22,8 +22,7 @@ if [ "$accel" = auto ]; then
 			{ [ "$cached" = kvm ] || [ "$cached" = tcg ]; }; then
 			accel=$cached
 		else
-			if timeout 5 qemu-system-aarch64 -M virt -cpu max -accel kvm -m 128 -nographic -no-reboot -nic none \
-				-kernel "$DIR/kernel" -append "console=ttyAMA0 panic=-1 rdinit=/nonexistent" 2>/dev/null |
+			if timeout 5 qemu-system-aarch64 -M virt -cpu max -accel kvm -m 128 -nographic -no-reboot -nic none -kernel "$DIR/kernel" -append "console=ttyAMA0 panic=-1 rdinit=/nonexistent" 2>/dev/null |
 				grep -q "Linux version"; then
 				accel=kvm
 			fi

@@ -1,0 +1,142 @@
+package plan
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// everyStep has one step of each kind, with fields set.
+func everyStep() []Step {
+	return []Step{
+		{Action: &Mount{Source: "proc", Target: "/proc", FSType: "proc", Options: []string{"nosuid"}}},
+		{Action: &Cmdline{}},
+		{Action: &LoadModule{Path: "/lib/modules/x.ko"}, Optional: true},
+		{Action: &FindRoot{FSType: "squashfs", WaitSeconds: 10, Target: "/run/c2vm/lower"}},
+		{Action: &Mkdir{Path: "/run/x", Mode: 0o755}},
+		{Action: &Move{From: "/dev", To: "/newroot/dev"}},
+		{Action: &WriteFile{Path: "/etc/hosts", Data: "127.0.0.1 localhost\n", Mode: 0o644, IfMissing: true}, Optional: true},
+		{Action: &Hostname{Name: "box"}},
+		{Action: &RegisterBinfmt{Binfmt: Binfmt{Name: "qemu-aarch64", Type: "M", Magic: []byte("\x7fELF"), Interpreter: "/q", Flags: "F"}}},
+		{Action: &BinfmtD{Files: []string{"/etc/binfmt.d/a.conf"}}},
+		{Action: &SwitchRoot{Path: "/newroot"}},
+		{Action: &MaskPath{Path: "/proc/kcore"}},
+		{Action: &ReadonlyPath{Path: "/proc/sys"}},
+		{Action: &Run{Process: specs.Process{Args: []string{"/bin/sh"}, Cwd: "/", Env: []string{"A=1"}}}},
+	}
+}
+
+func TestStepsRoundTrip(t *testing.T) {
+	steps := everyStep()
+	kinds := map[string]bool{}
+	for _, s := range steps {
+		kinds[s.Op()] = true
+	}
+	if len(kinds) != len(Ops()) {
+		t.Fatalf("everyStep covers %d kinds, the package registers %v", len(kinds), Ops())
+	}
+	p := &Plan{Version: Version, Steps: steps}
+	var buf bytes.Buffer
+	if err := p.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Read(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, p) {
+		t.Errorf("round trip differs:\n%+v\n%+v", back.Steps, p.Steps)
+	}
+	for _, s := range back.Steps {
+		t.Run(s.Op(), func(t *testing.T) {
+			if str := s.String(); str == "" || strings.Contains(str, "%!") {
+				t.Errorf("String() = %q", str)
+			}
+		})
+	}
+}
+
+func TestStepJSON(t *testing.T) {
+	b, err := json.Marshal(Step{Action: &Mkdir{Path: "/x", Mode: 0o700}, Optional: true})
+	if err != nil || string(b) != `{"op":"mkdir","optional":true,"path":"/x","mode":448}` {
+		t.Errorf("%s %v", b, err)
+	}
+	if b, _ := json.Marshal(Step{Action: &Cmdline{}}); string(b) != `{"op":"cmdline"}` {
+		t.Errorf("%s", b)
+	}
+	for _, tc := range []struct{ name, json, want string }{
+		{"unknown op", `{"version":2,"steps":[{"op":"format-disk"}]}`, `unknown step "format-disk"`},
+		{"old version", `{"version":1,"modules":[]}`, "version 1"},
+		{"bad field", `{"version":2,"steps":[{"op":"mkdir","mode":"x"}]}`, "step mkdir"},
+		{"not json", `{`, "parsing boot plan"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Read(strings.NewReader(tc.json)); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestArgs(t *testing.T) {
+	cmd := base64.StdEncoding.EncodeToString([]byte(`["/bin/sh","-c","echo hi"]`))
+	env := base64.RawURLEncoding.EncodeToString([]byte("B=has space"))
+	a, err := ParseArgs("console=ttyS0 c2vm.cmd=" + cmd + " c2vm.env=A=1 c2vm.env=" + env + " c2vm.debug=1 quiet")
+	want := Args{Cmd: []string{"/bin/sh", "-c", "echo hi"}, Env: []string{"A=1", "B=has space"}, Debug: true}
+	if err != nil || !reflect.DeepEqual(a, want) {
+		t.Errorf("%+v %v", a, err)
+	}
+	// String is ParseArgs' inverse, spaces and quotes included.
+	in := Args{Cmd: []string{"sh", "-c", `echo "a b"`}, Env: []string{"X=y z"}, Debug: true}
+	if back, err := ParseArgs(in.String()); err != nil || !reflect.DeepEqual(back, in) {
+		t.Errorf("round trip of %q: %+v %v", in.String(), back, err)
+	}
+	for _, bad := range []string{"c2vm.cmd=!!!", "c2vm.cmd=" + base64.StdEncoding.EncodeToString([]byte("{}")), "c2vm.env=noequals"} {
+		t.Run(bad, func(t *testing.T) {
+			if _, err := ParseArgs(bad); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+}
+
+func FuzzParseArgs(f *testing.F) {
+	f.Add("console=ttyS0 c2vm.debug=1 c2vm.env=A=1")
+	f.Add(Args{Cmd: []string{"a", "b c"}, Env: []string{"K=V"}}.String())
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseArgs(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseArgs(a.String())
+		if err != nil {
+			t.Fatalf("re-parsing %q: %v", a.String(), err)
+		}
+		if len(back.Cmd) != len(a.Cmd) || len(back.Env) != len(a.Env) || back.Debug != a.Debug {
+			t.Fatalf("round trip %+v -> %+v", a, back)
+		}
+	})
+}
+
+func TestMergeEnv(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		env, overrides []string
+		want           []string
+	}{
+		{"replace and add", []string{"A=1", "B=2"}, []string{"B=3", "C=4"}, []string{"A=1", "B=3", "C=4"}},
+		{"prefix is not a key", []string{"AB=1"}, []string{"A=2"}, []string{"AB=1", "A=2"}},
+		{"dedup in order", nil, []string{"A=1", "A=2"}, []string{"A=2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := MergeEnv(tc.env, tc.overrides); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("%q", got)
+			}
+		})
+	}
+}

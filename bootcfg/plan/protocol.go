@@ -1,0 +1,124 @@
+package plan
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// The console protocol: lines the init prints for the host (c2vm run, a
+// test, a user's script) to read, one each, machine-readable.
+const (
+	// StatusLine prefixes the last line: the container's exit status,
+	// "C2VM_EXIT_STATUS=<n>".
+	StatusLine = "C2VM_EXIT_STATUS="
+	// ErrorLine prefixes the init's own failure before the process ran,
+	// "C2VM_INIT_ERROR=<message>"; StatusInitFailed follows.
+	ErrorLine = "C2VM_INIT_ERROR="
+	// LogPrefix starts the init's own messages (not the container's).
+	LogPrefix = "c2vm-init: "
+)
+
+// Exit statuses the init reports for its own failures, as Docker does;
+// the container's are its own, 128+N when killed by signal N.
+const (
+	StatusInitFailed    = 125
+	StatusNotExecutable = 126
+	StatusNotFound      = 127
+)
+
+// The c2vm.* kernel arguments the init reads (Cmdline step).
+const (
+	ArgCmd   = "c2vm.cmd"   // base64 of a JSON array: replaces the process args
+	ArgEnv   = "c2vm.env"   // K=V, or base64 of K=V; repeatable: added to the env
+	ArgDebug = "c2vm.debug" // 1: print each step as it runs
+)
+
+// Args holds the c2vm.* kernel arguments.
+type Args struct {
+	Cmd   []string
+	Env   []string
+	Debug bool
+}
+
+// String formats a as kernel arguments, the inverse of ParseArgs.
+func (a Args) String() string {
+	var out []string
+	if a.Debug {
+		out = append(out, ArgDebug+"=1")
+	}
+	if a.Cmd != nil {
+		b, _ := json.Marshal(a.Cmd)
+		out = append(out, ArgCmd+"="+base64.StdEncoding.EncodeToString(b))
+	}
+	for _, kv := range a.Env {
+		// base64 keeps spaces and quotes out of the kernel's parser; the
+		// unpadded URL alphabet has no '=' that would read as K=V.
+		out = append(out, ArgEnv+"="+base64.RawURLEncoding.EncodeToString([]byte(kv)))
+	}
+	return strings.Join(out, " ")
+}
+
+// ParseArgs reads the c2vm.* parameters of a kernel command line;
+// others are ignored. A malformed value is an error naming the parameter.
+func ParseArgs(cmdline string) (Args, error) {
+	var a Args
+	for _, f := range strings.Fields(cmdline) {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case ArgCmd:
+			b, err := decodeBase64(v)
+			if err != nil {
+				return a, fmt.Errorf("%s: not base64: %w", ArgCmd, err)
+			}
+			if err := json.Unmarshal(b, &a.Cmd); err != nil {
+				return a, fmt.Errorf("%s: not a JSON array of strings: %w", ArgCmd, err)
+			}
+		case ArgEnv:
+			if !strings.Contains(v, "=") {
+				b, err := decodeBase64(v)
+				if err != nil || !strings.Contains(string(b), "=") {
+					return a, fmt.Errorf("%s=%s: want K=V or base64 of K=V", ArgEnv, v)
+				}
+				v = string(b)
+			}
+			a.Env = append(a.Env, v)
+		case ArgDebug:
+			a.Debug = v == "1" || v == "true" || v == ""
+		}
+	}
+	return a, nil
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("%q", s)
+}
+
+// DefaultPath is the PATH a process gets when its env has none, as Docker
+// and runc give it.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// MergeEnv returns env with overrides applied as Docker applies --env:
+// a key already there is replaced in place, a new one appended.
+func MergeEnv(env, overrides []string) []string {
+	out := append([]string{}, env...)
+	for _, kv := range overrides {
+		k, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, e := range out {
+			if ek, _, _ := strings.Cut(e, "="); ek == k {
+				out[i], replaced = kv, true
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
