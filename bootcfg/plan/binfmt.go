@@ -50,7 +50,7 @@ func ParseBinfmtD(data []byte) ([]Binfmt, error) {
 		out = append(out, b)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadBinfmt, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadBinfmt, err)
 	}
 	return out, nil
 }
