@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
 // TestLibvirtBoot defines and starts the generated libvirt.xml in a real
@@ -14,11 +16,14 @@ import (
 // change to the domain is where its serial console goes: a log file
 // instead of a pty, so no terminal is needed. It runs when libvirtd
 // answers; CI starts one (scripts/libvirt-setup.sh) and sets
-// C2VM_LIBVIRT=1, which makes its absence a failure.
+// C2VM_LIBVIRT=1, which makes its absence a failure. It passes both with
+// CI's root QEMU and with a stock Debian libvirtd, whose QEMU runs as
+// libvirt-qemu and must be able to reach the output directory.
 func TestLibvirtBoot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM")
 	}
+	fixtures.NeedTools(t, "virsh")
 	if exec.Command("virsh", "-c", "qemu:///system", "version").Run() != nil {
 		if os.Getenv("C2VM_LIBVIRT") == "1" {
 			t.Fatal("C2VM_LIBVIRT=1 but libvirtd does not answer on qemu:///system")
@@ -26,18 +31,23 @@ func TestLibvirtBoot(t *testing.T) {
 		t.Skip("no libvirtd (scripts/libvirt-setup.sh starts one)")
 	}
 	dir := convertBusybox(t, "amd64", "--cmd", `["/bin/sh","-c","echo hello from libvirt; exit 7"]`)
+	openToQEMU(t, dir)
 	xmlBytes, err := os.ReadFile(filepath.Join(dir, "libvirt.xml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(dir, "console.log")
-	name := "c2vm-e2e-" + filepath.Base(filepath.Dir(dir))
+	// The test's temp root (TestLibvirtBoot123456) is unique on this host,
+	// so tests of several checkouts can share one libvirtd.
+	name := "c2vm-e2e-" + filepath.Base(filepath.Dir(filepath.Dir(dir)))
 	doc := string(xmlBytes)
 	doc = strings.Replace(doc, "<name>"+between(doc, "<name>", "</name>")+"</name>", "<name>"+name+"</name>", 1)
 	doc = strings.Replace(doc, `<serial type="pty">`, `<serial type="file"><source path="`+logPath+`"></source>`, 1)
 	doc = strings.Replace(doc, `<console type="pty">`, `<console type="file"><source path="`+logPath+`"></source>`, 1)
 	domXML := filepath.Join(dir, "domain.xml")
-	os.WriteFile(domXML, []byte(doc), 0o644)
+	if err := os.WriteFile(domXML, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	virsh := func(args ...string) string {
 		out, err := exec.Command("virsh", append([]string{"-c", "qemu:///system"}, args...)...).CombinedOutput()
 		if err != nil {
@@ -79,4 +89,52 @@ func between(s, a, b string) string {
 		return s[:j]
 	}
 	return s
+}
+
+// openToQEMU lets a QEMU that libvirt runs as its own user (Debian's
+// stock qemu.conf: libvirt-qemu) reach the converted VM in dir. The
+// directories the test made are opened to others (t.TempDir's root is
+// 0700) and the artifacts made readable; the directories above the temp
+// root are not the test's to change, so it only checks that they can be
+// traversed and says what to do when not. The README ("libvirt") states
+// the same rule for users.
+func openToQEMU(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := addPerm(filepath.Join(dir, e.Name()), 0o044); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tmp := filepath.Clean(os.TempDir())
+	for d := dir; ; d = filepath.Dir(d) {
+		if strings.HasPrefix(d, tmp+string(filepath.Separator)) {
+			if err := addPerm(d, 0o055); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			t.Fatalf("%s (mode %v) cannot be traversed by libvirt's QEMU user; run the tests with TMPDIR under a directory others can traverse, e.g. TMPDIR=/tmp", d, fi.Mode().Perm())
+		}
+		if d == filepath.Dir(d) {
+			return
+		}
+	}
+}
+
+// addPerm adds permission bits to p's mode.
+func addPerm(p string, bits os.FileMode) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	return os.Chmod(p, fi.Mode().Perm()|bits)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/c2vm/c2vm/internal/cache"
 	"github.com/c2vm/c2vm/rootfs"
 	"github.com/c2vm/c2vm/rootfs/ext4"
 )
@@ -46,12 +47,11 @@ func (l gzLayer) Open() (io.ReadCloser, error) {
 // benchLayer generates the layer once (deterministic: fixed PRNG seed) and
 // caches it under $C2VM_CACHE/bench.
 func benchLayer(b *testing.B) string {
-	cache := os.Getenv("C2VM_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "c2vm")
+	dir, err := cache.Dir()
+	if err != nil {
+		b.Fatal(err)
 	}
-	p := filepath.Join(cache, "bench", fmt.Sprintf("flatten-%d-%d.tar.gz", benchFiles, benchBytes))
+	p := filepath.Join(dir, "bench", fmt.Sprintf("flatten-%d-%d.tar.gz", benchFiles, benchBytes))
 	if _, err := os.Stat(p); err == nil {
 		return p
 	}

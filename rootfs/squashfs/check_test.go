@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/rootfs"
 	"golang.org/x/sys/unix"
 )
@@ -110,7 +111,7 @@ func treeManifest(t testing.TB, tr *rootfs.Tree) []entry {
 // tarManifest reads the image with squashfs-tools-ng's sqfs2tar.
 func tarManifest(t testing.TB, img string) []entry {
 	t.Helper()
-	needTool(t, "sqfs2tar")
+	fixtures.NeedTools(t, "sqfs2tar")
 	cmd := exec.Command("sqfs2tar", "-r", ".", img)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

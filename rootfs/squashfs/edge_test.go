@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -102,14 +103,16 @@ func TestBlockSizes(t *testing.T) {
 		})
 	}
 	for _, bs := range []int{-1, 1000, 4095, 2 << 20, 3 << 12} {
-		f, err := os.Create(filepath.Join(t.TempDir(), "img"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := Write(context.Background(), featureTree(t), f, Options{BlockSize: bs}); !errors.Is(err, ErrBlockSize) {
-			t.Errorf("block size %d: err = %v, want ErrBlockSize", bs, err)
-		}
-		f.Close()
+		t.Run("bad-"+strconv.Itoa(bs), func(t *testing.T) {
+			f, err := os.Create(filepath.Join(t.TempDir(), "img"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := Write(context.Background(), featureTree(t), f, Options{BlockSize: bs}); !errors.Is(err, ErrBlockSize) {
+				t.Errorf("err = %v, want ErrBlockSize", err)
+			}
+		})
 	}
 }
 
@@ -130,21 +133,23 @@ func TestContentErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for _, dup := range []bool{false, true} {
-				tr := rootfs.NewTree(*dir(0o755))
-				mustAdd(t, tr, "etc", dir(0o755))
-				mustAdd(t, tr, "etc/bad", &rootfs.Inode{Type: rootfs.TypeRegular, Size: c.size, Content: c.content})
-				if dup { // same size: read for dedup first
-					mustAdd(t, tr, "etc/other", &rootfs.Inode{Type: rootfs.TypeRegular, Size: c.size, Content: zeroTail{c.size, ""}})
-				}
-				f, err := os.Create(filepath.Join(t.TempDir(), "img"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				err = Write(context.Background(), tr, f, Options{})
-				f.Close()
-				if !errors.Is(err, c.want) || !strings.Contains(err.Error(), "etc/bad") {
-					t.Errorf("dup=%v: err = %v, want %v naming etc/bad", dup, err, c.want)
-				}
+				t.Run("dup="+strconv.FormatBool(dup), func(t *testing.T) {
+					tr := rootfs.NewTree(*dir(0o755))
+					mustAdd(t, tr, "etc", dir(0o755))
+					mustAdd(t, tr, "etc/bad", &rootfs.Inode{Type: rootfs.TypeRegular, Size: c.size, Content: c.content})
+					if dup { // same size: read for dedup first
+						mustAdd(t, tr, "etc/other", &rootfs.Inode{Type: rootfs.TypeRegular, Size: c.size, Content: zeroTail{c.size, ""}})
+					}
+					f, err := os.Create(filepath.Join(t.TempDir(), "img"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer f.Close()
+					err = Write(context.Background(), tr, f, Options{})
+					if !errors.Is(err, c.want) || !strings.Contains(err.Error(), "etc/bad") {
+						t.Errorf("err = %v, want %v naming etc/bad", err, c.want)
+					}
+				})
 			}
 		})
 	}

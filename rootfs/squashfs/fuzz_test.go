@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/rootfs"
 )
 
@@ -86,7 +87,7 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{2, 0, 1, 0o64, 0o4, 0, 0, 0, 0, 0x30, 0x10, 7, 0, 6, 0, 2, 0})
 	f.Add([]byte("\x00\x00\x00\x01\xed\x00\x00\x00\x01\x02\x01\x02\x01\xa4\x01\x01\x05\x01\x40\x00\x09\x01\x00\x06\x01\x03\x00\x05\x00\x04\x00\x00\x00\x00\x00\x05\x00"))
-	needTool(f, "sqfs2tar")
+	fixtures.NeedTools(f, "sqfs2tar")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tr, p := writeFuzzImage(t, b)
 		compare(t, "sqfs2tar", treeManifest(t, tr), tarManifest(t, p), fromTar)

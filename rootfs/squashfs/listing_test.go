@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/rootfs"
 )
 
@@ -61,7 +62,7 @@ func parsePerm(s string) uint32 {
 // ("." for the root), in listing order.
 func listImage(t testing.TB, img string) (paths []string, m map[string]listed) {
 	t.Helper()
-	needTool(t, "unsquashfs")
+	fixtures.NeedTools(t, "unsquashfs")
 	cmd := exec.Command("unsquashfs", "-lln", img)
 	cmd.Env = append(os.Environ(), "TZ=UTC")
 	out, err := cmd.CombinedOutput()
@@ -161,7 +162,7 @@ func checkListing(t testing.TB, tr *rootfs.Tree, img string) {
 }
 
 func TestListing(t *testing.T) {
-	needTool(t, "unsquashfs")
+	fixtures.NeedTools(t, "unsquashfs")
 	for _, c := range []Compression{Zstd, Gzip, XZ} {
 		t.Run(c.String(), func(t *testing.T) {
 			tr := featureTree(t)

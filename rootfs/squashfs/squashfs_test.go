@@ -34,12 +34,6 @@ func file(mode uint32, b []byte) *rootfs.Inode {
 	return ino
 }
 
-// needTool skips when name is missing, unless C2VM_E2E=1.
-func needTool(t testing.TB, name string) {
-	t.Helper()
-	fixtures.NeedTools(t, name)
-}
-
 // writeImage writes tr into a temp file and returns its path.
 func writeImage(t testing.TB, tr *rootfs.Tree, o Options) string {
 	t.Helper()
@@ -72,7 +66,7 @@ func mustAdd(t testing.TB, tr *rootfs.Tree, p string, ino *rootfs.Inode) {
 }
 
 func TestMinimal(t *testing.T) {
-	needTool(t, "unsquashfs")
+	fixtures.NeedTools(t, "unsquashfs")
 	tr := rootfs.NewTree(*dir(0o755))
 	mustAdd(t, tr, "etc", dir(0o755))
 	mustAdd(t, tr, "etc/hello", file(0o644, []byte("hello world\n")))

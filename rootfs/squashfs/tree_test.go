@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/rootfs"
 )
 
@@ -138,7 +139,7 @@ func itoa(i int) string {
 func allReaders(t *testing.T, tr *rootfs.Tree, img string) {
 	want := treeManifest(t, tr)
 	t.Run("unsquashfs-lln", func(t *testing.T) {
-		needTool(t, "unsquashfs")
+		fixtures.NeedTools(t, "unsquashfs")
 		out := run(t, "unsquashfs", "-lln", img)
 		if n := strings.Count(out, "\n"); n != len(want) {
 			t.Errorf("unsquashfs -lln lists %d lines, want %d", n, len(want))
@@ -148,9 +149,9 @@ func allReaders(t *testing.T, tr *rootfs.Tree, img string) {
 		compare(t, "sqfs2tar", want, tarManifest(t, img), fromTar)
 	})
 	t.Run("unsquashfs-d", func(t *testing.T) {
-		needTool(t, "unsquashfs")
+		fixtures.NeedTools(t, "unsquashfs")
 		if os.Getuid() != 0 {
-			t.Skip("unsquashfs keeps owners and devices only as root")
+			fixtures.Skip(t, "unsquashfs keeps owners and devices only as root")
 		}
 		d := filepath.Join(t.TempDir(), "x")
 		run(t, "unsquashfs", "-no-progress", "-d", d, img)
@@ -181,15 +182,15 @@ func fromExtract(e entry) entry {
 func mount(t *testing.T, img string) string {
 	t.Helper()
 	if os.Getuid() != 0 {
-		t.Skip("mounting needs root")
+		fixtures.Skip(t, "mounting needs root")
 	}
 	if _, err := os.Stat("/dev/loop-control"); err != nil {
-		t.Skip("no loop devices")
+		fixtures.Skip(t, "no loop devices (/dev/loop-control)")
 	}
 	if fss, _ := os.ReadFile("/proc/filesystems"); !bytes.Contains(fss, []byte("squashfs")) {
 		exec.Command("modprobe", "squashfs").Run()
 		if fss, _ := os.ReadFile("/proc/filesystems"); !bytes.Contains(fss, []byte("squashfs")) {
-			t.Skip("kernel has no squashfs")
+			fixtures.Skip(t, "the kernel has no squashfs")
 		}
 	}
 	d := t.TempDir()
@@ -317,9 +318,11 @@ func TestErrors(t *testing.T) {
 
 func TestParseCompression(t *testing.T) {
 	for _, c := range []Compression{Zstd, Gzip, XZ} {
-		if got, err := ParseCompression(c.String()); err != nil || got != c {
-			t.Errorf("ParseCompression(%q) = %v, %v", c, got, err)
-		}
+		t.Run(c.String(), func(t *testing.T) {
+			if got, err := ParseCompression(c.String()); err != nil || got != c {
+				t.Errorf("ParseCompression(%q) = %v, %v", c, got, err)
+			}
+		})
 	}
 	if _, err := ParseCompression("lz4"); !errors.Is(err, ErrCompression) {
 		t.Errorf("ParseCompression(lz4) = %v", err)
