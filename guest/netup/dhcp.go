@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 )
 
@@ -99,36 +98,32 @@ func (m *message) marshal() []byte {
 	return b
 }
 
-// append encodes the options and the end option.
+// append encodes the options and the end option: the message type
+// first (RFC 2131 does not require it, but clients do it and some servers
+// look only there), then by code, so that the bytes are always the same.
 func (o options) append(b []byte) []byte {
-	codes := make([]byte, 0, len(o))
-	for c := range o {
-		if c != optPad && c != optEnd {
-			codes = append(codes, c)
-		}
-	}
-	slices.SortFunc(codes, func(x, y byte) int {
-		// Message type first: RFC 2131 does not require it, but every
-		// client does it and some servers look only there.
-		return cmpKey(x) - cmpKey(y)
-	})
-	for _, c := range codes {
-		v := o[c]
-		for first := true; first || len(v) > 0; first = false {
-			n := min(len(v), 255)
-			b = append(b, c, byte(n))
-			b = append(b, v[:n]...)
-			v = v[n:]
+	b = o.appendOne(b, optMessageType)
+	for c := optPad + 1; c < optEnd; c++ {
+		if c != optMessageType {
+			b = o.appendOne(b, byte(c))
 		}
 	}
 	return append(b, optEnd)
 }
 
-func cmpKey(c byte) int {
-	if c == optMessageType {
-		return -1
+// appendOne encodes option c, split into 255-byte pieces (RFC 3396).
+func (o options) appendOne(b []byte, c byte) []byte {
+	v, ok := o[c]
+	if !ok {
+		return b
 	}
-	return int(c)
+	for first := true; first || len(v) > 0; first = false {
+		n := min(len(v), 255)
+		b = append(b, c, byte(n))
+		b = append(b, v[:n]...)
+		v = v[n:]
+	}
+	return b
 }
 
 // errShort reports a message too short for the fixed BOOTP header.
@@ -153,7 +148,7 @@ func unmarshal(b []byte) (*message, error) {
 	copy(m.yiaddr[:], b[16:])
 	copy(m.siaddr[:], b[20:])
 	copy(m.giaddr[:], b[24:])
-	m.chaddr = slices.Clone(b[28 : 28+min(int(b[2]), 16)])
+	m.chaddr = bytes.Clone(b[28 : 28+min(int(b[2]), 16)])
 	m.opts = options{}
 	if err := m.opts.parse(b[headerLen+cookieLen:], headerLen+cookieLen); err != nil {
 		return nil, err

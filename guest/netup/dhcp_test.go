@@ -386,3 +386,21 @@ func FuzzParseOptions(f *testing.F) {
 		}
 	})
 }
+
+func FuzzUnmarshal(f *testing.F) {
+	f.Add(bootp(7, [4]byte{192, 0, 2, 15}, nil, nil, []byte{53, 1, 2, 54, 4, 192, 0, 2, 1, 255}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := unmarshal(b)
+		if err != nil {
+			return
+		}
+		leaseFrom(m) // must not panic on any options
+		back, err := unmarshal(m.marshal())
+		if err != nil {
+			t.Fatalf("re-encoded message does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(back, m) {
+			t.Fatalf("round trip:\n got %+v\nwant %+v", back, m)
+		}
+	})
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -31,16 +30,7 @@ func link(name string) (int, []byte, error) {
 			continue
 		}
 		index := int(int32(binary.NativeEndian.Uint32(m.Data[4:])))
-		attrs, err := syscall.ParseNetlinkRouteAttr(&m)
-		if err != nil {
-			return 0, nil, fmt.Errorf("link %s attributes: %w", name, err)
-		}
-		for _, a := range attrs {
-			if a.Attr.Type == unix.IFLA_ADDRESS {
-				return index, a.Value, nil
-			}
-		}
-		return index, nil, nil
+		return index, attrValue(m.Data[unix.SizeofIfInfomsg:], unix.IFLA_ADDRESS), nil
 	}
 	return 0, nil, fmt.Errorf("link %s: no RTM_NEWLINK in the kernel's reply", name)
 }

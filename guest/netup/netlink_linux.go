@@ -36,8 +36,9 @@ func nlRequest(typ, flags uint16, body []byte) ([]syscall.NetlinkMessage, error)
 		return nil, fmt.Errorf("netlink send: %w", err)
 	}
 	var replies []syscall.NetlinkMessage
-	buf := make([]byte, 1<<16)
 	for {
+		// A new buffer each time: the replies kept point into it.
+		buf := make([]byte, 1<<16)
 		n, _, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
 			return nil, fmt.Errorf("netlink receive: %w", err)
@@ -75,3 +76,21 @@ func attr(b []byte, typ uint16, data []byte) []byte {
 }
 
 func u32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+
+// attrValue returns the value of the attribute typ in b, a list of
+// attributes, or nil.
+func attrValue(b []byte, typ uint16) []byte {
+	for len(b) >= unix.SizeofRtAttr {
+		n := int(binary.NativeEndian.Uint16(b))
+		if n < unix.SizeofRtAttr || n > len(b) {
+			return nil
+		}
+		// The type's top two bits are flags (NLA_TYPE_MASK,
+		// include/uapi/linux/netlink.h).
+		if binary.NativeEndian.Uint16(b[2:])&0x3fff == typ {
+			return b[unix.SizeofRtAttr:n]
+		}
+		b = b[min((n+3)&^3, len(b)):]
+	}
+	return nil
+}
