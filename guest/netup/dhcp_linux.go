@@ -114,7 +114,7 @@ func (p *packetConn) recv(ctx context.Context, deadline time.Time) ([]byte, erro
 		var n int
 		var rerr error
 		err := p.rc.Read(func(fd uintptr) bool {
-			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
+			n, rerr = unix.Read(int(fd), buf)
 			return rerr != unix.EAGAIN
 		})
 		if err == nil {

@@ -21,10 +21,6 @@ func nlRequest(typ, flags uint16, body []byte) ([]syscall.NetlinkMessage, error)
 		return nil, fmt.Errorf("netlink socket: %w", err)
 	}
 	defer unix.Close(fd)
-	kernel := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("netlink bind: %w", err)
-	}
 	b := make([]byte, unix.SizeofNlMsghdr, unix.SizeofNlMsghdr+len(body))
 	b = append(b, body...)
 	ne := binary.NativeEndian
@@ -32,14 +28,17 @@ func nlRequest(typ, flags uint16, body []byte) ([]syscall.NetlinkMessage, error)
 	ne.PutUint16(b[4:], typ)
 	ne.PutUint16(b[6:], flags|unix.NLM_F_REQUEST|unix.NLM_F_ACK)
 	ne.PutUint32(b[8:], 1) // sequence number; one request per socket
-	if err := unix.Sendto(fd, b, 0, kernel); err != nil {
+	// write and read, not sendto and recvfrom: an unbound netlink socket
+	// talks to the kernel (netlink(7)), and recvfrom's decoding of every
+	// address family would add tens of kilobytes to the init.
+	if _, err := unix.Write(fd, b); err != nil {
 		return nil, fmt.Errorf("netlink send: %w", err)
 	}
 	var replies []syscall.NetlinkMessage
 	for {
 		// A new buffer each time: the replies kept point into it.
 		buf := make([]byte, 1<<16)
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		n, err := unix.Read(fd, buf)
 		if err != nil {
 			return nil, fmt.Errorf("netlink receive: %w", err)
 		}
