@@ -48,7 +48,7 @@ func (c *client) lease(ctx context.Context) (Lease, error) {
 			return m.opts.msgType() == msgOffer
 		})
 		if err != nil {
-			return Lease{}, fmt.Errorf("dhcp discover: %w", err)
+			return Lease{}, fmt.Errorf("discover: %w", err)
 		}
 		server := offer.opts.addr(optServerID)
 		ack, err := c.exchange(ctx, c.request(xid, offer), func(m *message) bool {
@@ -56,7 +56,7 @@ func (c *client) lease(ctx context.Context) (Lease, error) {
 			return (t == msgAck || t == msgNak) && m.opts.addr(optServerID) == server
 		})
 		if err != nil {
-			return Lease{}, fmt.Errorf("dhcp request %s from %s: %w", netip.AddrFrom4(offer.yiaddr), server, err)
+			return Lease{}, fmt.Errorf("request %s from %s: %w", netip.AddrFrom4(offer.yiaddr), server, err)
 		}
 		if ack.opts.msgType() == msgAck {
 			return leaseFrom(ack)
