@@ -39,10 +39,14 @@ const (
 	whiteoutOpaque = ".wh..wh..opq"
 )
 
-// Flatten merges the layers in forward order into one tree, applying
-// whiteouts and opaque directories as the OCI image spec describes. File
-// contents are not held in memory: each layer's decompressed stream is
-// spooled once, and the tree's Content readers point into the spool.
+// Flatten merges the layers in forward order into one tree as
+// containerd's archive.Apply does on Linux: entries in tar order, names
+// resolved inside the root (see path.go), whiteouts and opaque
+// directories as the OCI image spec's layer.md describes, and an entry
+// naming the root itself ignored (so the root is always 0755 root:root
+// with ModTime). File contents are not held in memory: each layer's
+// decompressed stream is spooled once, and the tree's Content readers
+// point into the spool; the tree itself holds metadata only.
 func Flatten(ctx context.Context, layers []Layer, opts FlattenOptions) (*Tree, error) {
 	if opts.ModTime.IsZero() {
 		opts.ModTime = time.Unix(0, 0)
