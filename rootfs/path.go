@@ -40,6 +40,11 @@ const (
 	// nameMax is Linux's NAME_MAX (include/uapi/linux/limits.h), the
 	// longest directory entry ext4, squashfs and erofs can store.
 	nameMax = 255
+	// pathMax is Linux's PATH_MAX (same header), NUL included: containerd
+	// gets ENAMETOOLONG from lstat for a longer path, and the bound keeps
+	// a self-expanding symlink (l -> l/l/l/...) from growing a path for
+	// all of its 255 links.
+	pathMax = 4096
 )
 
 // splitClean turns a name into its elements below the root, cleaned
@@ -63,6 +68,9 @@ func splitClean(p string) []string {
 func (t *Tree) resolve(els []string, followLast bool) ([]string, *node, error) {
 	links := 0
 	n := t.root
+	if err := checkLength(els); err != nil {
+		return nil, nil, err
+	}
 	for i := 0; i < len(els); i++ {
 		if n.children == nil {
 			return nil, nil, fmt.Errorf("%s: %w", strings.Join(els[:i], "/"), ErrNotDir)
@@ -83,6 +91,9 @@ func (t *Tree) resolve(els []string, followLast bool) ([]string, *node, error) {
 			dir = "/"
 		}
 		els = splitClean(path.Join(dir, c.inode.Linkname, strings.Join(els[i+1:], "/")))
+		if err := checkLength(els); err != nil {
+			return nil, nil, err
+		}
 		n, i = t.root, -1
 	}
 	return els, n, nil
@@ -108,6 +119,18 @@ func (t *Tree) mkdirs(els []string) (*node, error) {
 		n = c
 	}
 	return n, nil
+}
+
+// checkLength refuses a path longer than PATH_MAX as seen from the root.
+func checkLength(els []string) error {
+	n := 1 // the leading "/"
+	for _, el := range els {
+		n += len(el) + 1
+	}
+	if n > pathMax {
+		return fmt.Errorf("path of %d bytes: %w", n, ErrNameTooLong)
+	}
+	return nil
 }
 
 // checkName refuses a directory entry no Linux filesystem can store.
