@@ -3,7 +3,6 @@ package rootfs
 import (
 	"errors"
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 	"time"
@@ -34,17 +33,6 @@ func NewTree(root Inode) *Tree {
 
 // Root returns the root directory's inode.
 func (t *Tree) Root() *Inode { return t.root.inode }
-
-// splitClean turns p into path elements below the root; "", "." and "/"
-// name the root. It rejects nothing: callers normalise untrusted paths
-// with CleanPath first.
-func splitClean(p string) []string {
-	p = strings.Trim(path.Clean("/"+p), "/")
-	if p == "" {
-		return nil
-	}
-	return strings.Split(p, "/")
-}
 
 // lookup returns the node at p, or nil.
 func (t *Tree) lookup(p string) *node {

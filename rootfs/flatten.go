@@ -4,8 +4,10 @@ import (
 	"archive/tar"
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"strings"
@@ -37,10 +39,14 @@ const (
 	whiteoutOpaque = ".wh..wh..opq"
 )
 
-// Flatten merges the layers in forward order into one tree, applying
-// whiteouts and opaque directories as the OCI image spec describes. File
-// contents are not held in memory: each layer's decompressed stream is
-// spooled once, and the tree's Content readers point into the spool.
+// Flatten merges the layers in forward order into one tree as
+// containerd's archive.Apply does on Linux: entries in tar order, names
+// resolved inside the root (see path.go), whiteouts and opaque
+// directories as the OCI image spec's layer.md describes, and an entry
+// naming the root itself ignored (so the root is always 0755 root:root
+// with ModTime). File contents are not held in memory: each layer's
+// decompressed stream is spooled once, and the tree's Content readers
+// point into the spool; the tree itself holds metadata only.
 func Flatten(ctx context.Context, layers []Layer, opts FlattenOptions) (*Tree, error) {
 	if opts.ModTime.IsZero() {
 		opts.ModTime = time.Unix(0, 0)
@@ -52,7 +58,7 @@ func Flatten(ctx context.Context, layers []Layer, opts FlattenOptions) (*Tree, e
 			t.Close()
 			return nil, err
 		}
-		if err := t.applyLayer(l, opts.SpoolDir); err != nil {
+		if err := t.applyLayer(ctx, l, opts.SpoolDir); err != nil {
 			t.Close()
 			return nil, fmt.Errorf("layer %d: %w", i+1, err)
 		}
@@ -60,17 +66,7 @@ func Flatten(ctx context.Context, layers []Layer, opts FlattenOptions) (*Tree, e
 	return t, nil
 }
 
-// change is one tar entry of a layer, applied after the whole layer was
-// read, so whiteouts apply only to lower layers whatever their tar order.
-type change struct {
-	path     string
-	inode    *Inode
-	linkTo   string // hardlink target
-	whiteout bool   // remove path
-	opaque   bool   // clear directory path
-}
-
-func (t *Tree) applyLayer(l Layer, spoolDir string) error {
+func (t *Tree) applyLayer(ctx context.Context, l Layer, spoolDir string) error {
 	rc, err := l.Open()
 	if err != nil {
 		return err
@@ -81,14 +77,13 @@ func (t *Tree) applyLayer(l Layer, spoolDir string) error {
 		return err
 	}
 	t.OnClose(spool.f.Close)
-	changes, err := readLayer(rc, spool)
-	if err != nil {
+	if err := t.readLayer(ctx, ctxReader{ctx, rc}, spool); err != nil {
 		return err
 	}
 	if err := spool.w.Flush(); err != nil {
 		return fmt.Errorf("spooling layer: %w", err)
 	}
-	return t.apply(changes)
+	return nil
 }
 
 // spool is a layer's decompressed bytes on disk.
@@ -106,49 +101,125 @@ func newSpool(dir string) (*spool, error) {
 	return &spool{f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
 }
 
-func readLayer(rc io.Reader, sp *spool) ([]change, error) {
+// readLayer applies each entry as it is read, in tar order, as
+// containerd's applyNaive does: so a name resolves through the symlinks
+// earlier entries of the same layer made, a later duplicate replaces an
+// earlier one, and a whiteout removes what is there when it is met.
+func (t *Tree) readLayer(ctx context.Context, rc io.Reader, sp *spool) error {
 	// Offsets into the spool: what tar.Reader consumed before each entry's data.
 	cr := &tarindex.Counter{R: io.TeeReader(rc, sp.w)}
 	tr := tar.NewReader(cr)
-	var changes []change
+	// unpacked holds the paths this layer wrote: an opaque marker keeps
+	// them, whatever their order (containerd's unpackedPaths).
+	unpacked := map[string]bool{}
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reading tar: %w", err)
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
 		}
-		c, err := toChange(h, sp.f, cr.N)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("reading tar: %w", err)
 		}
-		if c != nil {
-			changes = append(changes, *c)
+		if err := t.applyEntry(h, sp.f, cr.N, unpacked); err != nil {
+			return fmt.Errorf("%s: %w", h.Name, err)
 		}
 	}
 	// Read past the end-of-archive blocks to EOF so the layer's digests
 	// are checked.
 	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return nil, err
+		return err
 	}
-	return changes, nil
+	return nil
 }
 
-func toChange(h *tar.Header, spoolFile *os.File, off int64) (*change, error) {
-	p, err := CleanPath(h.Name)
-	if err != nil {
-		return nil, err
+// applyEntry puts one tar entry into the tree. Its parent directory is
+// resolved inside the root and created when missing; its own name is not
+// followed (an entry replaces a symlink there, it never writes through it).
+func (t *Tree) applyEntry(h *tar.Header, spoolFile *os.File, off int64, unpacked map[string]bool) error {
+	els := splitClean(h.Name)
+	if len(els) == 0 {
+		return nil // containerd ignores an entry that resolves to the root
 	}
-	base, dir := path.Base(p), path.Dir(p)
+	base := els[len(els)-1]
+	dirEls, _, err := t.resolve(els[:len(els)-1], true)
+	if err != nil {
+		return err
+	}
+	dir, err := t.mkdirs(dirEls)
+	if err != nil {
+		return err
+	}
+	dirPath := strings.Join(dirEls, "/")
 	switch {
 	case base == whiteoutOpaque:
-		return &change{path: dir, opaque: true}, nil
+		clearExcept(dir, dirPath, unpacked)
+		return nil
 	case strings.HasPrefix(base, whiteoutPrefix):
-		return &change{path: path.Join(dir, base[len(whiteoutPrefix):]), whiteout: true}, nil
+		name, err := whiteoutName(base, len(dirEls) == 0)
+		if err == nil {
+			delete(dir.children, name)
+		}
+		return err
 	}
-	if isSparse(h) {
-		return nil, fmt.Errorf("%s: sparse tar entries are not supported", p)
+	if err := checkName(base); err != nil {
+		return err
+	}
+	ino, err := toInode(h, spoolFile, off)
+	if ino == nil || err != nil {
+		return err
+	}
+	old := dir.children[base]
+	if old != nil && old.children != nil && ino.Type == TypeDir {
+		old.inode = ino // a directory over a directory merges
+	} else if err := t.create(dir, base, h, ino); err != nil {
+		return err
+	}
+	unpacked[path.Join(dirPath, base)] = true
+	return nil
+}
+
+// create replaces whatever dir holds at base with the entry: the old name
+// is removed first, as containerd does, then a hardlink's target is found.
+func (t *Tree) create(dir *node, base string, h *tar.Header, ino *Inode) error {
+	delete(dir.children, base)
+	n := &node{inode: ino}
+	switch {
+	case h.Typeflag == tar.TypeLink:
+		target, err := t.linkTarget(h.Linkname)
+		if err != nil {
+			return err
+		}
+		n.inode = target.inode
+	case ino.Type == TypeDir:
+		n.children = map[string]*node{}
+	}
+	dir.children[base] = n
+	return nil
+}
+
+// clearExcept applies an opaque marker as containerd's naive applier
+// does: everything below dir that this layer did not write goes.
+func clearExcept(dir *node, dirPath string, unpacked map[string]bool) {
+	for name, c := range dir.children {
+		p := path.Join(dirPath, name)
+		switch {
+		case !unpacked[p]:
+			delete(dir.children, name)
+		case c.children != nil:
+			clearExcept(c, p, unpacked)
+		}
+	}
+}
+
+// toInode checks an entry's header and returns its metadata; nil for what
+// puts nothing in the tree (PAX global headers). A hardlink's Inode is a
+// placeholder: create shares its target's.
+func toInode(h *tar.Header, spoolFile *os.File, off int64) (*Inode, error) {
+	if err := checkHeader(h); err != nil {
+		return nil, err
 	}
 	ino := &Inode{
 		Mode:    uint32(h.Mode) & 0o7777,
@@ -158,7 +229,8 @@ func toChange(h *tar.Header, spoolFile *os.File, off int64) (*change, error) {
 		Xattrs:  xattrs(h),
 	}
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
+	// GNU tar extracts a contiguous file ('7') as a regular file.
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont:
 		ino.Type, ino.Size = TypeRegular, h.Size
 		if h.Size > 0 {
 			ino.Content = spoolContent{f: spoolFile, off: off, size: h.Size}
@@ -168,23 +240,40 @@ func toChange(h *tar.Header, spoolFile *os.File, off int64) (*change, error) {
 	case tar.TypeSymlink:
 		ino.Type, ino.Linkname = TypeSymlink, h.Linkname
 	case tar.TypeLink:
-		target, err := CleanPath(h.Linkname)
-		if err != nil {
-			return nil, fmt.Errorf("hardlink %s: %w", p, err)
-		}
-		return &change{path: p, linkTo: target}, nil
-	case tar.TypeChar, tar.TypeBlock:
-		ino.Type = TypeCharDev
-		if h.Typeflag == tar.TypeBlock {
-			ino.Type = TypeBlockDev
-		}
-		ino.Devmajor, ino.Devminor = uint32(h.Devmajor), uint32(h.Devminor)
+	case tar.TypeChar:
+		ino.Type, ino.Devmajor, ino.Devminor = TypeCharDev, uint32(h.Devmajor), uint32(h.Devminor)
+	case tar.TypeBlock:
+		ino.Type, ino.Devmajor, ino.Devminor = TypeBlockDev, uint32(h.Devmajor), uint32(h.Devminor)
 	case tar.TypeFifo:
 		ino.Type = TypeFIFO
+	case tar.TypeXGlobalHeader:
+		return nil, nil
 	default:
-		return nil, nil // pax globals, vendor extensions: nothing in the tree
+		// containerd's createTarFile: "unhandled tar header type".
+		return nil, fmt.Errorf("unsupported tar entry type %q", h.Typeflag)
 	}
-	return &change{path: p, inode: ino}, nil
+	return ino, nil
+}
+
+// checkHeader refuses numbers the tree cannot hold exactly: ids and
+// device numbers are 32 bits on Linux (and in ext4 and squashfs), so a
+// larger one would be truncated, e.g. uid 2^32 to root.
+func checkHeader(h *tar.Header) error {
+	if isSparse(h) {
+		return errors.New("sparse tar entries are not supported")
+	}
+	if h.Size < 0 {
+		return fmt.Errorf("negative size %d", h.Size)
+	}
+	for _, v := range []struct {
+		what string
+		n    int64
+	}{{"uid", int64(h.Uid)}, {"gid", int64(h.Gid)}, {"device major", h.Devmajor}, {"device minor", h.Devminor}} {
+		if v.n < 0 || v.n > math.MaxUint32 {
+			return fmt.Errorf("%s %d does not fit 32 bits", v.what, v.n)
+		}
+	}
+	return nil
 }
 
 func isSparse(h *tar.Header) bool {
@@ -215,86 +304,6 @@ func xattrs(h *tar.Header) map[string]string {
 	return m
 }
 
-// apply makes one layer's changes: opaque dirs and whiteouts first (they
-// hide lower layers only), then entries in tar order.
-func (t *Tree) apply(changes []change) error {
-	for _, c := range changes {
-		if err := t.checkParents(c.path); err != nil {
-			if c.opaque || c.whiteout {
-				continue // nothing below a non-directory to hide
-			}
-			return err
-		}
-		switch {
-		case c.opaque:
-			t.Clear(c.path)
-		case c.whiteout:
-			t.Remove(c.path)
-		}
-	}
-	for _, c := range changes {
-		if c.opaque || c.whiteout {
-			continue
-		}
-		if err := t.ensureParents(c.path); err != nil {
-			return err
-		}
-		var err error
-		if c.linkTo != "" {
-			if err = t.checkParents(c.linkTo); err == nil {
-				err = t.Link(c.path, c.linkTo)
-			}
-		} else {
-			err = t.Add(c.path, c.inode)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkParents refuses a path whose parent, as the tree stands, is a
-// symlink: writing there would write through the link, possibly outside
-// the root.
-func (t *Tree) checkParents(p string) error {
-	n := t.root
-	els := splitClean(p)
-	for i, el := range els[:max(len(els)-1, 0)] {
-		c := n.children[el]
-		if c == nil {
-			return nil
-		}
-		if c.inode.Type == TypeSymlink {
-			return fmt.Errorf("%s: parent %s is a symlink: %w", p, strings.Join(els[:i+1], "/"), ErrUnsafePath)
-		}
-		if c.children == nil {
-			return fmt.Errorf("%s: parent %s is not a directory: %w", p, strings.Join(els[:i+1], "/"), ErrNotDir)
-		}
-		n = c
-	}
-	return nil
-}
-
-// ensureParents creates missing parent directories (0755, root, ModTime)
-// for layers that list a file before, or without, its directory.
-func (t *Tree) ensureParents(p string) error {
-	if err := t.checkParents(p); err != nil {
-		return err
-	}
-	els := splitClean(p)
-	n := t.root
-	for _, el := range els[:max(len(els)-1, 0)] {
-		c := n.children[el]
-		if c == nil {
-			c = &node{inode: &Inode{Type: TypeDir, Mode: 0o755, ModTime: t.created}, children: map[string]*node{}}
-			n.children[el] = c
-		}
-		n = c
-	}
-	return nil
-}
-
 // spoolContent is a regular file's bytes inside a layer spool.
 type spoolContent struct {
 	f         *os.File
@@ -303,4 +312,18 @@ type spoolContent struct {
 
 func (s spoolContent) Open() (io.ReadCloser, error) {
 	return io.NopCloser(io.NewSectionReader(s.f, s.off, s.size)), nil
+}
+
+// ctxReader stops a layer's stream once ctx is done, so a cancel (SIGTERM
+// in the CLI) stops Flatten within one read, even inside a huge entry.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -9,20 +9,21 @@ import (
 )
 
 // FS returns a read-only view of the tree as an fs.FS. Symlinks are
-// followed inside the tree: an absolute target is taken from the tree's
-// root, and ".." never climbs above it, as inside a chroot.
+// followed inside the tree as Flatten follows them (see resolve): an
+// absolute target is taken from the tree's root, and ".." never climbs
+// above it, as inside a chroot.
 func (t *Tree) FS() fs.FS { return treeFS{t} }
 
 type treeFS struct{ t *Tree }
-
-// maxHops bounds symlink resolution, as the kernel's MAXSYMLINKS (40).
-const maxHops = 40
 
 func (f treeFS) Open(name string) (fs.File, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
-	n, err := f.t.resolve(name, 0)
+	_, n, err := f.t.resolve(splitClean(name), true)
+	if err == nil && n == nil {
+		err = fs.ErrNotExist
+	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
@@ -37,42 +38,6 @@ func (f treeFS) Open(name string) (fs.File, error) {
 		}
 	}
 	return &file{info: info, r: r}, nil
-}
-
-// resolve finds the node for name, following every symlink on the way
-// (including the last element).
-func (t *Tree) resolve(name string, hops int) (*node, error) {
-	n := t.root
-	var cur []string
-	els := splitClean(name)
-	for i, el := range els {
-		if n.children == nil {
-			return nil, fs.ErrNotExist
-		}
-		c := n.children[el]
-		if c == nil {
-			return nil, fs.ErrNotExist
-		}
-		if c.inode.Type == TypeSymlink {
-			if hops++; hops > maxHops {
-				return nil, fs.ErrInvalid
-			}
-			target := c.inode.Linkname
-			if !path.IsAbs(target) {
-				target = path.Join(append(cur, target)...)
-			}
-			rest := append([]string{chrootClean(target)}, els[i+1:]...)
-			return t.resolve(path.Join(rest...), hops)
-		}
-		cur = append(cur, el)
-		n = c
-	}
-	return n, nil
-}
-
-// chrootClean cleans p as seen from the root: ".." at the top stays there.
-func chrootClean(p string) string {
-	return strings.TrimPrefix(path.Clean("/"+p), "/")
 }
 
 type fileInfo struct {
