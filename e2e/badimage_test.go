@@ -42,7 +42,7 @@ func layerBlobs(t *testing.T, dir string) []string {
 // addRawLayer appends an uncompressed tar as a layer with umoci.
 func addRawLayer(t *testing.T, dir string, entries map[string]string) {
 	t.Helper()
-	needTool(t, "umoci")
+	fixtures.NeedTools(t, "umoci")
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for name, body := range entries {

@@ -52,7 +52,7 @@ func debugfs(t *testing.T, img, req string) string {
 // TestExt4Exact checks the ext4 rootfs with e2fsprogs' own tools: the
 // metadata the layers carried survives a rootless conversion.
 func TestExt4Exact(t *testing.T) {
-	needTool(t, "e2fsck", "debugfs")
+	fixtures.NeedTools(t, "e2fsck", "debugfs")
 	fix := fixtures.Dir(t)
 	dir := filepath.Join(t.TempDir(), "vm")
 	mustConvert(t, "oci:"+filepath.Join(fix, "busybox-amd64"), "--no-kernel", "--rootfs", "ext4", "-o", dir)

@@ -24,12 +24,6 @@ import (
 	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
-// needTool skips (or, under C2VM_E2E=1, fails) when a tool is missing.
-func needTool(t *testing.T, names ...string) {
-	t.Helper()
-	fixtures.NeedTools(t, names...)
-}
-
 // c2vm runs the CLI in-process and returns its exit status and stderr.
 func c2vm(t *testing.T, args ...string) (int, string) {
 	t.Helper()
@@ -69,7 +63,7 @@ func qemuConsole(t *testing.T, arch, dir, extraAppend string, disk bool) string 
 	default:
 		t.Fatalf("no plain QEMU command for %s", arch)
 	}
-	needTool(t, bin)
+	fixtures.NeedTools(t, bin)
 	args = append(args, "-accel", "tcg", "-m", "512", "-nographic", "-no-reboot",
 		"-kernel", filepath.Join(dir, "kernel"), "-initrd", filepath.Join(dir, "initramfs.img"))
 	if disk {

@@ -36,7 +36,7 @@ func initFor(t *testing.T, arch string) string {
 	if p, ok := initBins[arch]; ok {
 		return p
 	}
-	needTool(t, "go")
+	fixtures.NeedTools(t, "go")
 	p := filepath.Join(initDir, "c2vm-init-"+arch)
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", p, "./cmd/c2vm-init")
 	cmd.Dir = fixtures.RepoRoot()

@@ -26,7 +26,7 @@ func TestMergedUsr(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots VMs")
 	}
-	needTool(t, "umoci", "qemu-system-x86_64", "qemu-system-aarch64")
+	fixtures.NeedTools(t, "umoci", "qemu-system-x86_64", "qemu-system-aarch64")
 	for _, arch := range []string{"amd64", "arm64"} {
 		t.Run(arch, func(t *testing.T) {
 			t.Parallel()

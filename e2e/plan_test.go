@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/c2vm/c2vm/internal/fixtures"
+
 	"bytes"
 	"encoding/json"
 	"os"
@@ -31,7 +33,7 @@ func TestPlanStepsAreTheBoot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM")
 	}
-	needTool(t, "qemu-system-x86_64")
+	fixtures.NeedTools(t, "qemu-system-x86_64")
 	dir := convertBusybox(t, "amd64", "--user", "0:0", "--cmd", shellCmd("cat /etc/added-by-a-step; echo host=$(hostname)\n"+specCheck))
 	p := readPlan(t, dir)
 	var steps []plan.Step
@@ -71,7 +73,7 @@ func TestSpecAppliedArm64(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM")
 	}
-	needTool(t, "qemu-system-aarch64")
+	fixtures.NeedTools(t, "qemu-system-aarch64")
 	dir := convertBusybox(t, "arm64", "--user", "0", "--cmd", shellCmd(specCheck))
 	stdout, stderr, code := runVM(t, dir)
 	if code != 0 {

@@ -16,9 +16,9 @@ import (
 // depends on privileges.
 func TestRootlessSameBytes(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch to an unprivileged user")
+		fixtures.Skip(t, "needs root to switch to an unprivileged user")
 	}
-	needTool(t, "setpriv", "go")
+	fixtures.NeedTools(t, "setpriv", "go")
 	fix := fixtures.Dir(t)
 	work, err := os.MkdirTemp("", "c2vm-rootless-")
 	if err != nil {

@@ -45,7 +45,7 @@ func TestRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots VMs")
 	}
-	needTool(t, "qemu-system-x86_64", "qemu-system-aarch64")
+	fixtures.NeedTools(t, "qemu-system-x86_64", "qemu-system-aarch64")
 	for _, arch := range []string{"amd64", "arm64"} {
 		t.Run(arch, func(t *testing.T) {
 			t.Parallel()
@@ -86,7 +86,7 @@ func TestQemuScript(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM")
 	}
-	needTool(t, "qemu-system-x86_64")
+	fixtures.NeedTools(t, "qemu-system-x86_64")
 	dir := convertBusybox(t, "amd64", "--cmd", `["/bin/sh","-c","echo via qemu.sh; exit 7"]`)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -109,7 +109,7 @@ func TestForeignArch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM")
 	}
-	needTool(t, "qemu-system-x86_64", "qemu-aarch64-static")
+	fixtures.NeedTools(t, "qemu-system-x86_64", "qemu-aarch64-static")
 	interp, _ := exec.LookPath("qemu-aarch64-static")
 	dir := convertFor(t, "arm64", "amd64", "--vm-arch", "amd64", "--binfmt-interpreter", interp,
 		"--cmd", `["/bin/sh","-c","uname -m; id -un; exit 5"]`)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/c2vm/c2vm/internal/cache"
 	"github.com/c2vm/c2vm/vmconfig"
 )
 
@@ -87,13 +88,9 @@ func bootProbe(ctx context.Context, vm vmconfig.VM, bin string) bool {
 
 // probeCache is the probe's cache file, "" when there is no home.
 func probeCache(arch string) string {
-	dir := os.Getenv("C2VM_CACHE")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		dir = filepath.Join(home, ".cache", "c2vm")
+	dir, err := cache.Dir()
+	if err != nil {
+		return ""
 	}
 	return filepath.Join(dir, vmconfig.ProbeCacheFile(arch))
 }

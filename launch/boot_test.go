@@ -13,6 +13,7 @@ import (
 
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/initramfs"
+	"github.com/c2vm/c2vm/internal/cache"
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/internal/testkernel"
 	"github.com/c2vm/c2vm/kernel"
@@ -75,12 +76,11 @@ func writeKernel(t *testing.T, arch, dst string) {
 // leaves it in the cache.
 func busybox(t *testing.T, arch string) []byte {
 	t.Helper()
-	cache := os.Getenv("C2VM_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "c2vm")
+	dir, err := cache.Dir()
+	if err != nil {
+		t.Fatal(err)
 	}
-	p := filepath.Join(cache, "debs", "busybox-static-"+arch, "bin", "busybox")
+	p := filepath.Join(dir, "debs", "busybox-static-"+arch, "bin", "busybox")
 	if _, err := os.Stat(p); err != nil {
 		fixtures.Dir(t) // fetches it
 	}

@@ -1,6 +1,8 @@
 package launch
 
 import (
+	"github.com/c2vm/c2vm/internal/fixtures"
+
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -240,7 +242,7 @@ func TestChooseAccel(t *testing.T) {
 // ignored after another.
 func TestProbeCache(t *testing.T) {
 	if bootID() == "" {
-		t.Skip("no /proc/sys/kernel/random/boot_id")
+		fixtures.Skip(t, "no /proc/sys/kernel/random/boot_id (not Linux?)")
 	}
 	t.Setenv("C2VM_CACHE", t.TempDir())
 	file := probeCache("amd64")

@@ -1,6 +1,8 @@
 package vmconfig
 
 import (
+	"github.com/c2vm/c2vm/internal/fixtures"
+
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
@@ -117,16 +119,12 @@ func TestFirecrackerAmd64NeedsVmlinux(t *testing.T) {
 	}
 }
 
-// needTool skips when a tool is missing, except under C2VM_E2E=1.
+// needTool skips when a tool is missing (fails under C2VM_E2E=1) and
+// returns its path.
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("C2VM_E2E") == "1" {
-			t.Fatalf("%s is required with C2VM_E2E=1: %v", name, err)
-		}
-		t.Skipf("%s not installed", name)
-	}
+	fixtures.NeedTools(t, name)
+	p, _ := exec.LookPath(name)
 	return p
 }
 
