@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"github.com/c2vm/c2vm/internal/fixtures"
-
 	"bytes"
 	"encoding/json"
 	"os"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/initramfs"
+	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
 // specCheck prints what the runtime spec's restrictions look like from

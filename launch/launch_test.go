@@ -1,8 +1,6 @@
 package launch
 
 import (
-	"github.com/c2vm/c2vm/internal/fixtures"
-
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -14,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
 // vmDir makes an output directory whose QEMU is a fake: a shell script

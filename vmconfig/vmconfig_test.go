@@ -1,8 +1,6 @@
 package vmconfig
 
 import (
-	"github.com/c2vm/c2vm/internal/fixtures"
-
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
@@ -13,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden")
