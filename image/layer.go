@@ -62,12 +62,14 @@ func DetectCompression(head []byte) Compression {
 // streaming decoder refuses more than 1<<27 bytes unless told otherwise
 // (lib/zstd.h, ZSTD_WINDOWLOG_LIMIT_DEFAULT). A layer inflating past
 // maxInflateRatio times its stored size, and past minBombSize, is refused:
-// deflate peaks near 1032:1 on zeros, so a gzip bomb of a few MB reaches
-// GiBs, and its bytes would all be spooled to disk by the flattener.
+// deflate peaks near 1032:1 on zeros and zstd's RLE blocks near 32768:1,
+// so a bomb of a few MB reaches tens of GiB, all of which the flattener
+// would spool to disk. Real layers stay far below 100:1 (text compresses
+// about 10:1); a layer that is mostly one huge run of zeros is refused.
 const (
 	maxZstdWindow   = 1 << 27
 	maxInflateRatio = 100
-	minBombSize     = 1 << 30
+	minBombSize     = 256 << 20
 )
 
 // Open returns the layer's uncompressed tar stream. A blob whose digest
@@ -94,7 +96,7 @@ func (l Layer) Open() (io.ReadCloser, error) {
 		raw.Close()
 		return nil, fmt.Errorf("layer %s: %s: %w: %v", l.name(), comp, ErrCorrupt, err)
 	}
-	out := &layerReader{r: dec, ctx: l.context(), raw: raw, closeDec: closeDec, name: l.name()}
+	out := &layerReader{r: dec, ctx: l.context(), raw: raw, closeDec: closeDec, name: l.name(), comp: comp}
 	if comp != None {
 		out.r = &inflateLimit{r: out.r, max: max(minBombSize, maxInflateRatio*size), stored: size, name: l.name()}
 	}
@@ -178,6 +180,7 @@ type layerReader struct {
 	raw      io.Closer
 	closeDec func()
 	name     string
+	comp     Compression
 }
 
 func (l *layerReader) Read(p []byte) (int, error) {
@@ -189,7 +192,7 @@ func (l *layerReader) Read(p []byte) (int, error) {
 		if l.ctx.Err() != nil {
 			return n, fmt.Errorf("layer %s: %w", l.name, err)
 		}
-		err = fmt.Errorf("layer %s: %w: %v", l.name, ErrCorrupt, err)
+		err = fmt.Errorf("layer %s: %s: %w: %v", l.name, l.comp, ErrCorrupt, err)
 	}
 	return n, err
 }
@@ -218,6 +221,9 @@ func (l *inflateLimit) Read(p []byte) (int, error) {
 }
 
 // verifier hashes what passes through and checks digest and size at EOF.
+// A mismatch is returned from every Read from then on: a reader that got
+// its last bytes together with the error (io.ReadFull drops an error when
+// it has enough bytes) sees it on its next Read instead of a clean EOF.
 type verifier struct {
 	r    io.Reader
 	h    hash.Hash
@@ -226,19 +232,25 @@ type verifier struct {
 	n    int64
 	what string
 	done bool
+	err  error
 }
 
 func (v *verifier) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
 	n, err := v.r.Read(p)
 	v.h.Write(p[:n])
 	v.n += int64(n)
 	if err == io.EOF && !v.done {
 		v.done = true
 		if v.size >= 0 && v.n != v.size {
-			return n, fmt.Errorf("%s: %w: %d bytes, descriptor says %d", v.what, ErrDigestMismatch, v.n, v.size)
+			v.err = fmt.Errorf("%s: %w: %d bytes, descriptor says %d", v.what, ErrDigestMismatch, v.n, v.size)
+		} else if got := digest.NewDigest(v.want.Algorithm(), v.h); got != v.want {
+			v.err = fmt.Errorf("%s: %w: got %s", v.what, ErrDigestMismatch, got)
 		}
-		if got := digest.NewDigest(v.want.Algorithm(), v.h); got != v.want {
-			return n, fmt.Errorf("%s: %w: got %s", v.what, ErrDigestMismatch, got)
+		if v.err != nil {
+			return n, v.err
 		}
 	}
 	return n, err

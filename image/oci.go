@@ -82,7 +82,7 @@ type candidate struct {
 func resolveOCI(s store, name string, opts Options) (*Image, error) {
 	b, err := readAll(s, "index.json")
 	if err != nil {
-		return nil, fmt.Errorf("index.json: %w", err)
+		return nil, err // names index.json
 	}
 	var idx ocispec.Index
 	if err := json.Unmarshal(b, &idx); err != nil {
