@@ -43,10 +43,13 @@ var ErrTooLarge = errors.New("archive index too large")
 
 // Bounds of what Index keeps. No path on Linux is longer than PATH_MAX
 // (4096, include/uapi/linux/limits.h); a member with a longer name cannot
-// be a file anyone opens, so it is not indexed.
+// be a file anyone opens, so it is not indexed. Each kept member costs its
+// name plus entryCost (a map entry's own bytes, roughly), so neither long
+// names nor millions of empty members grow the index past maxNameBytes.
 const (
 	maxName      = 4096
 	maxNameBytes = 64 << 20
+	entryCost    = 64
 )
 
 // Seek implements io.Seeker when R does; otherwise archive/tar, seeing the
@@ -88,13 +91,13 @@ func Index(r io.Reader) (map[string]Member, error) {
 		switch h.Typeflag {
 		case tar.TypeReg, tar.TypeCont: // GNU's contiguous file is a regular file to tar
 			members[name] = Member{Offset: c.N, Size: h.Size}
-			kept += len(name)
+			kept += entryCost + len(name)
 		case tar.TypeSymlink:
 			links[name] = Clean(path.Join(path.Dir(name), h.Linkname))
-			kept += len(name) + len(links[name])
+			kept += entryCost + len(name) + len(links[name])
 		}
 		if kept > maxNameBytes {
-			return nil, fmt.Errorf("more than %d MiB of member names: %w", maxNameBytes>>20, ErrTooLarge)
+			return nil, fmt.Errorf("index of more than %d MiB: %w", maxNameBytes>>20, ErrTooLarge)
 		}
 	}
 	if _, err := io.Copy(io.Discard, c); err != nil {
