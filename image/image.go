@@ -2,9 +2,16 @@
 // `docker save` tarballs — resolves the manifest for a platform and gives
 // its config and layers, verifying every blob's digest and size.
 //
-//	img, err := image.Open("oci-archive:app.tar:latest", image.Options{Platform: "linux/arm64"})
+//	img, err := image.OpenContext(ctx, "oci-archive:app.tar:latest", image.Options{Platform: "linux/arm64"})
 //	defer img.Close()
 //	for _, l := range img.Layers { rc, err := l.Open(); ... } // uncompressed tar streams
+//
+// Every input is treated as hostile and read within bounds: only regular
+// files (a FIFO or a link to /dev/zero is refused, never opened for long),
+// sizes checked against descriptors before reading, JSON documents of at
+// most 4 MiB, digests validated before use, index walks bounded in depth
+// and fan-out, layers verified before they are decoded and refused when
+// they inflate like a decompression bomb.
 package image
 
 import (
