@@ -71,6 +71,14 @@ func TestDamagedImages(t *testing.T) {
 			b[len(b)-10] ^= 0x55
 			os.WriteFile(l, b, 0o644)
 		}, "layer sha256:"},
+		// The headline of issue 10: a flipped byte mid-stream used to
+		// decode to garbage and fail as "invalid tar header".
+		{"layer byte flipped mid-stream", func(t *testing.T, dir string) {
+			l := layerBlobs(t, dir)[0]
+			b, _ := os.ReadFile(l)
+			b[len(b)/2] ^= 0x55
+			os.WriteFile(l, b, 0o644)
+		}, "digest mismatch: got sha256:"},
 		{"truncated layer", func(t *testing.T, dir string) {
 			l := layerBlobs(t, dir)[0]
 			b, _ := os.ReadFile(l)

@@ -95,14 +95,18 @@ func resolveDocker(s store, name string, opts Options) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", m.Config, err)
 	}
-	if opts.Platform != "" {
-		c := candidate{platform: &cfg.Platform}
-		if _, err := choosePlatform(s, []candidate{c}, opts.Platform); err != nil {
-			return nil, err
-		}
+	c := candidate{platform: &cfg.Platform}
+	if _, err := choosePlatform(s, []candidate{c}, opts.Platform); err != nil {
+		return nil, err
 	}
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("manifest.json lists %d layers, the config %d diff_ids: %w", len(m.Layers), len(cfg.RootFS.DiffIDs), ErrCorrupt)
+	}
+	if len(m.Layers) > maxLayers {
+		return nil, fmt.Errorf("manifest.json lists %d layers, over the limit of %d: %w", len(m.Layers), maxLayers, ErrTooLarge)
+	}
+	if err := checkDiffIDs(cfg.RootFS.DiffIDs); err != nil {
+		return nil, fmt.Errorf("config %s: %w", m.Config, err)
 	}
 	img := &Image{ConfigDigest: cd, Config: cfg, Platform: cfg.Platform}
 	// A legacy archive has no manifest blob: identify it by the digest of

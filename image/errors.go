@@ -13,4 +13,6 @@ var (
 	ErrCorrupt        = errors.New("corrupt data")
 	ErrUnsupported    = errors.New("unsupported")
 	ErrNoSuchImage    = errors.New("no such image")
+	ErrNotRegular     = errors.New("not a regular file")
+	ErrTooLarge       = errors.New("too large")
 )

@@ -2,12 +2,20 @@
 // `docker save` tarballs — resolves the manifest for a platform and gives
 // its config and layers, verifying every blob's digest and size.
 //
-//	img, err := image.Open("oci-archive:app.tar:latest", image.Options{Platform: "linux/arm64"})
+//	img, err := image.OpenContext(ctx, "oci-archive:app.tar:latest", image.Options{Platform: "linux/arm64"})
 //	defer img.Close()
 //	for _, l := range img.Layers { rc, err := l.Open(); ... } // uncompressed tar streams
+//
+// Every input is treated as hostile and read within bounds: only regular
+// files (a FIFO or a link to /dev/zero is refused, never opened for long),
+// sizes checked against descriptors before reading, JSON documents of at
+// most 4 MiB, digests validated before use, index walks bounded in depth
+// and fan-out, layers verified before they are decoded and refused when
+// they inflate like a decompression bomb.
 package image
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -79,21 +87,31 @@ func splitPathRef(s string) (string, string) {
 
 // Open opens the image ref names and resolves it for opts.Platform.
 func Open(ref string, opts Options) (*Image, error) {
+	return OpenContext(context.Background(), ref, opts)
+}
+
+// OpenContext is Open whose layer streams stop (with ctx.Err()) once ctx
+// is done, so a cancelled conversion stops mid-layer.
+func OpenContext(ctx context.Context, ref string, opts Options) (*Image, error) {
 	t, p, name := ParseRef(ref)
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", p, err)
 	}
 	var s store
-	if fi.IsDir() {
+	switch {
+	case fi.IsDir():
 		if t != "" && t != TransportOCI {
 			return nil, fmt.Errorf("image %s: a directory, not a %s: %w", p, t, ErrNotImage)
 		}
-		s = dirStore{root: p}
-	} else {
-		if t == TransportOCI {
-			return nil, fmt.Errorf("image %s: oci: wants a layout directory; use oci-archive: for a tar: %w", p, ErrNotImage)
+		if s, err = openDirStore(p); err != nil {
+			return nil, fmt.Errorf("image %s: %w", p, err)
 		}
+	case t == TransportOCI:
+		return nil, fmt.Errorf("image %s: oci: wants a layout directory; use oci-archive: for a tar: %w", p, ErrNotImage)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("image %s: a %s, not an image directory or archive: %w", p, fileKind(fi.Mode()), ErrNotRegular)
+	default:
 		if s, err = openTarStore(p); err != nil {
 			return nil, fmt.Errorf("image %s: %w", p, err)
 		}
@@ -105,6 +123,9 @@ func Open(ref string, opts Options) (*Image, error) {
 	}
 	img.Ref = ref
 	img.store = s
+	for i := range img.Layers {
+		img.Layers[i].ctx = ctx
+	}
 	return img, nil
 }
 

@@ -1,11 +1,13 @@
 package image
 
 import (
+	_ "crypto/sha512" // go-digest's sha384 and sha512 need it linked in
 	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
 
+	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -18,6 +20,13 @@ const (
 	mediaTypeDockerSchema1Signed = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 	annotationContainerdName     = "io.containerd.image.name"
 	maxIndexDepth                = 8
+	// maxDescriptors bounds the index entries walked below the selected
+	// ones, so an index that fans out as a DAG cannot make the walk
+	// exponential; a multi-platform image with attestations has tens.
+	maxDescriptors = 4096
+	// maxLayers is far above the 125 layers Docker's layer store chains
+	// (moby layer/layer_store.go, maxLayerDepth).
+	maxLayers = 1024
 )
 
 func isIndex(mt string) bool {
@@ -28,12 +37,28 @@ func isManifest(mt string) bool {
 	return mt == ocispec.MediaTypeImageManifest || mt == mediaTypeDockerManifest
 }
 
-// readBlob reads a small blob and checks it against its descriptor.
+// checkDescriptor refuses a descriptor whose digest or size no blob can
+// have, before it is used.
+func checkDescriptor(what string, d ocispec.Descriptor) error {
+	if err := checkDigest(d.Digest); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if d.Size < 0 {
+		return fmt.Errorf("%s %s: size %d: %w", what, d.Digest, d.Size, ErrCorrupt)
+	}
+	return nil
+}
+
+// readBlob reads a JSON blob (index, manifest, config) and checks it
+// against its descriptor before anything parses it.
 func readBlob(s store, d ocispec.Descriptor) ([]byte, error) {
-	p, err := blobPath(d.Digest)
-	if err != nil {
+	if err := checkDescriptor("blob", d); err != nil {
 		return nil, err
 	}
+	if d.Size > maxJSON {
+		return nil, fmt.Errorf("blob %s: %d bytes, over the %d MiB limit for a JSON document: %w", d.Digest, d.Size, maxJSON>>20, ErrTooLarge)
+	}
+	p, _ := blobPath(d.Digest)
 	b, err := readAll(s, p)
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
@@ -57,7 +82,7 @@ type candidate struct {
 func resolveOCI(s store, name string, opts Options) (*Image, error) {
 	b, err := readAll(s, "index.json")
 	if err != nil {
-		return nil, fmt.Errorf("index.json: %w", err)
+		return nil, err // names index.json
 	}
 	var idx ocispec.Index
 	if err := json.Unmarshal(b, &idx); err != nil {
@@ -67,12 +92,13 @@ func resolveOCI(s store, name string, opts Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cands []candidate
+	w := &walk{s: s, seen: map[string]bool{}}
 	for _, d := range top {
-		if cands, err = collect(s, d, cands, 0); err != nil {
+		if err := w.collect(d, 0); err != nil {
 			return nil, err
 		}
 	}
+	cands := w.out
 	if len(cands) == 0 {
 		return nil, fmt.Errorf("%w: the index lists no image manifest", ErrNotImage)
 	}
@@ -132,58 +158,83 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
+// walk collects the image manifests below an index, reading each nested
+// index and listing each manifest once however many paths reach it.
+type walk struct {
+	s       store
+	seen    map[string]bool // digest and claimed platform
+	visited int
+	out     []candidate
+}
+
 // collect walks index → index → manifest (as buildx nests them), verifying
-// every index it reads, and returns the image manifests it finds.
-func collect(s store, d ocispec.Descriptor, out []candidate, depth int) ([]candidate, error) {
+// every index it reads.
+func (w *walk) collect(d ocispec.Descriptor, depth int) error {
+	if w.visited++; w.visited > maxDescriptors {
+		return fmt.Errorf("index fans out to more than %d descriptors: %w", maxDescriptors, ErrTooLarge)
+	}
+	if err := checkDescriptor("descriptor", d); err != nil {
+		return err
+	}
+	key := d.Digest.String()
+	if d.Platform != nil {
+		key += " " + platforms.Format(*d.Platform)
+	}
+	if w.seen[key] {
+		return nil
+	}
 	switch {
 	case isManifest(d.MediaType):
-		if isAttestation(d) {
-			return out, nil
+		w.seen[key] = true
+		if !isAttestation(d) {
+			w.out = append(w.out, candidate{desc: d, platform: d.Platform})
 		}
-		return append(out, candidate{desc: d, platform: d.Platform}), nil
+		return nil
 	case isIndex(d.MediaType):
+		w.seen[key] = true
 		if depth >= maxIndexDepth {
-			return nil, fmt.Errorf("index %s: nested more than %d deep: %w", d.Digest, maxIndexDepth, ErrCorrupt)
+			return fmt.Errorf("index %s: nested more than %d deep: %w", d.Digest, maxIndexDepth, ErrCorrupt)
 		}
-		b, err := readBlob(s, d)
+		b, err := readBlob(w.s, d)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		var idx ocispec.Index
 		if err := json.Unmarshal(b, &idx); err != nil {
-			return nil, fmt.Errorf("index %s: %w: %v", d.Digest, ErrCorrupt, err)
+			return fmt.Errorf("index %s: %w: %v", d.Digest, ErrCorrupt, err)
 		}
 		for _, c := range idx.Manifests {
 			if c.Platform == nil && d.Platform != nil && isManifest(c.MediaType) {
 				c.Platform = d.Platform
 			}
-			if out, err = collect(s, c, out, depth+1); err != nil {
-				return nil, err
+			if err := w.collect(c, depth+1); err != nil {
+				return err
 			}
 		}
-		return out, nil
+		return nil
 	case d.MediaType == mediaTypeDockerSchema1 || d.MediaType == mediaTypeDockerSchema1Signed:
-		return nil, fmt.Errorf("manifest %s: Docker schema 1 (%s): %w", d.Digest, d.MediaType, ErrUnsupported)
+		return fmt.Errorf("manifest %s: Docker schema 1 (%s): %w", d.Digest, d.MediaType, ErrUnsupported)
 	case d.MediaType == "":
 		// Some writers omit the media type: sniff the blob.
-		b, err := readBlob(s, d)
+		b, err := readBlob(w.s, d)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		var probe struct {
 			MediaType string            `json:"mediaType"`
 			Manifests []json.RawMessage `json:"manifests"`
 		}
 		if err := json.Unmarshal(b, &probe); err != nil {
-			return nil, fmt.Errorf("blob %s: %w: %v", d.Digest, ErrCorrupt, err)
+			return fmt.Errorf("blob %s: %w: %v", d.Digest, ErrCorrupt, err)
 		}
 		d.MediaType = ocispec.MediaTypeImageManifest
 		if probe.Manifests != nil {
 			d.MediaType = ocispec.MediaTypeImageIndex
 		}
-		return collect(s, d, out, depth)
+		w.visited--
+		return w.collect(d, depth)
 	}
-	return out, nil // other artifacts (signatures, SBOMs) are not images
+	return nil // other artifacts (signatures, SBOMs) are not images
 }
 
 // isAttestation recognises BuildKit's attestation manifests.
@@ -204,6 +255,9 @@ func loadManifest(s store, c candidate) (*Image, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("manifest %s: %w: %v", c.desc.Digest, ErrCorrupt, err)
 	}
+	if len(m.Layers) > maxLayers {
+		return nil, fmt.Errorf("manifest %s has %d layers, over the limit of %d: %w", c.desc.Digest, len(m.Layers), maxLayers, ErrTooLarge)
+	}
 	cfgBytes, err := readBlob(s, m.Config)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -219,21 +273,35 @@ func loadManifest(s store, c candidate) (*Image, error) {
 	if len(cfg.RootFS.DiffIDs) != 0 && len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("manifest %s has %d layers, its config %d diff_ids: %w", c.desc.Digest, len(m.Layers), len(cfg.RootFS.DiffIDs), ErrCorrupt)
 	}
+	if err := checkDiffIDs(cfg.RootFS.DiffIDs); err != nil {
+		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+	}
 	for i, l := range m.Layers {
 		var diffID digest.Digest
 		if i < len(cfg.RootFS.DiffIDs) {
 			diffID = cfg.RootFS.DiffIDs[i]
 		}
-		p, err := blobPath(l.Digest)
-		if err != nil {
-			return nil, fmt.Errorf("layer %d: %w", i, err)
+		if err := checkDescriptor(fmt.Sprintf("layer %d", i+1), l); err != nil {
+			return nil, err
 		}
+		p, _ := blobPath(l.Digest)
 		if !s.exists(p) {
 			return nil, fmt.Errorf("layer %s: %w", l.Digest, ErrMissingBlob)
 		}
 		img.Layers = append(img.Layers, Layer{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType, DiffID: diffID, s: s, path: p})
 	}
 	return img, nil
+}
+
+// checkDiffIDs refuses a diff_id no layer can have before a layer is
+// opened with it.
+func checkDiffIDs(ids []digest.Digest) error {
+	for i, d := range ids {
+		if err := checkDigest(d); err != nil {
+			return fmt.Errorf("diff_id %d: %w", i+1, err)
+		}
+	}
+	return nil
 }
 
 // parseConfig reads an OCI or Docker image config (the same JSON shape for

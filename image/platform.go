@@ -10,10 +10,12 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// choosePlatform picks the candidate for want ("" = the only one, else
-// the host's). Platform matching is containerd's: linux/arm64 matches
-// linux/arm64/v8.
+// choosePlatform picks the candidate for want ("" = the only Linux one,
+// else the host's). Platform matching is containerd's: linux/arm64 matches
+// linux/arm64/v8. c2vm makes Linux VMs, so only Linux images are offered
+// (an image whose config names no OS is taken as Linux).
 func choosePlatform(s store, cands []candidate, want string) (candidate, error) {
+	var linux []candidate
 	for i := range cands {
 		if cands[i].platform == nil {
 			p, err := configPlatform(s, cands[i].desc)
@@ -22,13 +24,25 @@ func choosePlatform(s store, cands []candidate, want string) (candidate, error) 
 			}
 			cands[i].platform = &p
 		}
+		if cands[i].platform.OS == "" {
+			p := *cands[i].platform
+			p.OS = "linux"
+			cands[i].platform = &p
+		}
+		if cands[i].platform.OS == "linux" {
+			linux = append(linux, cands[i])
+		}
 	}
-	if want == "" && len(cands) == 1 {
-		return cands[0], nil
+	if len(linux) == 0 {
+		return candidate{}, fmt.Errorf("%w: no linux platform; the image offers %s", ErrNoPlatform, offered(cands))
+	}
+	if want == "" && len(linux) == 1 {
+		return linux[0], nil
 	}
 	var spec ocispec.Platform
 	if want == "" {
 		spec = platforms.DefaultSpec()
+		spec.OS = "linux"
 	} else {
 		var err error
 		if spec, err = platforms.Parse(want); err != nil {
@@ -36,7 +50,7 @@ func choosePlatform(s store, cands []candidate, want string) (candidate, error) 
 		}
 	}
 	m := platforms.NewMatcher(spec)
-	for _, c := range cands {
+	for _, c := range linux {
 		if m.Match(*c.platform) {
 			return c, nil
 		}

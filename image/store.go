@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,15 +10,21 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/c2vm/c2vm/internal/tarindex"
 )
 
+// maxJSON bounds every JSON document read whole (index, manifest, config,
+// manifest.json): the 4 MiB a registry accepts for a manifest body
+// (distribution's registry/handlers/manifests.go, maxManifestBodySize).
+const maxJSON = 4 << 20
+
 // store gives the files of an image container: an OCI layout directory or
 // a tar archive (oci-archive, docker-archive). Names are slash-separated
-// and relative to the top.
+// and relative to the top. open gives regular files only, with their size.
 type store interface {
 	open(name string) (io.ReadCloser, int64, error)
 	exists(name string) bool
@@ -26,10 +33,19 @@ type store interface {
 
 // blobPath is where a layout keeps the blob with digest d.
 func blobPath(d digest.Digest) (string, error) {
-	if err := d.Validate(); err != nil {
-		return "", fmt.Errorf("invalid digest %q: %w", d, ErrCorrupt)
+	if err := checkDigest(d); err != nil {
+		return "", err
 	}
 	return path.Join("blobs", d.Algorithm().String(), d.Encoded()), nil
+}
+
+// checkDigest refuses a digest before anything uses it: go-digest panics
+// on a digest without a colon and has no hash for an unknown algorithm.
+func checkDigest(d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("digest %q: %w (%v)", d, ErrCorrupt, err)
+	}
+	return nil
 }
 
 // cleanName rejects names that would leave the image's top directory.
@@ -41,18 +57,11 @@ func cleanName(name string) (string, error) {
 	return p, nil
 }
 
-// dirStore is an OCI layout directory.
-type dirStore struct{ root string }
-
-func (d dirStore) open(name string) (io.ReadCloser, int64, error) {
-	c, err := cleanName(name)
-	if err != nil {
-		return nil, 0, err
-	}
-	f, err := os.Open(filepath.Join(d.root, filepath.FromSlash(c)))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, fmt.Errorf("%s: %w", name, ErrMissingBlob)
-	}
+// openRegular opens p for reading and refuses anything but a regular file
+// (after symlinks). O_NONBLOCK keeps open(2) of a FIFO from waiting for a
+// writer; it changes nothing for a regular file (open(2), "O_NONBLOCK").
+func openRegular(p string) (*os.File, int64, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -61,7 +70,55 @@ func (d dirStore) open(name string) (io.ReadCloser, int64, error) {
 		f.Close()
 		return nil, 0, err
 	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s is a %s: %w", p, fileKind(fi.Mode()), ErrNotRegular)
+	}
 	return f, fi.Size(), nil
+}
+
+// fileKind names a file type for an error message.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe (FIFO)"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
+}
+
+// dirStore is an OCI layout directory.
+type dirStore struct{ root string }
+
+func openDirStore(root string) (dirStore, error) {
+	// Without search permission every file looks absent; say so instead
+	// of "not an image".
+	if _, err := os.Stat(filepath.Join(root, "oci-layout")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return dirStore{}, err
+	}
+	return dirStore{root: root}, nil
+}
+
+func (d dirStore) open(name string) (io.ReadCloser, int64, error) {
+	c, err := cleanName(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	f, size, err := openRegular(filepath.Join(d.root, filepath.FromSlash(c)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, fmt.Errorf("%s: %w", name, ErrMissingBlob)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return f, size, nil
 }
 
 func (d dirStore) exists(name string) bool {
@@ -78,31 +135,26 @@ func (dirStore) Close() error { return nil }
 // tarStore is a tar archive indexed once: each member's offset and size,
 // served through io.SectionReader, so no blob is searched for twice (unlike
 // go-containerregistry's tarball package, which rescans the archive for
-// every file it opens).
+// every file it opens). Only regular members are indexed.
 type tarStore struct {
 	f       *os.File
 	members map[string]tarindex.Member
 }
 
 func openTarStore(p string) (*tarStore, error) {
-	f, err := os.Open(p)
+	f, size, err := openRegular(p)
 	if err != nil {
 		return nil, err
 	}
 	members, err := tarindex.Index(f)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s: reading archive: %w (%v)", p, ErrNotImage, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
+		return nil, fmt.Errorf("reading archive: %w (%v)", ErrNotImage, err)
 	}
 	for name, m := range members {
-		if m.Offset+m.Size > fi.Size() {
+		if m.Offset+m.Size > size {
 			f.Close()
-			return nil, fmt.Errorf("%s: member %s is truncated: %w", p, name, ErrCorrupt)
+			return nil, fmt.Errorf("member %s is truncated: %w", name, ErrCorrupt)
 		}
 	}
 	return &tarStore{f: f, members: members}, nil
@@ -131,17 +183,37 @@ func (s *tarStore) exists(name string) bool {
 
 func (s *tarStore) Close() error { return s.f.Close() }
 
-// readAll reads a small file (index, manifest, config) whole, bounded so a
-// hostile archive cannot make us allocate gigabytes.
+// readAll reads a JSON document whole, refusing one over maxJSON before
+// reading it (and reading no more than that whatever the size claimed).
 func readAll(s store, name string) ([]byte, error) {
 	r, size, err := s.open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	const max = 64 << 20
-	if size > max {
-		return nil, fmt.Errorf("%s: %d bytes is too large for a JSON document: %w", name, size, ErrCorrupt)
+	if size > maxJSON {
+		return nil, fmt.Errorf("%s: %d bytes, over the %d MiB limit for a JSON document: %w", name, size, maxJSON>>20, ErrTooLarge)
 	}
-	return io.ReadAll(r)
+	b, err := io.ReadAll(io.LimitReader(r, maxJSON+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(b) > maxJSON {
+		return nil, fmt.Errorf("%s: over the %d MiB limit for a JSON document: %w", name, maxJSON>>20, ErrTooLarge)
+	}
+	return b, nil
+}
+
+// ctxReader stops a stream once its context is done, so a cancelled
+// conversion stops within one read.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

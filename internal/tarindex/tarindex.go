@@ -10,6 +10,7 @@ package tarindex
 import (
 	"archive/tar"
 	"errors"
+	"fmt"
 	"io"
 	"path"
 	"strings"
@@ -35,6 +36,22 @@ func (c *Counter) Read(p []byte) (int, error) {
 
 var errNoSeek = errors.New("not seekable")
 
+// ErrTooLarge is returned for an archive whose index would not fit the
+// bounds below: a hostile archive of long names cannot make Index hold
+// gigabytes.
+var ErrTooLarge = errors.New("archive index too large")
+
+// Bounds of what Index keeps. No path on Linux is longer than PATH_MAX
+// (4096, include/uapi/linux/limits.h); a member with a longer name cannot
+// be a file anyone opens, so it is not indexed. Each kept member costs its
+// name plus entryCost (a map entry's own bytes, roughly), so neither long
+// names nor millions of empty members grow the index past maxNameBytes.
+const (
+	maxName      = 4096
+	maxNameBytes = 64 << 20
+	entryCost    = 64
+)
+
 // Seek implements io.Seeker when R does; otherwise archive/tar, seeing the
 // error, falls back to reading.
 func (c *Counter) Seek(off int64, whence int) (int64, error) {
@@ -58,6 +75,7 @@ func Index(r io.Reader) (map[string]Member, error) {
 	tr := tar.NewReader(c)
 	members := map[string]Member{}
 	links := map[string]string{}
+	kept := 0
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -66,12 +84,20 @@ func Index(r io.Reader) (map[string]Member, error) {
 		if err != nil {
 			return nil, err
 		}
+		if len(h.Name) > maxName || len(h.Linkname) > maxName {
+			continue
+		}
 		name := Clean(h.Name)
 		switch h.Typeflag {
-		case tar.TypeReg:
+		case tar.TypeReg, tar.TypeCont: // GNU's contiguous file is a regular file to tar
 			members[name] = Member{Offset: c.N, Size: h.Size}
+			kept += entryCost + len(name)
 		case tar.TypeSymlink:
 			links[name] = Clean(path.Join(path.Dir(name), h.Linkname))
+			kept += entryCost + len(name) + len(links[name])
+		}
+		if kept > maxNameBytes {
+			return nil, fmt.Errorf("index of more than %d MiB: %w", maxNameBytes>>20, ErrTooLarge)
 		}
 	}
 	if _, err := io.Copy(io.Discard, c); err != nil {
