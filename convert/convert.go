@@ -53,7 +53,7 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	if o.Output == "" {
 		o.Output = defaultOutput(o.Image)
 	}
-	img, err := image.Open(o.Image, image.Options{Platform: o.Platform})
+	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: o.Platform})
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +64,13 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A panic must not leave a half-written .tmp-* directory behind.
+	defer func() {
+		if r := recover(); r != nil {
+			st.abort()
+			panic(r)
+		}
+	}()
 	c := &conversion{o: o, img: img, st: st}
 	if err := c.run(ctx); err != nil {
 		st.abort()

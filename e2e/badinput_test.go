@@ -19,6 +19,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/c2vm/c2vm/cli"
+	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
 // The bad-input corpus: every case is built here in code (no committed
@@ -621,7 +622,7 @@ func runUnprivileged(t *testing.T, work string, args []string) (int, string) {
 	if os.Geteuid() != 0 {
 		return c2vm(t, args...)
 	}
-	needTool(t, "setpriv")
+	fixtures.NeedTools(t, "setpriv")
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

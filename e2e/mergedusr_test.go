@@ -61,7 +61,7 @@ exit 42
 func mergedUsrImage(t *testing.T, arch string) string {
 	t.Helper()
 	bb := fixtureFile(t, filepath.Join(fixtures.Dir(t), "busybox-"+arch), "bin/busybox")
-	base := tarOf(t, []tarEntry{
+	base := entriesTar(t, []tarEntry{
 		{name: "etc/", mode: 0o755},
 		{name: "etc/passwd", mode: 0o644, body: "root:x:0:0:root:/root:/bin/sh\n"},
 		{name: "etc/group", mode: 0o644, body: "root:x:0:\n"},
@@ -71,7 +71,7 @@ func mergedUsrImage(t *testing.T, arch string) string {
 		{name: "usr/bin/sh", link: "busybox"},
 		{name: "bin", link: "usr/bin"},
 	})
-	top := tarOf(t, []tarEntry{{name: "bin/x", mode: 0o755, body: mergedUsrScript}})
+	top := entriesTar(t, []tarEntry{{name: "bin/x", mode: 0o755, body: mergedUsrScript}})
 
 	img := filepath.Join(t.TempDir(), "merged-usr")
 	ref := img + ":latest"
@@ -104,7 +104,7 @@ type tarEntry struct {
 	mode             int64
 }
 
-func tarOf(t *testing.T, es []tarEntry) []byte {
+func entriesTar(t *testing.T, es []tarEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
