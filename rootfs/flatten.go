@@ -124,7 +124,7 @@ func (t *Tree) readLayer(ctx context.Context, rc io.Reader, sp *spool) error {
 			return fmt.Errorf("reading tar: %w", err)
 		}
 		if err := t.applyEntry(h, sp.f, cr.N, unpacked); err != nil {
-			return fmt.Errorf("%s: %w", h.Name, err)
+			return fmt.Errorf("%s: %w", shortName(h.Name), err)
 		}
 	}
 	// Read past the end-of-archive blocks to EOF so the layer's digests
@@ -326,4 +326,14 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// shortName keeps an entry's name readable in a one-line error: a hostile
+// name can be thousands of bytes long, so its middle is elided.
+func shortName(name string) string {
+	const keep = 60
+	if len(name) <= 2*keep+3 {
+		return name
+	}
+	return name[:keep] + "..." + name[len(name)-keep:]
 }
