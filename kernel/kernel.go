@@ -51,6 +51,7 @@ func (k *Kernel) Close() error {
 }
 
 // Open identifies the kernel at p: an image file, a .deb, or a directory.
+// Anything else (a FIFO, a device) is refused before it is opened.
 func Open(p string) (*Kernel, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -62,6 +63,9 @@ func Open(p string) (*Kernel, error) {
 			return nil, err
 		}
 		return fromSource(src, p)
+	}
+	if err := checkRegular(p, fi, fi.Size()); err != nil {
+		return nil, err
 	}
 	head := make([]byte, 8)
 	if f, err := os.Open(p); err == nil {
@@ -116,9 +120,9 @@ func fromSource(src source, where string) (*Kernel, error) {
 	if imgName == "" {
 		return nil, fmt.Errorf("%s: %w (looked for boot/vmlinuz-*, lib/modules/*/vmlinuz, bzImage, Image)", where, ErrNoKernel)
 	}
-	b, err := src.read(imgName)
+	b, err := src.read(imgName, MaxImageSize)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	k, err := identify(b, imgName)
 	if err != nil {
@@ -131,7 +135,7 @@ func fromSource(src source, where string) (*Kernel, error) {
 }
 
 func openFile(p string) (*Kernel, error) {
-	b, err := os.ReadFile(p)
+	b, err := readFile(os.DirFS(filepath.Dir(p)), filepath.Base(p), p, MaxImageSize)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +157,7 @@ func openFile(p string) (*Kernel, error) {
 
 func identify(b []byte, name string) (*Kernel, error) {
 	if len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b {
-		d, err := decompressFile(".gz", b)
+		d, err := decompressFile(".gz", b, MaxImageSize)
 		if err != nil {
 			return nil, fmt.Errorf("gzip kernel: %w", err)
 		}
@@ -184,7 +188,7 @@ func (k *Kernel) findConfig(src source) {
 	for _, n := range src.names() {
 		base := path.Base(n)
 		if base == "config-"+k.Version || strings.HasSuffix(n, "lib/modules/"+k.Version+"/config") || base == "config" && k.Version == "" {
-			if b, err := src.read(n); err == nil {
+			if b, err := src.read(n, maxConfigSize); err == nil {
 				k.Config = ParseConfig(b)
 				return
 			}
