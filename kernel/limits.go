@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -75,7 +76,21 @@ func (c *capReader) Read(p []byte) (int, error) {
 	return k, err
 }
 
-// readAll reads r to its end, failing past limit bytes.
+// readAll reads r to its end, failing past limit bytes. It reads in
+// chunks joined once at the end, so that a bomb cut at the limit has
+// allocated the limit once, not a growing buffer's twice and more.
 func readAll(r io.Reader, limit int64, what string) ([]byte, error) {
-	return io.ReadAll(&capReader{r: r, n: limit, err: tooLarge(what, limit)})
+	cr := &capReader{r: r, n: limit, err: tooLarge(what, limit)}
+	var chunks [][]byte
+	for {
+		c := make([]byte, 1<<20)
+		n, err := io.ReadFull(cr, c)
+		chunks = append(chunks, c[:n])
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			return bytes.Join(chunks, nil), nil
+		case err != nil:
+			return nil, err
+		}
+	}
 }
