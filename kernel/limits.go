@@ -77,13 +77,14 @@ func (c *capReader) Read(p []byte) (int, error) {
 }
 
 // readAll reads r to its end, failing past limit bytes. It reads in
-// chunks joined once at the end, so that a bomb cut at the limit has
-// allocated the limit once, not a growing buffer's twice and more.
+// chunks (growing to 1 MiB) joined once at the end, so that a bomb cut at
+// the limit has allocated the limit once, not a growing buffer's twice
+// and more.
 func readAll(r io.Reader, limit int64, what string) ([]byte, error) {
 	cr := &capReader{r: r, n: limit, err: tooLarge(what, limit)}
 	var chunks [][]byte
-	for {
-		c := make([]byte, 1<<20)
+	for size := 4 << 10; ; size = min(2*size, 1<<20) {
+		c := make([]byte, size)
 		n, err := io.ReadFull(cr, c)
 		chunks = append(chunks, c[:n])
 		switch {

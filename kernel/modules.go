@@ -116,11 +116,7 @@ func readModinfo(module []byte) ([]byte, error) {
 	if sec == nil || sec.Type == elf.SHT_NOBITS {
 		return nil, nil
 	}
-	data, err := readAll(sec.Open(), maxModinfoSize, ".modinfo")
-	if err != nil {
-		return nil, fmt.Errorf(".modinfo: %w", err)
-	}
-	return data, nil
+	return readAll(sec.Open(), maxModinfoSize, ".modinfo")
 }
 
 // parseModinfo reads the NUL-separated key=value strings of a .modinfo
