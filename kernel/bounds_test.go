@@ -328,3 +328,20 @@ func TestNotRegular(t *testing.T) {
 		t.Errorf("dir with /dev/zero: %v", err)
 	}
 }
+
+// TestOversizedFile: a kernel file past MaxImageSize is refused from its
+// size alone, before a byte is read (the file is sparse).
+func TestOversizedFile(t *testing.T) {
+	p := writeFile(t, "Image", flatImage("ARM\x64", "6.6.1"))
+	if err := os.Truncate(p, MaxImageSize+1); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	grew := allocated(func() { _, err = Open(p) })
+	if want := p + ": 268435457 bytes: too large (limit 256 MiB)"; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %q", err, want)
+	}
+	if grew > 1<<20 {
+		t.Errorf("allocated %d KiB", grew>>10)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -64,7 +65,9 @@ func Open(p string) (*Kernel, error) {
 		}
 		return fromSource(src, p)
 	}
-	if err := checkRegular(p, fi, fi.Size()); err != nil {
+	// Any size here: a .deb is spooled within its own bounds, an image
+	// file is checked against MaxImageSize by openFile.
+	if err := checkRegular(p, fi, math.MaxInt64); err != nil {
 		return nil, err
 	}
 	head := make([]byte, 8)
