@@ -18,6 +18,10 @@ import (
 	"syscall"
 	"testing"
 	"testing/fstest"
+
+	"github.com/ulikunitz/xz"
+
+	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
 // bombSize is what the test bombs inflate to: 16 times MaxImageSize, from
@@ -343,5 +347,49 @@ func TestOversizedFile(t *testing.T) {
 	}
 	if grew > 1<<20 {
 		t.Errorf("allocated %d KiB", grew>>10)
+	}
+}
+
+// xzBigDict is a valid xz stream of data whose block header declares an
+// LZMA2 dictionary of 2 GiB (xz-file-format 5.3.1: property bits 38 give
+// 2<<30), its CRC32 fixed up: decoders allocate the dictionary up front.
+func xzBigDict(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := xz.NewWriter(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	w.Close()
+	x := b.Bytes()
+	hdr := x[12 : 12+(int(x[12])+1)*4]        // after the 12-byte stream header
+	i := bytes.Index(hdr, []byte{0x21, 0x01}) // LZMA2 filter, 1 byte of properties
+	if i < 0 {
+		t.Fatal("no LZMA2 filter in the block header")
+	}
+	hdr[i+2] = 38
+	binary.LittleEndian.PutUint32(hdr[len(hdr)-4:], crc32.ChecksumIEEE(hdr[:len(hdr)-4]))
+	return x
+}
+
+// TestXZDictionary: a module whose xz header declares a 2 GiB dictionary
+// is refused by xz(1)'s memory limit instead of allocated.
+func TestXZDictionary(t *testing.T) {
+	fixtures.NeedTools(t, "xz")
+	k, err := FromFS(fstest.MapFS{
+		"boot/vmlinuz-6.6.1-bomb":                        {Data: flatImage("ARM\x64", "6.6.1-bomb")},
+		"boot/config-6.6.1-bomb":                         {Data: []byte("CONFIG_VIRTIO_BLK=m\n")},
+		"lib/modules/6.6.1-bomb/kernel/virtio_blk.ko.xz": {Data: xzBigDict(t, []byte("\x7fELF"))},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grew := allocated(func() { _, err = k.Closure([]string{"CONFIG_VIRTIO_BLK"}) })
+	if err == nil || !strings.Contains(err.Error(), "module virtio_blk: ") || !strings.Contains(err.Error(), "Memory usage limit reached") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("error %v", err)
+	}
+	if grew > 16<<20 {
+		t.Errorf("allocated %d MiB", grew>>20)
 	}
 }

@@ -37,6 +37,12 @@ const (
 	// their names' total length.
 	maxDebMembers = 100_000
 	maxDebNames   = 16 << 20
+
+	// xzMemlimit bounds xz(1)'s memory, mostly its dictionary: xz -9
+	// needs 65 MiB to decompress (xz(1), the preset table); dpkg-deb uses
+	// -6 (9 MiB), Linux compresses modules with dict=1MiB
+	// (scripts/Makefile.modinst).
+	xzMemlimit = 256 << 20
 )
 
 // maxDebData bounds a .deb's decompressed data.tar, spooled to a temp
