@@ -19,6 +19,8 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz"
 
 	"github.com/c2vm/c2vm/internal/fixtures"
@@ -391,5 +393,63 @@ func TestXZDictionary(t *testing.T) {
 	}
 	if grew > 16<<20 {
 		t.Errorf("allocated %d MiB", grew>>20)
+	}
+}
+
+// TestPayloadCompressions: each compressor Linux's boot wrapper uses
+// decodes to the claimed size; one byte more or less is an error, and an
+// xz header declaring a 2 GiB dictionary is refused by xz(1)'s limit.
+func TestPayloadCompressions(t *testing.T) {
+	fixtures.NeedTools(t, "xz")
+	data := bytes.Repeat([]byte("vmlinux "), 4096)
+	compress := map[string]func(io.Writer) io.WriteCloser{
+		"gzip": func(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) },
+		"zstd": func(w io.Writer) io.WriteCloser { e, _ := zstd.NewWriter(w); return e },
+		"xz":   func(w io.Writer) io.WriteCloser { e, _ := xz.NewWriter(w); return e },
+		"lz4": func(w io.Writer) io.WriteCloser {
+			e := lz4.NewWriter(w)
+			e.Apply(lz4.LegacyOption(true))
+			return e
+		},
+	}
+	for name, c := range compress {
+		t.Run(name, func(t *testing.T) {
+			var b bytes.Buffer
+			w := c(&b)
+			w.Write(data)
+			w.Close()
+			for _, tc := range []struct {
+				claim int
+				err   string
+			}{
+				{len(data), ""},
+				{len(data) - 1, "decompresses to more than the 32767 bytes its trailer claims"},
+				{len(data) + 1, "got 32768 bytes, want 32769"},
+			} {
+				got, err := decompressPayload(withSize(b.Bytes(), uint32(tc.claim)))
+				switch {
+				case tc.err == "" && (err != nil || !bytes.Equal(got, data)):
+					t.Errorf("claim %d: %d bytes, %v", tc.claim, len(got), err)
+				case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+					t.Errorf("claim %d: error %v, want %q", tc.claim, err, tc.err)
+				}
+			}
+		})
+	}
+	_, err := decompressPayload(withSize(xzBigDict(t, data), uint32(len(data))))
+	if err == nil || !strings.Contains(err.Error(), "Memory usage limit reached") {
+		t.Errorf("xz with a 2 GiB dictionary: %v", err)
+	}
+}
+
+// TestOversizedConfig: a config past maxConfigSize is an error naming it,
+// not a silent "no config found" later.
+func TestOversizedConfig(t *testing.T) {
+	_, err := FromFS(fstest.MapFS{
+		"boot/vmlinuz-6.6.1": {Data: flatImage("ARM\x64", "6.6.1")},
+		"boot/config-6.6.1":  {Data: bytes.Repeat([]byte("CONFIG_X=y\n"), 2<<20)},
+	})
+	if want := "the image: boot/config-6.6.1: 23068672 bytes: too large (limit 16 MiB)"; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %q", err, want)
 	}
 }

@@ -133,7 +133,9 @@ func fromSource(src source, where string) (*Kernel, error) {
 	}
 	k.src = src
 	k.findModules()
-	k.findConfig(src)
+	if err := k.findConfig(src); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
 	return k, nil
 }
 
@@ -153,7 +155,9 @@ func openFile(p string) (*Kernel, error) {
 	if src, err := newFSSource(os.DirFS(root), path.Base(filepath.ToSlash(dir)), "lib/modules"); err == nil {
 		k.src = src
 		k.findModules()
-		k.findConfig(src)
+		if err := k.findConfig(src); err != nil {
+			return nil, fmt.Errorf("%s: %w", root, err)
+		}
 	}
 	return k, nil
 }
@@ -186,20 +190,28 @@ func versionFromName(name string) string {
 }
 
 // findConfig reads config-VER (boot/config-VER, lib/modules/VER/config),
-// else the image's embedded IKCONFIG.
-func (k *Kernel) findConfig(src source) {
+// else the image's embedded IKCONFIG. A config that cannot be read (past
+// maxConfigSize, not a regular file) is an error, not a silent fallback;
+// a dangling symlink is skipped.
+func (k *Kernel) findConfig(src source) error {
 	for _, n := range src.names() {
 		base := path.Base(n)
 		if base == "config-"+k.Version || strings.HasSuffix(n, "lib/modules/"+k.Version+"/config") || base == "config" && k.Version == "" {
-			if b, err := src.read(n, maxConfigSize); err == nil {
-				k.Config = ParseConfig(b)
-				return
+			b, err := src.read(n, maxConfigSize)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
 			}
+			if err != nil {
+				return err
+			}
+			k.Config = ParseConfig(b)
+			return nil
 		}
 	}
 	if b := ikconfig(k.image); b != nil {
 		k.Config = ParseConfig(b)
 	}
+	return nil
 }
 
 // Has reports how the kernel provides a config option.
