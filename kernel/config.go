@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"io"
 	"strings"
 )
 
@@ -39,7 +38,7 @@ func ikconfig(img []byte) []byte {
 		return nil
 	}
 	zr.Multistream(false)
-	b, err := io.ReadAll(io.LimitReader(zr, 16<<20))
+	b, err := readAll(zr, maxConfigSize, "IKCONFIG")
 	if err != nil {
 		return nil
 	}

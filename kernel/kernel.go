@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -51,6 +52,7 @@ func (k *Kernel) Close() error {
 }
 
 // Open identifies the kernel at p: an image file, a .deb, or a directory.
+// Anything else (a FIFO, a device) is refused before it is opened.
 func Open(p string) (*Kernel, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -62,6 +64,11 @@ func Open(p string) (*Kernel, error) {
 			return nil, err
 		}
 		return fromSource(src, p)
+	}
+	// Any size here: a .deb is spooled within its own bounds, an image
+	// file is checked against MaxImageSize by openFile.
+	if err := checkRegular(p, fi, math.MaxInt64); err != nil {
+		return nil, err
 	}
 	head := make([]byte, 8)
 	if f, err := os.Open(p); err == nil {
@@ -116,9 +123,9 @@ func fromSource(src source, where string) (*Kernel, error) {
 	if imgName == "" {
 		return nil, fmt.Errorf("%s: %w (looked for boot/vmlinuz-*, lib/modules/*/vmlinuz, bzImage, Image)", where, ErrNoKernel)
 	}
-	b, err := src.read(imgName)
+	b, err := src.read(imgName, MaxImageSize)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	k, err := identify(b, imgName)
 	if err != nil {
@@ -126,12 +133,14 @@ func fromSource(src source, where string) (*Kernel, error) {
 	}
 	k.src = src
 	k.findModules()
-	k.findConfig(src)
+	if err := k.findConfig(src); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
 	return k, nil
 }
 
 func openFile(p string) (*Kernel, error) {
-	b, err := os.ReadFile(p)
+	b, err := readFile(os.DirFS(filepath.Dir(p)), filepath.Base(p), p, MaxImageSize)
 	if err != nil {
 		return nil, err
 	}
@@ -146,14 +155,16 @@ func openFile(p string) (*Kernel, error) {
 	if src, err := newFSSource(os.DirFS(root), path.Base(filepath.ToSlash(dir)), "lib/modules"); err == nil {
 		k.src = src
 		k.findModules()
-		k.findConfig(src)
+		if err := k.findConfig(src); err != nil {
+			return nil, fmt.Errorf("%s: %w", root, err)
+		}
 	}
 	return k, nil
 }
 
 func identify(b []byte, name string) (*Kernel, error) {
 	if len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b {
-		d, err := decompressFile(".gz", b)
+		d, err := decompressFile(".gz", b, MaxImageSize)
 		if err != nil {
 			return nil, fmt.Errorf("gzip kernel: %w", err)
 		}
@@ -179,20 +190,28 @@ func versionFromName(name string) string {
 }
 
 // findConfig reads config-VER (boot/config-VER, lib/modules/VER/config),
-// else the image's embedded IKCONFIG.
-func (k *Kernel) findConfig(src source) {
+// else the image's embedded IKCONFIG. A config that cannot be read (past
+// maxConfigSize, not a regular file) is an error, not a silent fallback;
+// a dangling symlink is skipped.
+func (k *Kernel) findConfig(src source) error {
 	for _, n := range src.names() {
 		base := path.Base(n)
 		if base == "config-"+k.Version || strings.HasSuffix(n, "lib/modules/"+k.Version+"/config") || base == "config" && k.Version == "" {
-			if b, err := src.read(n); err == nil {
-				k.Config = ParseConfig(b)
-				return
+			b, err := src.read(n, maxConfigSize)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
 			}
+			if err != nil {
+				return err
+			}
+			k.Config = ParseConfig(b)
+			return nil
 		}
 	}
 	if b := ikconfig(k.image); b != nil {
 		k.Config = ParseConfig(b)
 	}
+	return nil
 }
 
 // Has reports how the kernel provides a config option.

@@ -71,11 +71,11 @@ func modName(file string) string {
 
 // ReadModule returns a module's uncompressed bytes.
 func (k *Kernel) ReadModule(m Module) ([]byte, error) {
-	b, err := k.src.read(m.src)
+	b, err := k.src.read(m.src, MaxImageSize)
 	if err != nil {
 		return nil, fmt.Errorf("module %s: %w", m.Name, err)
 	}
-	d, err := decompressFile(m.src, b)
+	d, err := decompressFile(m.src, b, MaxImageSize)
 	if err != nil {
 		return nil, fmt.Errorf("module %s: %w", m.Name, err)
 	}
@@ -95,33 +95,51 @@ func (k *Kernel) info(name string) (*modinfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := elf.NewFile(bytes.NewReader(b))
+	data, err := readModinfo(b)
 	if err != nil {
 		return nil, fmt.Errorf("module %s: %w", name, err)
 	}
-	defer f.Close()
-	mi.depends = []string{}
-	sec := f.Section(".modinfo")
-	if sec == nil {
-		return mi, nil
-	}
-	data, err := sec.Data()
+	mi.depends, mi.softpre = parseModinfo(data)
+	return mi, nil
+}
+
+// readModinfo returns a module's .modinfo section, nil when it has none.
+// The section is read through its reader and bounded: a compressed
+// section (SHF_COMPRESSED) states its own size and may be a zlib bomb.
+func readModinfo(module []byte) ([]byte, error) {
+	f, err := elf.NewFile(bytes.NewReader(module))
 	if err != nil {
-		return nil, fmt.Errorf("module %s: .modinfo: %w", name, err)
+		return nil, err
 	}
+	defer f.Close()
+	sec := f.Section(".modinfo")
+	if sec == nil || sec.Type == elf.SHT_NOBITS {
+		return nil, nil
+	}
+	return readAll(sec.Open(), maxModinfoSize, ".modinfo")
+}
+
+// parseModinfo reads the NUL-separated key=value strings of a .modinfo
+// (include/linux/moduleparam.h, __MODULE_INFO): depends= (comma-separated
+// module names) and softdep= ("pre: a b post: c"). Names are given as the
+// kernel knows them, with underscores; depends is never nil.
+func parseModinfo(data []byte) (depends, softpre []string) {
+	depends = []string{}
 	for _, kv := range bytes.Split(data, []byte{0}) {
 		key, val, ok := strings.Cut(string(kv), "=")
 		switch {
 		case !ok:
 		case key == "depends" && val != "":
 			for _, d := range strings.Split(val, ",") {
-				mi.depends = append(mi.depends, strings.ReplaceAll(d, "-", "_"))
+				if d != "" {
+					depends = append(depends, strings.ReplaceAll(d, "-", "_"))
+				}
 			}
 		case key == "softdep":
-			mi.softpre = append(mi.softpre, softdepPre(val)...)
+			softpre = append(softpre, softdepPre(val)...)
 		}
 	}
-	return mi, nil
+	return depends, softpre
 }
 
 // softdepPre parses "pre: a b post: c" and returns a, b.

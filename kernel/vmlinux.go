@@ -8,9 +8,7 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
-	"github.com/ulikunitz/xz"
 )
 
 // Vmlinux writes the kernel as an uncompressed ELF vmlinux, which
@@ -60,37 +58,51 @@ func bzPayload(img []byte) ([]byte, error) {
 
 // decompressPayload handles the compressors Linux's boot wrapper uses; the
 // build appends the uncompressed size as 4 little-endian bytes
-// (scripts/Makefile.lib size_append), used here to trim and to check.
+// (scripts/Makefile.lib size_append), used here to check: a claim past
+// MaxImageSize is refused before decompressing, and a payload that
+// decompresses to more than it claims is an error, not a truncation.
 func decompressPayload(p []byte) ([]byte, error) {
 	if len(p) < 8 {
 		return nil, fmt.Errorf("%w: bzImage payload of %d bytes", ErrUnknownFormat, len(p))
 	}
 	want := int(binary.LittleEndian.Uint32(p[len(p)-4:]))
-	if want > 1<<30 {
-		return nil, fmt.Errorf("%w: bzImage payload claims %d bytes uncompressed", ErrUnknownFormat, want)
+	if want > MaxImageSize {
+		return nil, tooLarge(fmt.Sprintf("bzImage payload: claims %d bytes decompressed", want), MaxImageSize)
 	}
-	var r io.Reader
-	var err error
-	switch {
-	case bytes.HasPrefix(p, []byte{0x1f, 0x8b}):
-		r, err = gzip.NewReader(bytes.NewReader(p))
-	case bytes.HasPrefix(p, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		r, err = zstd.NewReader(bytes.NewReader(p))
-	case bytes.HasPrefix(p, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		r, err = xz.NewReader(bytes.NewReader(p))
-	case bytes.HasPrefix(p, []byte{0x02, 0x21, 0x4c, 0x18}): // lz4 legacy frame
-		r = lz4.NewReader(bytes.NewReader(p[:len(p)-4]))
-	default:
-		return nil, fmt.Errorf("%w: bzImage payload compression %x not supported", ErrUnknownFormat, p[:min(6, len(p))])
-	}
+	r, stop, err := payloadReader(p)
 	if err != nil {
 		return nil, fmt.Errorf("bzImage payload: %w", err)
 	}
-	out := make([]byte, 0, want)
-	buf := bytes.NewBuffer(out)
+	buf := bytes.NewBuffer(make([]byte, 0, want))
 	_, err = io.Copy(buf, io.LimitReader(r, int64(want)))
-	if buf.Len() != want {
+	more, _ := io.ReadFull(r, make([]byte, 1))
+	if serr := stop(); err == nil {
+		err = serr // xz's own message when it failed
+	}
+	switch {
+	case buf.Len() != want:
 		return nil, fmt.Errorf("bzImage payload: got %d bytes, want %d: %v", buf.Len(), want, err)
+	case more > 0:
+		return nil, fmt.Errorf("bzImage payload: decompresses to more than the %d bytes its trailer claims: %w", want, ErrUnknownFormat)
 	}
 	return buf.Bytes(), nil
+}
+
+// payloadReader decompresses a bzImage payload by its magic; p ends with
+// the 4-byte size, which xz and lz4 must not see.
+func payloadReader(p []byte) (io.Reader, func() error, error) {
+	none := func() error { return nil }
+	switch {
+	case bytes.HasPrefix(p, []byte{0x1f, 0x8b}):
+		r, err := gzip.NewReader(bytes.NewReader(p))
+		return r, none, err
+	case bytes.HasPrefix(p, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		r, err := newZstd(bytes.NewReader(p))
+		return r, none, err
+	case bytes.HasPrefix(p, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		return streamDecompressor(".xz", bytes.NewReader(p[:len(p)-4]))
+	case bytes.HasPrefix(p, []byte{0x02, 0x21, 0x4c, 0x18}): // lz4 legacy frame
+		return lz4.NewReader(bytes.NewReader(p[:len(p)-4])), none, nil
+	}
+	return nil, nil, fmt.Errorf("%w: compression %x not supported", ErrUnknownFormat, p[:min(6, len(p))])
 }
