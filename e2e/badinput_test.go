@@ -43,6 +43,7 @@ type badInput struct {
 	build  func(t *testing.T, o *badOCI) string // returns the IMAGE argument
 	want   string                               // in the one-line error
 	rootfs bool                                 // decided by rootfs: success or one line
+	ok     bool                                 // must convert (containerd applies it)
 	args   []string                             // extra convert flags
 }
 
@@ -65,7 +66,13 @@ func TestBadInputCorpus(t *testing.T) {
 				t.Errorf("heap peaked at %d MiB, bound %d MiB", peak>>20, maxCaseHeap>>20)
 			}
 			t.Logf("exit %d, heap peak %d MiB: %s", code, peak>>20, strings.TrimSpace(stderr))
-			checkOneLine(t, code, stderr, tc.want, tc.rootfs)
+			if tc.ok {
+				if code != 0 {
+					t.Fatalf("exit %d, want success as containerd applies it: %s", code, stderr)
+				}
+			} else {
+				checkOneLine(t, code, stderr, tc.want, tc.rootfs)
+			}
 			checkNothingLeft(t, parent, code == 0)
 		})
 	}
@@ -164,6 +171,20 @@ func oddTar(name string, raw []byte) badInput {
 	return badInput{name: "tar/" + name, rootfs: true, build: func(t *testing.T, o *badOCI) string {
 		return o.simple(edits{}, gzLayer(raw))
 	}}
+}
+
+// tarOK is a layer containerd applies (inside the root), and so must c2vm.
+func tarOK(name string, raw []byte) badInput {
+	c := oddTar(name, raw)
+	c.rootfs, c.ok = false, true
+	return c
+}
+
+// tarErr is a layer containerd refuses, or no Linux filesystem can hold.
+func tarErr(name, want string, raw []byte) badInput {
+	c := oddTar(name, raw)
+	c.rootfs, c.want = false, want
+	return c
 }
 
 // badTar is a layer tar archive/tar itself rejects, whatever rootfs does.
@@ -518,44 +539,44 @@ func badInputs() []badInput {
 			}
 		}))),
 		badTar("size past the end", "tar", rawTar(ustar("f", '0', nil, func(h []byte) { copy(h[124:136], "00000100000\x00") }))),
-		oddTar("traversal ../../escape", one(&tar.Header{Name: "../../escape", Typeflag: tar.TypeReg}, "x")),
-		oddTar("absolute name", one(&tar.Header{Name: "/etc/abs", Typeflag: tar.TypeReg}, "x")),
-		oddTar("path component of 300 bytes", one(&tar.Header{Name: strings.Repeat("a", 300), Typeflag: tar.TypeReg}, "x")),
-		oddTar("path of 5000 bytes", one(&tar.Header{Name: strings.Repeat("d/", 2500) + "f", Typeflag: tar.TypeReg}, "x")),
-		oddTar("PAX path lies about the name", rawTar(ustar("pax", 'x', []byte(paxRecord("path", "../../pax-escape")), nil), ustar("innocent", '0', []byte("x"), nil))),
-		oddTar("old GNU sparse", rawTar(ustar("sparse", 'S', []byte("data"), func(h []byte) {
+		tarOK("traversal ../../escape", one(&tar.Header{Name: "../../escape", Typeflag: tar.TypeReg}, "x")),
+		tarOK("absolute name", one(&tar.Header{Name: "/etc/abs", Typeflag: tar.TypeReg}, "x")),
+		tarErr("path component of 300 bytes", "file name too long", one(&tar.Header{Name: strings.Repeat("a", 300), Typeflag: tar.TypeReg}, "x")),
+		tarErr("path of 5000 bytes", "file name too long", one(&tar.Header{Name: strings.Repeat("d/", 2500) + "f", Typeflag: tar.TypeReg}, "x")),
+		tarOK("PAX path lies about the name", rawTar(ustar("pax", 'x', []byte(paxRecord("path", "../../pax-escape")), nil), ustar("innocent", '0', []byte("x"), nil))),
+		tarErr("old GNU sparse", "sparse tar entries are not supported", rawTar(ustar("sparse", 'S', []byte("data"), func(h []byte) {
 			copy(h[257:265], "ustar  \x00")     // GNU magic
 			copy(h[386:398], "00000000000\x00") // sparse[0].offset
 			copy(h[398:410], "00000000004\x00") // sparse[0].numbytes
 			copy(h[483:495], "00000010000\x00") // realsize 4096
 		}))),
-		oddTar("unknown typeflag Z", rawTar(ustar("odd", 'Z', []byte("x"), nil))),
-		oddTar("GNU contiguous file (type 7)", rawTar(ustar("cont", '7', []byte("contiguous"), nil))),
-		oddTar("char and block devices", tarOf(func(tw *tar.Writer) {
+		tarErr("unknown typeflag Z", "unsupported tar entry type 'Z'", rawTar(ustar("odd", 'Z', []byte("x"), nil))),
+		tarOK("GNU contiguous file (type 7)", rawTar(ustar("cont", '7', []byte("contiguous"), nil))),
+		tarOK("char and block devices", tarOf(func(tw *tar.Writer) {
 			hdr(&tar.Header{Name: "dev/", Typeflag: tar.TypeDir, Mode: 0o755}, "")(tw)
 			hdr(&tar.Header{Name: "dev/sda", Typeflag: tar.TypeBlock, Devmajor: 8}, "")(tw)
 			hdr(&tar.Header{Name: "dev/null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3}, "")(tw)
 		})),
-		oddTar("uid 2^32 on a setuid file", one(&tar.Header{Name: "suid", Typeflag: tar.TypeReg, Mode: 0o4755, Uid: 1 << 32, Gid: 1 << 32}, "x")),
-		oddTar("duplicate entries", tarOf(func(tw *tar.Writer) {
+		tarErr("uid 2^32 on a setuid file", "uid 4294967296 does not fit 32 bits", one(&tar.Header{Name: "suid", Typeflag: tar.TypeReg, Mode: 0o4755, Uid: 1 << 32, Gid: 1 << 32}, "x")),
+		tarOK("duplicate entries", tarOf(func(tw *tar.Writer) {
 			hdr(&tar.Header{Name: "dup", Typeflag: tar.TypeReg}, "one")(tw)
 			hdr(&tar.Header{Name: "dup", Typeflag: tar.TypeReg}, "two")(tw)
 			hdr(&tar.Header{Name: "dup", Typeflag: tar.TypeDir, Mode: 0o755}, "")(tw)
 		})),
-		oddTar("hardlink to ../../etc/passwd", one(&tar.Header{Name: "link", Typeflag: tar.TypeLink, Linkname: "../../etc/passwd"}, "")),
-		oddTar("hardlink to a missing file", one(&tar.Header{Name: "link", Typeflag: tar.TypeLink, Linkname: "absent"}, "")),
-		oddTar("write through a symlinked parent", tarOf(func(tw *tar.Writer) {
+		tarErr("hardlink to ../../etc/passwd (clamped at the root: absent)", "hard link target \"../../etc/passwd\" does not exist", one(&tar.Header{Name: "link", Typeflag: tar.TypeLink, Linkname: "../../etc/passwd"}, "")),
+		tarErr("hardlink to a missing file", "does not exist", one(&tar.Header{Name: "link", Typeflag: tar.TypeLink, Linkname: "absent"}, "")),
+		tarOK("write through a symlinked parent", tarOf(func(tw *tar.Writer) {
 			hdr(&tar.Header{Name: "usr/bin/", Typeflag: tar.TypeDir, Mode: 0o755}, "")(tw)
 			hdr(&tar.Header{Name: "bin", Typeflag: tar.TypeSymlink, Linkname: "usr/bin"}, "")(tw)
 			hdr(&tar.Header{Name: "bin/x", Typeflag: tar.TypeReg}, "x")(tw)
 		})),
-		oddTar("symlink loop as a parent", tarOf(func(tw *tar.Writer) {
+		tarErr("symlink loop as a parent", "too many levels of symbolic links", tarOf(func(tw *tar.Writer) {
 			hdr(&tar.Header{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "b"}, "")(tw)
 			hdr(&tar.Header{Name: "b", Typeflag: tar.TypeSymlink, Linkname: "a"}, "")(tw)
 			hdr(&tar.Header{Name: "a/x", Typeflag: tar.TypeReg}, "x")(tw)
 		})),
-		oddTar("whiteout of the root's parent", one(&tar.Header{Name: ".wh..", Typeflag: tar.TypeReg}, "")),
-		oddTar("data past the end blocks", append(files(), bytes.Repeat([]byte("trailing garbage"), 64)...)),
+		tarErr("whiteout of the root's parent", "invalid whiteout name", one(&tar.Header{Name: ".wh..", Typeflag: tar.TypeReg}, "")),
+		tarOK("data past the end blocks", append(files(), bytes.Repeat([]byte("trailing garbage"), 64)...)),
 	)
 	return cases
 }

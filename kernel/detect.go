@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"regexp"
+
+	"github.com/c2vm/c2vm/arch"
 )
 
 // Formats c2vm recognises.
@@ -78,11 +80,11 @@ func identifyELF(img []byte) (Ident, error) {
 		return Ident{}, fmt.Errorf("%w: ELF: %v", ErrUnknownFormat, err)
 	}
 	defer f.Close()
-	arch, ok := map[elf.Machine]string{elf.EM_X86_64: "amd64", elf.EM_AARCH64: "arm64", elf.EM_RISCV: "riscv64", elf.EM_386: "386"}[f.Machine]
+	a, ok := arch.ByELF(f.Machine)
 	if !ok {
 		return Ident{}, fmt.Errorf("%w: ELF for %s", ErrUnknownFormat, f.Machine)
 	}
-	return Ident{Arch: arch, Format: FormatVmlinux, Version: findVersion(img)}, nil
+	return Ident{Arch: a.GOARCH, Format: FormatVmlinux, Version: findVersion(img)}, nil
 }
 
 func findVersion(img []byte) string {
