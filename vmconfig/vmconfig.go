@@ -17,6 +17,8 @@ package vmconfig
 import (
 	"io"
 	"path/filepath"
+
+	"github.com/c2vm/c2vm/bootcfg/plan"
 )
 
 // VM describes a converted VM; the zero value of Memory and CPUs is the
@@ -32,6 +34,12 @@ type VM struct {
 	Kernel, Initrd, Rootfs string // file names in Dir
 	Vmlinux                string // "" when none (Firecracker then boots Kernel)
 	Cmdline                string // extra kernel arguments
+	// Forwards are the published ports (user-mode networking's hostfwd
+	// for QEMU and libvirt; a tap for Xen and Firecracker).
+	Forwards []plan.Forward
+	// DataDisks are writable ext4 images in Dir (the VOLUMEs), attached
+	// after the root disk in this order; the init finds each by label.
+	DataDisks []string
 }
 
 // Defaults.
