@@ -1,6 +1,7 @@
 package bootcfg
 
 import (
+	"fmt"
 	"path"
 	"strings"
 
@@ -15,7 +16,23 @@ type PlanOptions struct {
 	Binfmt      []plan.Binfmt
 	BinfmtD     []string // the image's binfmt.d files (BinfmtDFiles)
 	WaitSeconds int      // how long the init waits for the root disk; 0 = 10
+	// Network is the mode the VM boots with: plan.NetUser (the default:
+	// QEMU's and libvirt's user-mode network), plan.NetDHCP or plan.NetNone.
+	Network string
+	Exposed []plan.Port // the image's EXPOSEd ports, for the record
+	// StopSignal is the image's STOPSIGNAL ("" = SIGTERM); StopTimeout
+	// the seconds before SIGKILL (0 = plan.DefaultStopTimeout).
+	StopSignal  string
+	StopTimeout int
 }
+
+// User-mode networking's fixed addresses (QEMU's slirp and passt, and
+// libvirt's user interface, all default to them).
+const (
+	userAddress = "10.0.2.15/24"
+	userGateway = "10.0.2.2"
+	userDNS     = "10.0.2.3"
+)
 
 // Where the init assembles the container's root before switching to it.
 const (
@@ -26,19 +43,43 @@ const (
 
 // Plan builds boot.json: the init's whole boot, in order, from the
 // runtime spec. Each part below is one stage of the boot.
-func Plan(spec *specs.Spec, o PlanOptions) *plan.Plan {
+func Plan(spec *specs.Spec, o PlanOptions) (*plan.Plan, error) {
+	run, err := runStep(spec, o)
+	if err != nil {
+		return nil, err
+	}
 	var steps []plan.Step
 	for _, part := range [][]plan.Step{
 		initMounts(),
 		modules(o.Modules),
+		// Once its drivers are loaded, while /dev and /sys are the init's.
+		{optional(&plan.PowerButton{})},
 		rootSteps(o),
 		binfmtSteps(o.Binfmt),
 		containerView(spec),
-		afterSwitch(spec, o.BinfmtD),
+		afterSwitch(spec, o),
+		{run},
 	} {
 		steps = append(steps, part...)
 	}
-	return &plan.Plan{Version: plan.Version, Steps: steps}
+	return &plan.Plan{Version: plan.Version, Steps: steps}, nil
+}
+
+// runStep runs the process, stopped on the power button as docker stop
+// does.
+func runStep(spec *specs.Spec, o PlanOptions) (plan.Step, error) {
+	sig, err := plan.ParseSignal(o.StopSignal)
+	if err != nil {
+		return plan.Step{}, fmt.Errorf("image STOPSIGNAL: %w", err)
+	}
+	timeout := o.StopTimeout
+	if timeout == 0 {
+		timeout = plan.DefaultStopTimeout
+	}
+	if timeout < 0 {
+		return plan.Step{}, fmt.Errorf("stop timeout %ds: negative", timeout)
+	}
+	return step(&plan.Run{Process: *spec.Process, StopSignal: sig, StopTimeout: timeout}), nil
 }
 
 func step(a plan.Action) plan.Step     { return plan.Step{Action: a} }
@@ -112,15 +153,9 @@ func containerView(spec *specs.Spec) []plan.Step {
 		}
 	}
 	host := spec.Hostname
-	// The image's own files win; /etc may be absent (a scratch image).
-	for _, f := range []struct{ name, data string }{
-		{"/etc/hostname", host + "\n"},
-		{"/etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + host + "\n"},
-		// QEMU's user-mode network puts its DNS at 10.0.2.3.
-		{"/etc/resolv.conf", "nameserver 10.0.2.3\n"},
-	} {
-		out = append(out, optional(&plan.WriteFile{Path: newRoot + f.name, Data: f.data, Mode: 0o644, IfMissing: true}))
-	}
+	// The image's own file wins; /etc may be absent (a scratch image).
+	// /etc/hosts and /etc/resolv.conf come with the network.
+	out = append(out, optional(&plan.WriteFile{Path: newRoot + "/etc/hostname", Data: host + "\n", Mode: 0o644, IfMissing: true}))
 	return append(out, step(&plan.Hostname{Name: host}), step(&plan.SwitchRoot{Path: newRoot}))
 }
 
@@ -128,13 +163,14 @@ func containerView(spec *specs.Spec) []plan.Step {
 // missing anything it can count on.
 var bestEffortFS = map[string]bool{"mqueue": true, "cgroup": true, "cgroup2": true}
 
-// afterSwitch runs inside the container's root: the image's binfmt.d
-// entries, the spec's masked and read-only paths (as runc applies them,
-// after its mounts), then the process.
-func afterSwitch(spec *specs.Spec, binfmtD []string) []plan.Step {
-	var out []plan.Step
-	if len(binfmtD) > 0 {
-		out = append(out, step(&plan.BinfmtD{Files: binfmtD}))
+// afterSwitch runs inside the container's root: the network (its files
+// land in the container's /etc), the image's binfmt.d entries, then the
+// spec's masked and read-only paths (as runc applies them, after its
+// mounts).
+func afterSwitch(spec *specs.Spec, o PlanOptions) []plan.Step {
+	out := []plan.Step{networkStep(spec.Hostname, o)}
+	if len(o.BinfmtD) > 0 {
+		out = append(out, step(&plan.BinfmtD{Files: o.BinfmtD}))
 	}
 	if l := spec.Linux; l != nil {
 		for _, p := range l.MaskedPaths {
@@ -144,7 +180,24 @@ func afterSwitch(spec *specs.Spec, binfmtD []string) []plan.Step {
 			out = append(out, step(&plan.ReadonlyPath{Path: p}))
 		}
 	}
-	return append(out, step(&plan.Run{Process: *spec.Process}))
+	return out
+}
+
+// networkStep brings up the VM's network. It is optional: a network that
+// does not come up (no card, no DHCP server) leaves the container running
+// with loopback, as the failure is printed.
+func networkStep(host string, o PlanOptions) plan.Step {
+	mode := o.Network
+	if mode == "" {
+		mode = plan.NetUser
+	}
+	// virtio-net binds as its module loads: by now eth0 exists if the
+	// VM has a card, so the wait only covers a slow hypervisor.
+	n := &plan.Network{Mode: mode, Interface: "eth0", Hostname: host, WaitSeconds: 2, Exposed: o.Exposed}
+	if mode == plan.NetUser {
+		n.Address, n.Gateway, n.DNS = userAddress, userGateway, []string{userDNS}
+	}
+	return optional(n)
 }
 
 // ContainerMounts returns the mounts to make inside the new root, in
@@ -186,6 +239,10 @@ var fsConfig = map[string]string{"ext4": "CONFIG_EXT4_FS", "squashfs": "CONFIG_S
 // overlay on top of it, and binfmt_misc when entries are registered.
 func Requirements(o PlanOptions) []string {
 	req := []string{"CONFIG_VIRTIO_PCI", "CONFIG_VIRTIO_BLK", "CONFIG_OVERLAY_FS", "CONFIG_TMPFS"}
+	if o.Network != plan.NetNone {
+		// The NIC, and packet sockets for the DHCP client.
+		req = append(req, "CONFIG_VIRTIO_NET", "CONFIG_PACKET")
+	}
 	if c, ok := fsConfig[o.FSType]; ok {
 		req = append(req, c)
 	}
@@ -196,9 +253,11 @@ func Requirements(o PlanOptions) []string {
 }
 
 // Optional lists kernel options the VM can use when the kernel has them:
-// virtio over MMIO (Firecracker, QEMU's microvm) and Xen's block frontend
-// (xl.cfg). Modules for them are included when present; their absence is
-// no error.
+// virtio over MMIO (Firecracker, QEMU's microvm), Xen's block and network
+// frontends (xl.cfg), and the power button's input device (ACPI's button
+// and evdev; arm64 virt's GPIO key is read from the GPIO chardev). Modules
+// for them are included when present; their absence is no error.
 func Optional() []string {
-	return []string{"CONFIG_VIRTIO_MMIO", "CONFIG_XEN_BLKDEV_FRONTEND"}
+	return []string{"CONFIG_VIRTIO_MMIO", "CONFIG_XEN_BLKDEV_FRONTEND", "CONFIG_XEN_NETDEV_FRONTEND",
+		"CONFIG_ACPI_BUTTON", "CONFIG_INPUT_EVDEV"}
 }

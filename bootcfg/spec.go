@@ -3,7 +3,7 @@
 // boot plan (boot.json, types in bootcfg/plan) around it.
 //
 //	spec, err := bootcfg.Spec(img.Config, tree.FS(), bootcfg.Overrides{User: "app"}, nil)
-//	p := bootcfg.Plan(spec, bootcfg.PlanOptions{FSType: "squashfs"})
+//	p, err := bootcfg.Plan(spec, bootcfg.PlanOptions{FSType: "squashfs"})
 package bootcfg
 
 import (

@@ -104,7 +104,10 @@ func TestSpec(t *testing.T) {
 		t.Errorf("no command: %v", err)
 	}
 	// The plan round-trips through JSON.
-	pl := Plan(s, PlanOptions{FSType: "squashfs", Binfmt: []plan.Binfmt{mustBinfmt(t, "arm64")}})
+	pl, err := Plan(s, PlanOptions{FSType: "squashfs", Binfmt: []plan.Binfmt{mustBinfmt(t, "arm64")}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, _ := json.Marshal(pl)
 	var back plan.Plan
 	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(&back, pl) {

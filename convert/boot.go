@@ -59,7 +59,10 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	for _, m := range mods {
 		po.Modules = append(po.Modules, m.Path)
 	}
-	p := bootcfg.Plan(spec, po)
+	p, err := bootcfg.Plan(spec, po)
+	if err != nil {
+		return err
+	}
 	if err := writeJSON(c.st.path("boot.json"), p); err != nil {
 		return err
 	}
@@ -108,7 +111,8 @@ func (c *conversion) planOptions(fsType string, vm arch.Arch) (bootcfg.PlanOptio
 	if err != nil {
 		return bootcfg.PlanOptions{}, nil, err
 	}
-	return bootcfg.PlanOptions{FSType: fsType, Binfmt: binfmts, BinfmtD: binfmtD}, interps, nil
+	return bootcfg.PlanOptions{FSType: fsType, Binfmt: binfmts, BinfmtD: binfmtD,
+		StopSignal: c.img.Config.Config.StopSignal}, interps, nil
 }
 
 func (c *conversion) annotations() map[string]string {

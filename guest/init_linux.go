@@ -20,6 +20,7 @@ type initState struct {
 	moduleErrs []string  // optional modules that failed, for FindRoot's report
 	status     int       // the process's exit status, once Run is done
 	ran        bool
+	power      chan struct{} // receives a power button press
 }
 
 func (s *initState) logf(format string, a ...any) {
@@ -30,7 +31,7 @@ func (s *initState) logf(format string, a ...any) {
 
 // Main is PID 1. It never returns: it powers the VM off.
 func Main() {
-	s := &initState{console: openConsole()}
+	s := &initState{console: openConsole(), power: make(chan struct{}, 1)}
 	status := plan.StatusInitFailed
 	defer func() {
 		if r := recover(); r != nil {
@@ -132,15 +133,33 @@ func (s *initState) do(a plan.Action) error {
 		return maskPath(a.Path)
 	case *plan.ReadonlyPath:
 		return readonlyPath(a.Path)
+	case *plan.Network:
+		return s.network(a)
+	case *plan.PowerButton:
+		return s.watchPower()
 	case *plan.Run:
 		if s.ran {
 			return errors.New("the process has run already")
 		}
-		code, err := s.runProcess(a.Process)
+		code, err := s.runProcess(a)
 		s.status, s.ran = code, err == nil
 		return err
 	}
 	return fmt.Errorf("this init cannot run a %q step", a.Op())
+}
+
+// watchPower sends each press of the power button to s.power.
+func (s *initState) watchPower() error {
+	src, err := watchPowerButton(func() {
+		select {
+		case s.power <- struct{}{}:
+		default:
+		}
+	})
+	if len(src) > 0 {
+		s.logf("power button: %v", src)
+	}
+	return err
 }
 
 // readArgs reads the c2vm.* kernel arguments.

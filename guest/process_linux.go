@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -18,7 +19,8 @@ import (
 // and c2vm.env overrides — and stays PID 1 until it exits: reaping every
 // zombie and forwarding SIGTERM and SIGINT to it. It returns the exit
 // status with Docker's conventions.
-func (s *initState) runProcess(p specs.Process) (int, error) {
+func (s *initState) runProcess(r *plan.Run) (int, error) {
+	p := r.Process
 	if s.args.Cmd != nil {
 		p.Args = s.args.Cmd
 	}
@@ -66,7 +68,7 @@ func (s *initState) runProcess(p specs.Process) (int, error) {
 		fmt.Fprintf(s.console, "%sexec %s: %v\n", plan.LogPrefix, p.Args[0], unwrapSys(err))
 		return startStatus(err), nil
 	}
-	return s.supervise(proc.Pid, sigs), nil
+	return s.supervise(proc.Pid, sigs, r), nil
 }
 
 // restrict applies the process's limits to this thread, which forks it:
@@ -132,25 +134,77 @@ func isExecutable(p string) (bool, bool) {
 	return fi.Mode().IsRegular() && fi.Mode()&0o111 != 0, true
 }
 
-// supervise reaps children until pid exits, forwarding signals to it.
-func (s *initState) supervise(pid int, sigs chan os.Signal) int {
-	for sig := range sigs {
-		if sig == unix.SIGTERM || sig == unix.SIGINT {
-			unix.Kill(pid, sig.(unix.Signal))
-			continue
-		}
-		for {
-			var ws unix.WaitStatus
-			wpid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-			if err != nil || wpid <= 0 {
-				break
+// supervise reaps children until pid exits, forwarding SIGTERM and SIGINT
+// to it; a power button press stops it as docker stop does: the stop
+// signal, then SIGKILL after the timeout.
+func (s *initState) supervise(pid int, sigs chan os.Signal, r *plan.Run) int {
+	var kill <-chan time.Time
+	for {
+		select {
+		case <-s.power:
+			if kill != nil {
+				continue
 			}
-			if wpid == pid {
-				return exitCode(ws)
+			sig := unix.Signal(r.StopSignal)
+			if sig == 0 {
+				sig = unix.SIGTERM
+			}
+			timeout := time.Duration(r.StopTimeout) * time.Second
+			fmt.Fprintf(s.console, "%spower button: sending %s to the container, SIGKILL in %s\n", plan.LogPrefix, unix.SignalName(sig), timeout)
+			unix.Kill(pid, sig)
+			kill = time.After(timeout)
+		case <-kill:
+			fmt.Fprintf(s.console, "%sthe container did not stop in time: SIGKILL\n", plan.LogPrefix)
+			unix.Kill(pid, unix.SIGKILL)
+		case sig := <-sigs:
+			if sig == unix.SIGTERM || sig == unix.SIGINT {
+				unix.Kill(pid, sig.(unix.Signal))
+				continue
+			}
+			if code, done := reap(pid); done {
+				stopOthers()
+				return code
 			}
 		}
 	}
-	return plan.StatusInitFailed
+}
+
+// reap collects every exited child; done when pid is among them.
+func reap(pid int) (code int, done bool) {
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err != nil || wpid <= 0 {
+			return code, done
+		}
+		if wpid == pid {
+			code, done = exitCode(ws), true
+		}
+	}
+}
+
+// stopOthers ends what the container left running (daemons it forked),
+// as a container's end does, so nothing holds a volume busy: SIGTERM,
+// up to a second's grace, then SIGKILL.
+func stopOthers() {
+	if unix.Kill(-1, unix.SIGTERM) != nil {
+		return // none left
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); errors.Is(err, unix.ECHILD) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	unix.Kill(-1, unix.SIGKILL)
+	for {
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(-1, &ws, 0, nil); err != nil {
+			return
+		}
+	}
 }
 
 func exitCode(ws unix.WaitStatus) int {

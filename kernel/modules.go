@@ -39,6 +39,11 @@ var configModule = map[string]string{
 	"CONFIG_EROFS_FS":            "erofs",
 	"CONFIG_BINFMT_MISC":         "binfmt_misc",
 	"CONFIG_XEN_BLKDEV_FRONTEND": "xen_blkfront",
+	"CONFIG_XEN_NETDEV_FRONTEND": "xen_netfront",
+	"CONFIG_PACKET":              "af_packet",
+	"CONFIG_ACPI_BUTTON":         "button",
+	"CONFIG_INPUT_EVDEV":         "evdev",
+	"CONFIG_VIRTIO_FS":           "virtiofs",
 	"CONFIG_9P_FS":               "9p",
 	"CONFIG_NET_9P_VIRTIO":       "9pnet_virtio",
 	"CONFIG_TMPFS":               "", // built in or absent, never a module

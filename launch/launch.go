@@ -54,6 +54,10 @@ type Options struct {
 	Stdout  io.Writer
 	Stderr  io.Writer
 	QEMU    string // binary override
+	// StopTimeout is the container's grace period when the run is
+	// cancelled (0: DefaultStopTimeout); the VM's init waits as long as its
+	// plan says (convert's), so give the same value.
+	StopTimeout time.Duration
 }
 
 // ErrNotVM is returned for a directory that is not a bootable c2vm output.

@@ -24,10 +24,12 @@ func everyStep() []Step {
 		{Action: &Hostname{Name: "box"}},
 		{Action: &RegisterBinfmt{Binfmt: Binfmt{Name: "qemu-aarch64", Type: "M", Magic: []byte("\x7fELF"), Interpreter: "/q", Flags: "F"}}},
 		{Action: &BinfmtD{Files: []string{"/etc/binfmt.d/a.conf"}}},
+		{Action: &PowerButton{}, Optional: true},
 		{Action: &SwitchRoot{Path: "/newroot"}},
 		{Action: &MaskPath{Path: "/proc/kcore"}},
 		{Action: &ReadonlyPath{Path: "/proc/sys"}},
-		{Action: &Run{Process: specs.Process{Args: []string{"/bin/sh"}, Cwd: "/", Env: []string{"A=1"}}}},
+		{Action: &Run{Process: specs.Process{Args: []string{"/bin/sh"}, Cwd: "/", Env: []string{"A=1"}}, StopSignal: 15, StopTimeout: 10}},
+		{Action: &Network{Mode: NetUser, Interface: "eth0", Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: []string{"10.0.2.3"}, Hostname: "h", WaitSeconds: 5, Exposed: []Port{{Port: 80, Proto: "tcp"}}}, Optional: true},
 	}
 }
 
@@ -92,11 +94,11 @@ func TestArgs(t *testing.T) {
 		t.Errorf("%+v %v", a, err)
 	}
 	// String is ParseArgs' inverse, spaces and quotes included.
-	in := Args{Cmd: []string{"sh", "-c", `echo "a b"`}, Env: []string{"X=y z"}, Debug: true}
+	in := Args{Cmd: []string{"sh", "-c", `echo "a b"`}, Env: []string{"X=y z"}, Debug: true, Net: NetDHCP}
 	if back, err := ParseArgs(in.String()); err != nil || !reflect.DeepEqual(back, in) {
 		t.Errorf("round trip of %q: %+v %v", in.String(), back, err)
 	}
-	for _, bad := range []string{"c2vm.cmd=!!!", "c2vm.cmd=" + base64.StdEncoding.EncodeToString([]byte("{}")), "c2vm.env=noequals"} {
+	for _, bad := range []string{"c2vm.net=bridge", "c2vm.cmd=!!!", "c2vm.cmd=" + base64.StdEncoding.EncodeToString([]byte("{}")), "c2vm.env=noequals"} {
 		t.Run(bad, func(t *testing.T) {
 			if _, err := ParseArgs(bad); err == nil {
 				t.Error("accepted")
@@ -136,6 +138,24 @@ func TestMergeEnv(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := MergeEnv(tc.env, tc.overrides); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("%q", got)
+			}
+		})
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{"", 15}, {"SIGTERM", 15}, {"TERM", 15}, {"sigquit", 3}, {"9", 9}, {"SIGRTMIN", 34},
+		{"SIGRTMIN+3", 37}, {"SIGRTMAX-1", 63}, {"SIGWINCH", 28},
+		{"SIGNOPE", 0}, {"0", 0}, {"65", 0}, {"SIGRTMIN+40", 0}, {"SIGRTMIN-1", 0},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			n, err := ParseSignal(tc.in)
+			if n != tc.want || (err != nil) != (tc.want == 0) {
+				t.Errorf("ParseSignal(%q) = %d, %v; want %d", tc.in, n, err, tc.want)
 			}
 		})
 	}

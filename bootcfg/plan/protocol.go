@@ -33,6 +33,7 @@ const (
 	ArgCmd   = "c2vm.cmd"   // base64 of a JSON array: replaces the process args
 	ArgEnv   = "c2vm.env"   // K=V, or base64 of K=V; repeatable: added to the env
 	ArgDebug = "c2vm.debug" // 1: print each step as it runs
+	ArgNet   = "c2vm.net"   // user, dhcp or none: overrides the Network step's mode
 )
 
 // Args holds the c2vm.* kernel arguments.
@@ -40,6 +41,7 @@ type Args struct {
 	Cmd   []string
 	Env   []string
 	Debug bool
+	Net   string
 }
 
 // String formats a as kernel arguments, the inverse of ParseArgs.
@@ -51,6 +53,9 @@ func (a Args) String() string {
 	if a.Cmd != nil {
 		b, _ := json.Marshal(a.Cmd)
 		out = append(out, ArgCmd+"="+base64.StdEncoding.EncodeToString(b))
+	}
+	if a.Net != "" {
+		out = append(out, ArgNet+"="+a.Net)
 	}
 	for _, kv := range a.Env {
 		// base64 keeps spaces and quotes out of the kernel's parser; the
@@ -86,6 +91,11 @@ func ParseArgs(cmdline string) (Args, error) {
 			a.Env = append(a.Env, v)
 		case ArgDebug:
 			a.Debug = v == "1" || v == "true" || v == ""
+		case ArgNet:
+			if v != NetUser && v != NetDHCP && v != NetNone {
+				return a, fmt.Errorf("%s=%s: want %s, %s or %s", ArgNet, v, NetUser, NetDHCP, NetNone)
+			}
+			a.Net = v
 		}
 	}
 	return a, nil

@@ -23,6 +23,8 @@ func init() {
 		func() Action { return &MaskPath{} },
 		func() Action { return &ReadonlyPath{} },
 		func() Action { return &Run{} },
+		func() Action { return &Network{} },
+		func() Action { return &PowerButton{} },
 	)
 }
 
@@ -177,11 +179,69 @@ func (r *ReadonlyPath) String() string { return "make " + r.Path + " read-only" 
 // forwarding SIGTERM and SIGINT. Its exit status is the VM's report. It
 // applies the process's user, groups, cwd, env, capability bounding set,
 // rlimits and noNewPrivileges. It is the last step.
+//
+// A press of the VM's power button (ACPI on x86, the GPIO key of QEMU's
+// arm64 virt machine) — what `virsh shutdown`, `xl shutdown` and `c2vm
+// run`'s SIGTERM send — stops it as `docker stop` does: StopSignal to the
+// process, SIGKILL after StopTimeout seconds. When it has exited, the
+// processes it left are stopped the same way, so that the steps after Run
+// (unmounting volumes) find nothing busy.
 type Run struct {
-	Process specs.Process `json:"process"`
+	Process     specs.Process `json:"process"`
+	StopSignal  int           `json:"stopSignal"`  // signal number; 0 = SIGTERM
+	StopTimeout int           `json:"stopTimeout"` // seconds; 0 = DefaultStopTimeout
 }
+
+// DefaultStopTimeout is Docker's grace period before SIGKILL.
+const DefaultStopTimeout = 10
 
 func (*Run) Op() string { return "run" }
 func (r *Run) String() string {
 	return fmt.Sprintf("run %q as %d:%d in %s", r.Process.Args, r.Process.User.UID, r.Process.User.GID, r.Process.Cwd)
 }
+
+// Network modes.
+const (
+	NetUser = "user" // static: QEMU/libvirt user-mode networking's fixed addresses
+	NetDHCP = "dhcp" // a bridge or tap (Xen vif, Firecracker, libvirt network)
+	NetNone = "none" // loopback only
+)
+
+// Network brings up lo and, unless Mode is none, Interface: a static
+// address for user-mode networking, or one leased by DHCP. Then it writes
+// /etc/resolv.conf and /etc/hosts into the root it runs in, unless the
+// image has them (Docker's rule for files the image provides). The kernel
+// argument c2vm.net=user|dhcp|none overrides Mode. A VM booted without a
+// network card (the interface never appears) goes on with loopback only.
+type Network struct {
+	Mode        string   `json:"mode"`
+	Interface   string   `json:"interface"`
+	Address     string   `json:"address,omitempty"` // user: CIDR, "10.0.2.15/24"
+	Gateway     string   `json:"gateway,omitempty"`
+	DNS         []string `json:"dns,omitempty"`
+	Hostname    string   `json:"hostname"`
+	WaitSeconds int      `json:"waitSeconds"` // for the interface, and for a lease
+	// Exposed are the image's EXPOSEd ports, recorded for the reader of
+	// the plan: user-mode networking forwards them on the host side.
+	Exposed []Port `json:"exposed,omitempty"`
+}
+
+func (*Network) Op() string { return "network" }
+func (n *Network) String() string {
+	switch n.Mode {
+	case NetUser:
+		return fmt.Sprintf("network: lo, %s %s via %s, DNS %s", n.Interface, n.Address, n.Gateway, strings.Join(n.DNS, " "))
+	case NetDHCP:
+		return fmt.Sprintf("network: lo, %s by DHCP", n.Interface)
+	}
+	return "network: lo only"
+}
+
+// PowerButton starts watching the VM's power button (ACPI's button input
+// device on x86, the gpio-keys line of QEMU's arm64 virt machine), so that
+// a press stops the container (see Run). It runs before the switch, while
+// the init's /sys is not masked.
+type PowerButton struct{}
+
+func (*PowerButton) Op() string     { return "powerbutton" }
+func (*PowerButton) String() string { return "watch the power button (a press stops the container)" }
