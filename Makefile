@@ -8,7 +8,7 @@ ARCH ?= amd64
 INIT_ARCHES := amd64 arm64 riscv64
 INIT_FLAGS := -trimpath -ldflags='-s -w -buildid='
 
-.PHONY: all build initbin deps test test-short bench demo fixtures kernels clean
+.PHONY: all build initbin deps test test-short bench fuzz demo fixtures kernels clean
 
 all: build
 
@@ -46,6 +46,17 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./convert/ ./rootfs/...
 	sh scripts/bench.sh
 	sh rootfs/squashfs/bench/compare.sh
+
+# Every fuzz target for FUZZTIME each (go test runs one -fuzz target at a
+# time); `make test` already runs each target's seed corpus.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for pt in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$pt/*_test.go | sed 's/func //'); do \
+			echo "fuzz $$pt $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pt || exit 1; \
+		done; \
+	done
 
 # Build c2vm, fetch a Debian cloud kernel, build a busybox image, convert
 # it and boot it: ends with the container's greeting.
