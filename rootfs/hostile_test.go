@@ -28,8 +28,9 @@ func TestHostileEntries(t *testing.T) {
 			"f: gid 1099511627776 does not fit 32 bits", nil},
 		{"device major 2^32", one(ent{name: "dev/x", typ: tar.TypeChar, hdr: func(h *tar.Header) { h.Devmajor = 1 << 32 }}),
 			"dev/x: device major 4294967296 does not fit 32 bits", nil},
-		{"component over NAME_MAX", one(regular("a/"+long, "x")), "a/" + long + ": component", ErrNameTooLong},
-		{"directory over NAME_MAX", one(dir(long + "/")), long + "/: component", ErrNameTooLong},
+		// Names this long are elided in the middle of the one-line error.
+		{"component over NAME_MAX", one(regular("a/"+long, "x")), shortName("a/"+long) + ": component", ErrNameTooLong},
+		{"directory over NAME_MAX", one(dir(long + "/")), shortName(long+"/") + ": component", ErrNameTooLong},
 		{"long name made through a symlink", onTop(layer(symlink(long, "l")), regular("l/x", "x")),
 			"l/x: component", ErrNameTooLong},
 		{"path over PATH_MAX", one(regular(strings.Repeat("d/", pathMax/2)+"f", "x")), "path of 4097 bytes", ErrNameTooLong},
