@@ -107,3 +107,71 @@ func checkVolume(p string) error {
 func volumeRune(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+@", r)
 }
+
+// Forwards merges published ports the way convert and run apply them:
+// base (the converted forwards, for run), then every exposed port on the
+// same host port of plan.DefaultHostIP unless a forward of it is there,
+// then explicit ones (--publish, -p), which replace any earlier forward
+// of the same guest port and protocol ("-p 18080:8080" moves the default
+// 8080:8080 rather than adding to it). An exposed port whose host port
+// another forward takes is not published by default. A guest port published on two
+// host ports by explicit forwards is allowed, as Docker allows it; one
+// host port taken twice is an error.
+func Forwards(base []plan.Forward, exposed []plan.Port, explicit []plan.Forward) ([]plan.Forward, error) {
+	replaced := map[plan.Port]bool{}
+	for _, f := range explicit {
+		replaced[guestPort(f)] = true
+	}
+	var out []plan.Forward
+	have := map[plan.Port]bool{}
+	for _, f := range base {
+		if !replaced[guestPort(f)] {
+			out = append(out, f)
+			have[guestPort(f)] = true
+		}
+	}
+	for _, p := range exposed {
+		f := plan.Forward{HostIP: plan.DefaultHostIP, HostPort: p.Port, GuestPort: p.Port, Proto: p.Proto}
+		if !replaced[p] && !have[p] && !takes(out, f) && !takes(explicit, f) {
+			out = append(out, f)
+			have[p] = true
+		}
+	}
+	out = append(out, explicit...)
+	return out, checkHostPorts(out)
+}
+
+// takes reports whether a forward in fs listens where f would.
+func takes(fs []plan.Forward, f plan.Forward) bool {
+	for _, g := range fs {
+		if clash(f, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// clash: one host port, the same address or either on every address
+// (0.0.0.0, ::).
+func clash(f, g plan.Forward) bool {
+	return f.HostPort == g.HostPort && f.Proto == g.Proto && (f.HostIP == g.HostIP || unspecified(f.HostIP) || unspecified(g.HostIP))
+}
+
+func guestPort(f plan.Forward) plan.Port { return plan.Port{Port: f.GuestPort, Proto: f.Proto} }
+
+// checkHostPorts refuses two forwards listening on one host port.
+func checkHostPorts(fs []plan.Forward) error {
+	for i, f := range fs {
+		if err := f.Check(); err != nil {
+			return err
+		}
+		for _, g := range fs[:i] {
+			if clash(f, g) {
+				return fmt.Errorf("host port %d/%s is published twice (%s and %s)", f.HostPort, f.Proto, g, f)
+			}
+		}
+	}
+	return nil
+}
+
+func unspecified(ip string) bool { return ip == "0.0.0.0" || ip == "::" }

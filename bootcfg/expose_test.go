@@ -112,3 +112,65 @@ func TestVolumeRefusesHostilePaths(t *testing.T) {
 		})
 	}
 }
+
+func fwd(s string) plan.Forward {
+	f, err := plan.ParseForward(s)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+func fwds(specs ...string) []plan.Forward {
+	var out []plan.Forward
+	for _, s := range specs {
+		out = append(out, fwd(s))
+	}
+	return out
+}
+
+func TestForwards(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		base     []plan.Forward
+		exposed  []plan.Port
+		explicit []plan.Forward
+		want     []plan.Forward
+		err      string
+	}{
+		{name: "nothing"},
+		{name: "exposed on the same host port", exposed: []plan.Port{udp(53), tcp(8080)},
+			want: fwds("127.0.0.1:53:53/udp", "127.0.0.1:8080:8080/tcp")},
+		{name: "explicit replaces the default", exposed: []plan.Port{tcp(8080), tcp(9090)}, explicit: fwds("18080:8080"),
+			want: fwds("127.0.0.1:9090:9090/tcp", "127.0.0.1:18080:8080/tcp")},
+		{name: "udp default kept beside a tcp publish", exposed: []plan.Port{udp(53)}, explicit: fwds("5353:53/tcp"),
+			want: fwds("127.0.0.1:53:53/udp", "127.0.0.1:5353:53/tcp")},
+		{name: "an unexposed port may be published", explicit: fwds("0.0.0.0:2222:22"), want: fwds("0.0.0.0:2222:22")},
+		{name: "one guest port on two host ports", explicit: fwds("8080:80", "8081:80"), want: fwds("8080:80", "8081:80")},
+		{name: "base kept, exposed not doubled", base: fwds("18080:8080"), exposed: []plan.Port{tcp(8080)},
+			want: fwds("18080:8080")},
+		{name: "run -p replaces a converted forward", base: fwds("8080:8080", "9090:9090"), explicit: fwds("18080:8080"),
+			want: fwds("9090:9090", "18080:8080")},
+		{name: "host port twice", explicit: fwds("8080:80", "8080:81"), err: "host port 8080/tcp is published twice"},
+		{name: "host port twice, any address", explicit: fwds("0.0.0.0:8080:80", "127.0.0.1:8080:81"), err: "published twice"},
+		{name: "default yields its host port", exposed: []plan.Port{tcp(8080), tcp(80)}, explicit: fwds("8080:80"),
+			want: fwds("8080:80")},
+		{name: "default yields to a base forward", base: fwds("0.0.0.0:8080:80"), exposed: []plan.Port{tcp(8080)},
+			want: fwds("0.0.0.0:8080:80")},
+		{name: "same port, other protocol", explicit: fwds("53:53/udp", "53:53/tcp"), want: fwds("53:53/udp", "53:53/tcp")},
+		{name: "invalid base", base: []plan.Forward{{HostIP: "x", HostPort: 1, GuestPort: 1, Proto: "tcp"}}, err: "not an IPv4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Forwards(tc.base, tc.exposed, tc.explicit)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, %v; want error %q", got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}
