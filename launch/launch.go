@@ -54,6 +54,12 @@ type Options struct {
 	Stdout  io.Writer
 	Stderr  io.Writer
 	QEMU    string // binary override
+	// Publish adds forwards to the converted ones, replacing any of the
+	// same guest port; PublishAll publishes every EXPOSEd port on the
+	// same host port of 127.0.0.1; NoPublish drops the converted ones.
+	Publish    []plan.Forward
+	PublishAll bool
+	NoPublish  bool
 }
 
 // ErrNotVM is returned for a directory that is not a bootable c2vm output.
@@ -85,6 +91,9 @@ func Run(ctx context.Context, o Options) (int, error) {
 		// fw_cfg item on stderr, which is shown only on failure).
 		args = append(args, "-fw_cfg", "name=etc/sercon-port,string=0")
 	}
+	if err := checkHostPorts(vm.Forwards); err != nil {
+		return 1, err
+	}
 	return boot(ctx, o, qemuBinary(o.QEMU, vm), args)
 }
 
@@ -109,8 +118,13 @@ func loadVM(o Options) (vmconfig.VM, error) {
 	if o.CPUs == 0 {
 		o.CPUs = m.CPUs
 	}
+	fs, err := forwards(o, m)
+	if err != nil {
+		return vmconfig.VM{}, err
+	}
 	return vmconfig.VM{Arch: m.VMArch, Memory: o.Memory, CPUs: o.CPUs, Dir: dir,
-		Kernel: "kernel", Initrd: "initramfs.img", Rootfs: "rootfs.img"}, nil
+		Kernel: "kernel", Initrd: "initramfs.img", Rootfs: "rootfs.img",
+		Forwards: fs, DataDisks: m.DataDisks}, nil
 }
 
 // qemuBinary is the override, else the VM arch's qemu-system.
