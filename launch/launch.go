@@ -5,7 +5,10 @@
 //	code, err := launch.Run(ctx, launch.Options{Dir: "out", Timeout: time.Minute,
 //		Cmd: []string{"id"}, Stdout: os.Stdout, Stderr: os.Stderr})
 //
-// The QEMU command line is vmconfig.QEMUArgs, the same one qemu.sh runs.
+// The QEMU command line is vmconfig.QEMUArgs, the same one qemu.sh runs,
+// with the converted forwards changed by Publish, PublishAll and
+// NoPublish; a published host port that is taken fails the run before
+// QEMU starts (ErrPortInUse).
 // Console lines: "[ 1.23]" kernel lines are dropped, "c2vm-init: " and
 // "C2VM_INIT_ERROR=" lines go to Stderr, the rest (the container's
 // output) to Stdout with CRLF turned into LF; Debug passes everything to

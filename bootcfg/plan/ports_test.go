@@ -154,3 +154,39 @@ func TestForwardCheck(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseForward: whatever parses prints back to itself and holds only
+// the characters of addresses, numbers and the protocol — nothing that
+// could end a QEMU option or a shell word.
+func FuzzParseForward(f *testing.F) {
+	for _, s := range []string{"18080:8080", "[::1]:80:80/udp", "0.0.0.0:1:65535/tcp", "80:80,hostfwd=tcp::22-:22"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fw, err := ParseForward(s)
+		if err != nil {
+			return
+		}
+		if back, err := ParseForward(fw.String()); err != nil || back != fw {
+			t.Fatalf("%q → %+v → %q → %+v, %v", s, fw, fw.String(), back, err)
+		}
+		if strings.Trim(fw.String(), "0123456789abcdef.:[]/tcpud") != "" {
+			t.Fatalf("%q prints as %q", s, fw.String())
+		}
+	})
+}
+
+func FuzzParsePort(f *testing.F) {
+	for _, s := range []string{"8080", "53/udp", "8080/tcp;touch /tmp/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePort(s)
+		if err != nil {
+			return
+		}
+		if back, err := ParsePort(p.String()); err != nil || back != p || strings.Trim(p.String(), "0123456789/tcpud") != "" {
+			t.Fatalf("%q → %+v → %q → %+v, %v", s, p, p.String(), back, err)
+		}
+	})
+}
