@@ -72,7 +72,7 @@ func (Firecracker) Write(w io.Writer, vm VM) error {
 	}
 	// Firecracker's serial is an 8250 UART on both arches, not QEMU
 	// virt's PL011 (ttyAMA0).
-	args := "console=ttyS0 reboot=k panic=1 pci=off"
+	args := "console=ttyS0 reboot=k panic=1 pci=off " + dhcpArg
 	if vm.Cmdline != "" {
 		args += " " + vm.Cmdline
 	}

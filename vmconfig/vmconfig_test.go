@@ -101,7 +101,7 @@ func TestFirecrackerPaths(t *testing.T) {
 			}
 			want := fcConfig{
 				BootSource: fcBoot{KernelImagePath: kernel, InitrdPath: "/srv/vm/initramfs.img",
-					BootArgs: "console=ttyS0 reboot=k panic=1 pci=off quiet"},
+					BootArgs: "console=ttyS0 reboot=k panic=1 pci=off c2vm.net=dhcp quiet"},
 				Drives: []fcDrive{{DriveID: "rootfs", PathOnHost: "/srv/vm/rootfs.img", IsReadOnly: true},
 					{DriveID: "data0", PathOnHost: "/srv/vm/data-0.img"}, {DriveID: "data1", PathOnHost: "/srv/vm/data-1.img"}},
 				MachineConfig:     fcMachine{VCPUCount: 2, MemSizeMiB: 256},

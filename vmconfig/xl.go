@@ -25,7 +25,7 @@ func (XL) Write(w io.Writer, vm VM) error {
 	if err := checkDataDisks(vm.DataDisks); err != nil {
 		return fmt.Errorf("xl.cfg: %w", err)
 	}
-	extra := "console=hvc0 panic=-1"
+	extra := "console=hvc0 panic=-1 " + dhcpArg
 	if vm.Cmdline != "" {
 		extra += " " + vm.Cmdline
 	}
