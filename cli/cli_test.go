@@ -60,6 +60,22 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%q: exit %d stderr %q; want %d and %q", tc.args, code, errb.String(), tc.code, tc.want)
 		}
 	}
+	// A malformed -p/--publish is one line on stderr, exit 2.
+	for _, args := range [][]string{
+		{"run", "/nonexistent", "-p", "8080"},
+		{"run", "/nonexistent", "-p", "18080:8080", "--publish", "x:80"},
+		{"run", "-p", "1-5:1-5", "/nonexistent"},
+		{"run", "/nonexistent", "-p", "[::1]:80:80"},
+		{"run", "/nonexistent", "-p", "80:80/tcp;reboot"},
+		{"convert", "x", "--publish", "127.0.0.1,hostfwd=tcp::22-:22:80:80"},
+		{"convert", "x", "--publish", "0:80"},
+	} {
+		var errb bytes.Buffer
+		code := Main(context.Background(), args, &bytes.Buffer{}, &errb)
+		if code != 2 || !strings.HasPrefix(errb.String(), "c2vm: --publish: port mapping") || strings.Count(errb.String(), "\n") != 1 {
+			t.Errorf("%q: exit %d stderr %q; want 2 and one line about the port mapping", args, code, errb.String())
+		}
+	}
 	t.Setenv("SOURCE_DATE_EPOCH", "yesterday")
 	var errb bytes.Buffer
 	if code := Main(context.Background(), []string{"convert", "x"}, &bytes.Buffer{}, &errb); code != 2 || !strings.Contains(errb.String(), "SOURCE_DATE_EPOCH") {

@@ -16,6 +16,7 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var (
 		o               convert.Options
 		env, binfmt     listFlag
+		publish         listFlag
 		entrypoint, cmd string
 		quiet           bool
 	)
@@ -36,6 +37,8 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(&binfmt, "binfmt", "also register binfmt_misc entries for these arches (comma-separated, repeatable)")
 	fs.IntVar(&o.Memory, "memory", 0, "VM memory in MiB for the generated configs (default 512)")
 	fs.IntVar(&o.CPUs, "cpus", 0, "VM CPUs for the generated configs (default 1)")
+	fs.Var(&publish, "publish", publishUsage+"; baked into qemu.sh and libvirt.xml")
+	fs.BoolVar(&o.NoPublish, "no-publish", false, "do not publish the image's EXPOSEd ports (by default each on the same host port of 127.0.0.1)")
 	fs.BoolVar(&o.NoKernel, "no-kernel", false, "write only rootfs.img, config.json and manifest.json")
 	fs.BoolVar(&quiet, "q", false, "no progress lines")
 	pos, _, err := parseInterspersed(fs, args)
@@ -59,6 +62,9 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	o.Overrides.Env = env
+	if o.Publish, err = parseForwards(publish); err != nil {
+		return err
+	}
 	for _, b := range binfmt {
 		o.Binfmt = append(o.Binfmt, strings.Split(b, ",")...)
 	}

@@ -15,6 +15,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&o.Memory, "memory", 0, "VM memory in MiB (default: as converted)")
 	fs.IntVar(&o.CPUs, "cpus", 0, "VM CPUs (default: as converted)")
 	fs.BoolVar(&o.Debug, "debug", false, "show the kernel's and the init's console output")
+	var publish listFlag
+	fs.Var(&publish, "p", publishUsage+"; replaces a converted forward of the same guest port")
+	fs.Var(&publish, "publish", "same as -p")
+	fs.BoolVar(&o.PublishAll, "P", false, "publish every EXPOSEd port on the same host port of 127.0.0.1")
+	fs.BoolVar(&o.PublishAll, "publish-all", false, "same as -P")
+	fs.BoolVar(&o.NoPublish, "no-publish", false, "drop the forwards baked in by convert (-p and -P still apply)")
 	pos, rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usagef("%v", err)
@@ -23,6 +29,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("run takes exactly one DIR (a c2vm convert output), got %d", len(pos))
 	}
 	o.Dir = pos[0]
+	if o.Publish, err = parseForwards(publish); err != nil {
+		return err
+	}
 	if len(rest) > 0 {
 		o.Cmd = rest
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/bootcfg"
+	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/image"
 	"github.com/c2vm/c2vm/rootfs"
 )
@@ -34,6 +35,12 @@ type Options struct {
 	VMArch            string   // GOARCH of the VM; "" = the image's
 	BinfmtInterpreter string   // static qemu-user binary for foreign images
 	Binfmt            []string // extra arches to register with binfmt_misc
+
+	// Publish are forwards baked into qemu.sh and libvirt.xml (--publish);
+	// every EXPOSEd port is also published on the same host port of
+	// 127.0.0.1 unless NoPublish (see bootcfg.Forwards).
+	Publish   []plan.Forward
+	NoPublish bool
 
 	Memory, CPUs int       // for the hypervisor configs
 	Epoch        time.Time // the one clock for every timestamp c2vm creates

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/c2vm/c2vm/bootcfg/plan"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -21,6 +22,12 @@ type Manifest struct {
 	CPUs        int              `json:"cpus,omitempty"`
 	Rootfs      string           `json:"rootfs"`
 	Kernel      *KernelInfo      `json:"kernel,omitempty"`
+	// Exposed are the image's EXPOSEd ports; Forwards the ports the
+	// configs publish (c2vm run starts from them); DataDisks the VOLUME
+	// disks' file names, attached in this order after the root disk.
+	Exposed   []plan.Port    `json:"exposed,omitempty"`
+	Forwards  []plan.Forward `json:"forwards,omitempty"`
+	DataDisks []string       `json:"dataDisks,omitempty"`
 	// Artifacts maps each file in the directory (but manifest.json) to its
 	// digest and size.
 	Artifacts map[string]Artifact `json:"artifacts"`

@@ -23,6 +23,9 @@ func (c *conversion) writeVMConfigs(a arch.Arch, vmlinux string) error {
 		Kernel:  "kernel",
 		Initrd:  "initramfs.img",
 		Rootfs:  "rootfs.img",
+		// Set before by c.forwards (writeBoot) and the volumes.
+		Forwards:  c.manifest.Forwards,
+		DataDisks: c.manifest.DataDisks,
 	}
 	for _, t := range vmconfig.All() {
 		var buf bytes.Buffer

@@ -5,7 +5,10 @@
 //	code, err := launch.Run(ctx, launch.Options{Dir: "out", Timeout: time.Minute,
 //		Cmd: []string{"id"}, Stdout: os.Stdout, Stderr: os.Stderr})
 //
-// The QEMU command line is vmconfig.QEMUArgs, the same one qemu.sh runs.
+// The QEMU command line is vmconfig.QEMUArgs, the same one qemu.sh runs,
+// with the converted forwards changed by Publish, PublishAll and
+// NoPublish; a published host port that is taken fails the run before
+// QEMU starts (ErrPortInUse).
 // Console lines: "[ 1.23]" kernel lines are dropped, "c2vm-init: " and
 // "C2VM_INIT_ERROR=" lines go to Stderr, the rest (the container's
 // output) to Stdout with CRLF turned into LF; Debug passes everything to
@@ -58,6 +61,12 @@ type Options struct {
 	// cancelled (0: DefaultStopTimeout); the VM's init waits as long as its
 	// plan says (convert's), so give the same value.
 	StopTimeout time.Duration
+	// Publish adds forwards to the converted ones, replacing any of the
+	// same guest port; PublishAll publishes every EXPOSEd port on the
+	// same host port of 127.0.0.1; NoPublish drops the converted ones.
+	Publish    []plan.Forward
+	PublishAll bool
+	NoPublish  bool
 }
 
 // ErrNotVM is returned for a directory that is not a bootable c2vm output.
@@ -89,6 +98,9 @@ func Run(ctx context.Context, o Options) (int, error) {
 		// fw_cfg item on stderr, which is shown only on failure).
 		args = append(args, "-fw_cfg", "name=etc/sercon-port,string=0")
 	}
+	if err := checkHostPorts(vm.Forwards); err != nil {
+		return 1, err
+	}
 	return boot(ctx, o, qemuBinary(o.QEMU, vm), args)
 }
 
@@ -113,8 +125,13 @@ func loadVM(o Options) (vmconfig.VM, error) {
 	if o.CPUs == 0 {
 		o.CPUs = m.CPUs
 	}
+	fs, err := forwards(o, m)
+	if err != nil {
+		return vmconfig.VM{}, err
+	}
 	return vmconfig.VM{Arch: m.VMArch, Memory: o.Memory, CPUs: o.CPUs, Dir: dir,
-		Kernel: "kernel", Initrd: "initramfs.img", Rootfs: "rootfs.img"}, nil
+		Kernel: "kernel", Initrd: "initramfs.img", Rootfs: "rootfs.img",
+		Forwards: fs, DataDisks: m.DataDisks}, nil
 }
 
 // qemuBinary is the override, else the VM arch's qemu-system.

@@ -9,8 +9,9 @@ import (
 )
 
 // Firecracker writes firecracker.json, the file `firecracker
-// --config-file` reads (its API's boot-source, drives and machine-config
-// objects). On x86_64 Firecracker boots only an uncompressed ELF vmlinux;
+// --config-file` reads (its API's boot-source, drives, machine-config and
+// network-interfaces objects): the root disk read-only, the data disks
+// writable, one NIC on the tap FirecrackerTap. On x86_64 Firecracker boots only an uncompressed ELF vmlinux;
 // its devices are virtio-mmio, whose module the initramfs carries.
 type Firecracker struct{}
 
@@ -18,10 +19,22 @@ type Firecracker struct{}
 func (Firecracker) Name() string { return "firecracker.json" }
 
 type fcConfig struct {
-	BootSource    fcBoot    `json:"boot-source"`
-	Drives        []fcDrive `json:"drives"`
-	MachineConfig fcMachine `json:"machine-config"`
+	BootSource        fcBoot    `json:"boot-source"`
+	Drives            []fcDrive `json:"drives"`
+	MachineConfig     fcMachine `json:"machine-config"`
+	NetworkInterfaces []fcNet   `json:"network-interfaces"`
 }
+
+type fcNet struct {
+	IfaceID     string `json:"iface_id"`
+	HostDevName string `json:"host_dev_name"`
+}
+
+// FirecrackerTap is the host tap device firecracker.json's NIC uses
+// (create it first: ip tuntap add c2vm-tap0 mode tap); the guest
+// configures eth0 by DHCP, so the tap's network needs a DHCP server.
+// Published ports are not applied: Firecracker has no user-mode network.
+const FirecrackerTap = "c2vm-tap0"
 
 type fcBoot struct {
 	KernelImagePath string `json:"kernel_image_path"`
@@ -59,7 +72,7 @@ func (Firecracker) Write(w io.Writer, vm VM) error {
 	}
 	// Firecracker's serial is an 8250 UART on both arches, not QEMU
 	// virt's PL011 (ttyAMA0).
-	args := "console=ttyS0 reboot=k panic=1 pci=off"
+	args := "console=ttyS0 reboot=k panic=1 pci=off " + dhcpArg
 	if vm.Cmdline != "" {
 		args += " " + vm.Cmdline
 	}
@@ -67,8 +80,17 @@ func (Firecracker) Write(w io.Writer, vm VM) error {
 		BootSource: fcBoot{KernelImagePath: vm.path(kernel), InitrdPath: vm.path(vm.Initrd), BootArgs: args},
 		// The initramfs is the boot root; the image is an ordinary disk
 		// the init finds by content.
-		Drives:        []fcDrive{{DriveID: "rootfs", PathOnHost: vm.path(vm.Rootfs), IsRootDevice: false, IsReadOnly: true}},
-		MachineConfig: fcMachine{VCPUCount: vm.cpus(), MemSizeMiB: vm.memory()},
+		Drives:            []fcDrive{{DriveID: "rootfs", PathOnHost: vm.path(vm.Rootfs), IsRootDevice: false, IsReadOnly: true}},
+		MachineConfig:     fcMachine{VCPUCount: vm.cpus(), MemSizeMiB: vm.memory()},
+		NetworkInterfaces: []fcNet{{IfaceID: "eth0", HostDevName: FirecrackerTap}},
+	}
+	if err := checkDataDisks(vm.DataDisks); err != nil {
+		return fmt.Errorf("firecracker: %w", err)
+	}
+	// Data disks after the root disk, writable; drive ids are
+	// alphanumeric (Firecracker's API).
+	for i, name := range vm.DataDisks {
+		c.Drives = append(c.Drives, fcDrive{DriveID: fmt.Sprintf("data%d", i), PathOnHost: vm.path(name)})
 	}
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {

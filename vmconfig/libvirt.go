@@ -2,6 +2,7 @@ package vmconfig
 
 import (
 	"github.com/c2vm/c2vm/arch"
+	"github.com/c2vm/c2vm/bootcfg/plan"
 
 	"encoding/xml"
 	"fmt"
@@ -10,7 +11,9 @@ import (
 
 // Libvirt writes libvirt.xml: a domain booting the kernel directly
 // (https://libvirt.org/formatdomain.html#direct-kernel-boot), type "qemu"
-// (TCG; change to "kvm" where KVM works), the root disk read-only virtio.
+// (TCG; change to "kvm" where KVM works), the root disk read-only virtio,
+// the data disks writable after it, and the NIC on QEMU's user-mode
+// networking with the published ports (see libvirtNetComment).
 type Libvirt struct{}
 
 // Name implements Target.
@@ -19,8 +22,11 @@ func (Libvirt) Name() string { return "libvirt.xml" }
 type domain struct {
 	XMLName xml.Name `xml:"domain"`
 	Type    string   `xml:"type,attr"`
-	Name    string   `xml:"name"`
-	Memory  struct {
+	// QEMUNS declares the qemu: prefix of <qemu:commandline>
+	// (https://libvirt.org/drvqemu.html#pass-through-of-arbitrary-qemu-commands).
+	QEMUNS string `xml:"xmlns:qemu,attr,omitempty"`
+	Name   string `xml:"name"`
+	Memory struct {
 		Unit  string `xml:"unit,attr"`
 		Value int    `xml:",chardata"`
 	} `xml:"memory"`
@@ -32,6 +38,74 @@ type domain struct {
 	OnReboot   string    `xml:"on_reboot"`
 	OnCrash    string    `xml:"on_crash"`
 	Devices    devices   `xml:"devices"`
+	QEMU       *qemuCommandline
+}
+
+type disk struct {
+	Type   string `xml:"type,attr"`
+	Device string `xml:"device,attr"`
+	Driver struct {
+		Name string `xml:"name,attr"`
+		Type string `xml:"type,attr"`
+	} `xml:"driver"`
+	Source struct {
+		File string `xml:"file,attr"`
+	} `xml:"source"`
+	Target struct {
+		Dev string `xml:"dev,attr"`
+		Bus string `xml:"bus,attr"`
+	} `xml:"target"`
+	Readonly *struct{} `xml:"readonly"`
+}
+
+// qemuNS is libvirt's namespace for QEMU pass-through.
+const qemuNS = "http://libvirt.org/schemas/domain/qemu/1.0"
+
+type qemuCommandline struct {
+	XMLName xml.Name  `xml:"qemu:commandline"`
+	Comment string    `xml:",comment"`
+	Args    []qemuArg `xml:"qemu:arg"`
+}
+
+type qemuArg struct {
+	Value string `xml:"value,attr"`
+}
+
+// The NIC's PCI address on the root bus: libvirt places its own devices
+// and PCIe root ports from slot 1 up, and a device without an address
+// collides with them; slot 0x10 is free on q35 and on virt.
+const libvirtNICAddr = "bus=pcie.0,addr=0x10"
+
+// libvirtNetComment says in the file which network form is used, and why.
+const libvirtNetComment = ` Network: QEMU user mode (guest 10.0.2.15, host 10.0.2.2), given to QEMU
+     directly because libvirt 9.0 (Debian 12) has no port forwarding for a
+     user interface: its passt backend, which newer libvirt pairs with
+     <portForward>, is rejected there. Each hostfwd publishes a port
+     (host address:port-:guest port); the virtio-net-pci device sits at a
+     fixed free address on pcie.0, where libvirt's root ports are not. `
+
+func libvirtNet(fs []plan.Forward) (*qemuCommandline, error) {
+	id := "c2vm-" + netdevID
+	nd, err := netdev(id, fs)
+	if err != nil {
+		return nil, err
+	}
+	q := &qemuCommandline{Comment: libvirtNetComment}
+	for _, a := range []string{"-netdev", nd, "-device", netDevice + ",netdev=" + id + "," + libvirtNICAddr} {
+		q.Args = append(q.Args, qemuArg{Value: a})
+	}
+	return q, nil
+}
+
+func newDisk(file, dev string, readonly bool) disk {
+	d := disk{Type: "file", Device: "disk"}
+	d.Driver.Name, d.Driver.Type = "qemu", "raw"
+	d.Source.File = file
+	d.Target.Dev, d.Target.Bus = dev, "virtio"
+	if readonly {
+		d.Readonly = &struct{}{}
+	}
+	return d
 }
 
 type domainOS struct {
@@ -55,22 +129,7 @@ type cpu struct {
 }
 
 type devices struct {
-	Disk struct {
-		Type   string `xml:"type,attr"`
-		Device string `xml:"device,attr"`
-		Driver struct {
-			Name string `xml:"name,attr"`
-			Type string `xml:"type,attr"`
-		} `xml:"driver"`
-		Source struct {
-			File string `xml:"file,attr"`
-		} `xml:"source"`
-		Target struct {
-			Dev string `xml:"dev,attr"`
-			Bus string `xml:"bus,attr"`
-		} `xml:"target"`
-		Readonly struct{} `xml:"readonly"`
-	} `xml:"disk"`
+	Disks  []disk `xml:"disk"`
 	Serial struct {
 		Type   string `xml:"type,attr"`
 		Target struct {
@@ -110,11 +169,17 @@ func (Libvirt) Write(w io.Writer, vm VM) error {
 	if vm.Cmdline != "" {
 		d.OS.Cmdline += " " + vm.Cmdline
 	}
-	disk := &d.Devices.Disk
-	disk.Type, disk.Device = "file", "disk"
-	disk.Driver.Name, disk.Driver.Type = "qemu", "raw"
-	disk.Source.File = vm.path(vm.Rootfs)
-	disk.Target.Dev, disk.Target.Bus = "vda", "virtio"
+	if err := checkDataDisks(vm.DataDisks); err != nil {
+		return fmt.Errorf("libvirt: %w", err)
+	}
+	d.Devices.Disks = []disk{newDisk(vm.path(vm.Rootfs), diskDev("vd", 0), true)}
+	for i, name := range vm.DataDisks {
+		d.Devices.Disks = append(d.Devices.Disks, newDisk(vm.path(name), diskDev("vd", i+1), false))
+	}
+	if d.QEMU, err = libvirtNet(vm.Forwards); err != nil {
+		return fmt.Errorf("libvirt: %w", err)
+	}
+	d.QEMUNS = qemuNS
 	d.Devices.Serial.Type = "pty"
 	d.Devices.Console.Type = "pty"
 	d.Devices.Console.Target.Type = "serial"

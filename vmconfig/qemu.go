@@ -11,8 +11,10 @@ import (
 
 // QEMUArgs is the one place that builds QEMU's command line, for qemu.sh
 // and `c2vm run` alike: direct kernel boot, the root disk as a read-only
-// virtio-blk drive, the serial console on stdio, no reboot (the guest's
-// poweroff or a panic ends QEMU). accel is "kvm" or "tcg"; dir prefixes the
+// virtio-blk drive and the data disks as writable ones after it, a
+// virtio-net NIC on user-mode networking with a hostfwd per forward, the
+// serial console on stdio, no reboot (the guest's poweroff or a panic
+// ends QEMU). accel is "kvm" or "tcg"; dir prefixes the
 // artifact names; appendArgs are extra kernel arguments.
 func QEMUArgs(vm VM, accel, dir, appendArgs string) ([]string, error) {
 	return qemuArgs(vm, accel, fmt.Sprint(vm.memory()), fmt.Sprint(vm.cpus()), dir, appendArgs)
@@ -25,18 +27,31 @@ func qemuArgs(vm VM, accel, memory, cpus, dir, appendArgs string) ([]string, err
 	if err != nil {
 		return nil, err
 	}
+	nd, err := netdev(netdevID, vm.Forwards)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDataDisks(vm.DataDisks); err != nil {
+		return nil, err
+	}
 	args := append([]string{}, a.QEMU.Args...)
 	args = append(args,
 		"-accel", accel,
 		"-m", memory,
 		"-smp", cpus,
-		"-nographic", "-no-reboot", "-nic", "none",
+		"-nographic", "-no-reboot",
+		"-netdev", nd,
+		"-device", netDevice+",netdev="+netdevID,
 		"-kernel", dir+vm.Kernel,
 		"-initrd", dir+vm.Initrd,
 		"-drive", "file="+dir+vm.Rootfs+",if=virtio,format=raw,readonly=on",
-		"-append", joinArgs("console="+a.Console, "panic=-1", vm.Cmdline, appendArgs),
 	)
-	return args, nil
+	// Data disks after the root disk, writable: virtio-blk devices take
+	// PCI slots, and so vdb, vdc..., in command-line order.
+	for _, d := range vm.DataDisks {
+		args = append(args, "-drive", "file="+dir+d+",if=virtio,format=raw")
+	}
+	return append(args, "-append", joinArgs("console="+a.Console, "panic=-1", vm.Cmdline, appendArgs)), nil
 }
 
 // The KVM probe: /dev/kvm can exist and still hang guests (this project's
@@ -139,6 +154,11 @@ var qemuTmpl = template.Must(template.New("qemu.sh").Parse(`#!/bin/sh
 #   C2VM_MEMORY, C2VM_CPUS   override memory (MiB) and CPUs
 #   C2VM_APPEND              extra kernel arguments (e.g. c2vm.debug=1)
 #   extra arguments are passed to QEMU.
+# Network: QEMU user mode (the guest is 10.0.2.15, the host 10.0.2.2);
+# published ports (IP:HOST:GUEST/proto, as docker -p): {{if .Forwards}}{{.Forwards}}{{else}}none{{end}}.
+{{- if .DataDisks}}
+# Data disks, written by the VM (keep them across upgrades): {{.DataDisks}}.
+{{- end}}
 set -eu
 DIR=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 accel=${C2VM_ACCEL:-auto}
@@ -186,6 +206,7 @@ func (QEMUScript) Write(w io.Writer, vm VM) error {
 	return qemuTmpl.Execute(w, map[string]any{
 		"Name": vm.Name, "Arch": vm.Arch, "Uname": a.Uname, "Binary": a.QEMU.Binary,
 		"Args": args, "Probe": strings.TrimSpace(strings.ReplaceAll(shellWords(probe, vm), " \\\n\t", " ")),
+		"Forwards": forwardList(vm.Forwards), "DataDisks": strings.Join(vm.DataDisks, " "),
 		"ProbeSeconds": ProbeSeconds, "ProbeBanner": ProbeBanner, "ProbeCache": ProbeCacheFile(vm.Arch),
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
@@ -23,7 +24,12 @@ var arches = []string{"amd64", "arm64", "riscv64"}
 // files are stable.
 func testVM(arch string) VM {
 	vm := VM{Name: "c2vm-0123456789ab", Arch: arch, Dir: "/srv/vm", Kernel: "kernel",
-		Initrd: "initramfs.img", Rootfs: "rootfs.img", Memory: 256, CPUs: 2, Cmdline: "quiet"}
+		Initrd: "initramfs.img", Rootfs: "rootfs.img", Memory: 256, CPUs: 2, Cmdline: "quiet",
+		Forwards: []plan.Forward{
+			{HostIP: "127.0.0.1", HostPort: 18080, GuestPort: 8080, Proto: "tcp"},
+			{HostIP: "0.0.0.0", HostPort: 5353, GuestPort: 53, Proto: "udp"},
+		},
+		DataDisks: []string{"data-0.img", "data-1.img"}}
 	if arch == "amd64" {
 		vm.Vmlinux = "vmlinux"
 	}
@@ -95,14 +101,16 @@ func TestFirecrackerPaths(t *testing.T) {
 			}
 			want := fcConfig{
 				BootSource: fcBoot{KernelImagePath: kernel, InitrdPath: "/srv/vm/initramfs.img",
-					BootArgs: "console=ttyS0 reboot=k panic=1 pci=off quiet"},
-				Drives:        []fcDrive{{DriveID: "rootfs", PathOnHost: "/srv/vm/rootfs.img", IsReadOnly: true}},
-				MachineConfig: fcMachine{VCPUCount: 2, MemSizeMiB: 256},
+					BootArgs: "console=ttyS0 reboot=k panic=1 pci=off c2vm.net=dhcp quiet"},
+				Drives: []fcDrive{{DriveID: "rootfs", PathOnHost: "/srv/vm/rootfs.img", IsReadOnly: true},
+					{DriveID: "data0", PathOnHost: "/srv/vm/data-0.img"}, {DriveID: "data1", PathOnHost: "/srv/vm/data-1.img"}},
+				MachineConfig:     fcMachine{VCPUCount: 2, MemSizeMiB: 256},
+				NetworkInterfaces: []fcNet{{IfaceID: "eth0", HostDevName: "c2vm-tap0"}},
 			}
 			if !reflect.DeepEqual(fc, want) {
 				t.Errorf("got %+v\nwant %+v", fc, want)
 			}
-			for _, k := range []string{"boot-source", "drives", "machine-config"} {
+			for _, k := range []string{"boot-source", "drives", "machine-config", "network-interfaces"} {
 				if _, ok := c.Raw[k]; !ok {
 					t.Errorf("no %q object", k)
 				}
@@ -175,8 +183,17 @@ func TestLibvirtContent(t *testing.T) {
 	if err := xml.Unmarshal(write(t, Libvirt{}, testVM("arm64")), &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.OS.Kernel != "/srv/vm/kernel" || d.Devices.Disk.Source.File != "/srv/vm/rootfs.img" {
-		t.Errorf("paths: kernel %q disk %q", d.OS.Kernel, d.Devices.Disk.Source.File)
+	if d.OS.Kernel != "/srv/vm/kernel" || len(d.Devices.Disks) != 3 || d.Devices.Disks[0].Source.File != "/srv/vm/rootfs.img" {
+		t.Fatalf("paths: kernel %q disks %+v", d.OS.Kernel, d.Devices.Disks)
+	}
+	for i, want := range []struct {
+		file, dev string
+		ro        bool
+	}{{"/srv/vm/rootfs.img", "vda", true}, {"/srv/vm/data-0.img", "vdb", false}, {"/srv/vm/data-1.img", "vdc", false}} {
+		got := d.Devices.Disks[i]
+		if got.Source.File != want.file || got.Target.Dev != want.dev || (got.Readonly != nil) != want.ro {
+			t.Errorf("disk %d: %s as %s read-only %v; want %+v", i, got.Source.File, got.Target.Dev, got.Readonly != nil, want)
+		}
 	}
 	if d.Features != nil {
 		t.Error("aarch64 domain has <features> (libvirt allows ACPI there only with UEFI)")
@@ -231,9 +248,13 @@ func TestQEMUScriptRuns(t *testing.T) {
 	}
 	got := strings.Split(strings.TrimSpace(string(out)), "\n")
 	want := []string{"-M", "virt", "-cpu", "max", "-accel", "tcg", "-m", "1024", "-smp", "3",
-		"-nographic", "-no-reboot", "-nic", "none",
+		"-nographic", "-no-reboot",
+		"-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=udp:0.0.0.0:5353-:53",
+		"-device", "virtio-net-pci,netdev=net0",
 		"-kernel", dir + "/kernel", "-initrd", dir + "/initramfs.img",
 		"-drive", "file=" + dir + "/rootfs.img,if=virtio,format=raw,readonly=on",
+		"-drive", "file=" + dir + "/data-0.img,if=virtio,format=raw",
+		"-drive", "file=" + dir + "/data-1.img,if=virtio,format=raw",
 		"-append", "console=ttyAMA0 panic=-1 quiet c2vm.debug=1", "-snapshot"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("qemu.sh ran\n%q\nwant\n%q", got, want)
@@ -259,6 +280,7 @@ func TestQEMUArgs(t *testing.T) {
 				t.Errorf("args %q do not start with %q", s, tc.machine)
 			}
 			for _, want := range []string{"-accel tcg", "-m 512", "-smp 1", "-kernel /d/k", "-initrd /d/i",
+				"-netdev user,id=net0 -device virtio-net-pci,netdev=net0",
 				"-drive file=/d/r,if=virtio,format=raw,readonly=on", "-append console=" + tc.console + " panic=-1 c2vm.debug=1"} {
 				if !strings.Contains(s, want) {
 					t.Errorf("args %q lack %q", s, want)
@@ -268,5 +290,78 @@ func TestQEMUArgs(t *testing.T) {
 	}
 	if _, err := QEMUArgs(VM{Arch: "s390x"}, "tcg", "", ""); err == nil {
 		t.Error("no error for s390x")
+	}
+}
+
+// TestHostileInputRefused: forwards and data disk names that would put an
+// option, a shell word or markup into a config are refused by every
+// target before anything is written.
+func TestHostileInputRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*VM)
+	}{
+		{"forward address option", func(vm *VM) { vm.Forwards[0].HostIP = "127.0.0.1,hostfwd=tcp::22-:22" }},
+		{"forward protocol", func(vm *VM) { vm.Forwards[0].Proto = "tcp;reboot" }},
+		{"forward not canonical", func(vm *VM) { vm.Forwards[0].Proto = "TCP" }},
+		{"forward port 0", func(vm *VM) { vm.Forwards[0].GuestPort = 0 }},
+		{"forward IPv6", func(vm *VM) { vm.Forwards[0].HostIP = "::1" }},
+		{"disk option", func(vm *VM) { vm.DataDisks[0] = "d.img,readonly=off" }},
+		{"disk shell", func(vm *VM) { vm.DataDisks[0] = `d"$(reboot)".img` }},
+		{"disk markup", func(vm *VM) { vm.DataDisks[0] = "d'/><x a='.img" }},
+		{"disk path", func(vm *VM) { vm.DataDisks[0] = "../d.img" }},
+		{"disk hidden", func(vm *VM) { vm.DataDisks[0] = ".d" }},
+		{"disk empty", func(vm *VM) { vm.DataDisks[0] = "" }},
+		{"26 disks", func(vm *VM) { vm.DataDisks = make([]string, 26) }},
+	} {
+		for _, target := range []Target{QEMUScript{}, Libvirt{}} {
+			t.Run(tc.name+"/"+target.Name(), func(t *testing.T) {
+				vm := testVM("amd64")
+				tc.edit(&vm)
+				if err := target.Write(&bytes.Buffer{}, vm); err == nil || strings.Contains(err.Error(), "\n") {
+					t.Errorf("%s: err = %v, want a one-line error", target.Name(), err)
+				}
+			})
+		}
+		if strings.HasPrefix(tc.name, "disk") {
+			for _, target := range []Target{XL{}, Firecracker{}} {
+				t.Run(tc.name+"/"+target.Name(), func(t *testing.T) {
+					vm := testVM("amd64")
+					tc.edit(&vm)
+					if err := target.Write(&bytes.Buffer{}, vm); err == nil {
+						t.Errorf("%s: no error", target.Name())
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestShellWord checks the quoting qemu.sh relies on: sh reads every word
+// back as the exact string, whatever it holds.
+func TestShellWord(t *testing.T) {
+	for _, s := range []string{
+		"plain", "file=/d/r,if=virtio", "two words", `a"b`, "a'b", "$(touch /tmp/x)", "`id`", `\`, `\"`,
+		"${HOME}", "a;b|c&d", "*", "~root", "a\nb", "!x", "#x", "<x>",
+	} {
+		t.Run(s, func(t *testing.T) {
+			out, err := exec.Command("sh", "-c", "printf '%s' "+shellWord(s, 1, 1)).Output()
+			if err != nil || string(out) != s {
+				t.Errorf("sh read %q as %q (%v)", shellWord(s, 1, 1), out, err)
+			}
+		})
+	}
+}
+
+func TestNoForwardsStillNetworked(t *testing.T) {
+	vm := testVM("riscv64")
+	vm.Forwards, vm.DataDisks = nil, nil
+	var d domain
+	if err := xml.Unmarshal(write(t, Libvirt{}, vm), &d); err != nil {
+		t.Fatal(err)
+	}
+	b := string(write(t, Libvirt{}, vm))
+	if !strings.Contains(b, `<qemu:arg value="user,id=c2vm-net0"></qemu:arg>`) || len(d.Devices.Disks) != 1 {
+		t.Errorf("libvirt.xml without forwards:\n%s", b)
 	}
 }

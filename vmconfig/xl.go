@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 )
 
 // XL writes xl.cfg for a Xen DomU (xl.cfg(5)): a PVH guest booting the
 // kernel and initramfs directly, console on hvc0, the root disk as xvda,
-// read-only. PVH is the guest type on both x86_64 (CONFIG_XEN_PVH) and
+// read-only, the data disks writable as xvdb..., one NIC on a bridge. PVH is the guest type on both x86_64 (CONFIG_XEN_PVH) and
 // Arm, where every guest is PVH.
 type XL struct{}
 
@@ -21,9 +22,18 @@ func (XL) Write(w io.Writer, vm VM) error {
 		_, err := fmt.Fprintf(w, "# Xen has no %s guests; no domain configuration.\n", vm.Arch)
 		return err
 	}
-	extra := "console=hvc0 panic=-1"
+	if err := checkDataDisks(vm.DataDisks); err != nil {
+		return fmt.Errorf("xl.cfg: %w", err)
+	}
+	extra := "console=hvc0 panic=-1 " + dhcpArg
 	if vm.Cmdline != "" {
 		extra += " " + vm.Cmdline
+	}
+	// target= last: xl reads the rest of the string as the path
+	// (xl-disk-configuration.txt).
+	disks := []string{strconv.Quote("format=raw, vdev=xvda, access=ro, target=" + vm.path(vm.Rootfs))}
+	for i, name := range vm.DataDisks {
+		disks = append(disks, strconv.Quote(fmt.Sprintf("format=raw, vdev=%s, access=rw, target=%s", diskDev("xvd", i+1), vm.path(name))))
 	}
 	_, err := fmt.Fprintf(w, `# Xen domain for %s (%s), written by c2vm: xl create -c xl.cfg
 name = %s
@@ -34,11 +44,19 @@ extra = %s
 memory = %d
 vcpus = %d
 disk = [ %s ]
+# The NIC joins the host bridge %s (create it, or edit the name); the
+# guest configures it by DHCP, so the bridge's network needs a DHCP
+# server. Published ports are not applied here: forward them on the host.
+vif = [ %s ]
 on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
 `, vm.Name, vm.Arch, strconv.Quote(vm.Name), strconv.Quote(vm.path(vm.Kernel)), strconv.Quote(vm.path(vm.Initrd)),
-		strconv.Quote(extra), vm.memory(), vm.cpus(),
-		strconv.Quote("format=raw, vdev=xvda, access=ro, target="+vm.path(vm.Rootfs)))
+		strconv.Quote(extra), vm.memory(), vm.cpus(), strings.Join(disks, ", "),
+		XenBridge, strconv.Quote("bridge="+XenBridge))
 	return err
 }
+
+// XenBridge is the host bridge xl.cfg's vif joins: xenbr0, the name the
+// Xen Project's networking guides use.
+const XenBridge = "xenbr0"

@@ -7,6 +7,9 @@
 #   C2VM_MEMORY, C2VM_CPUS   override memory (MiB) and CPUs
 #   C2VM_APPEND              extra kernel arguments (e.g. c2vm.debug=1)
 #   extra arguments are passed to QEMU.
+# Network: QEMU user mode (the guest is 10.0.2.15, the host 10.0.2.2);
+# published ports (IP:HOST:GUEST/proto, as docker -p): 127.0.0.1:18080:8080/tcp 0.0.0.0:5353:53/udp.
+# Data disks, written by the VM (keep them across upgrades): data-0.img data-1.img.
 set -eu
 DIR=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 accel=${C2VM_ACCEL:-auto}
@@ -40,9 +43,12 @@ exec qemu-system-aarch64 \
 	-smp "${C2VM_CPUS:-2}" \
 	-nographic \
 	-no-reboot \
-	-nic none \
+	-netdev user,id=net0,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=udp:0.0.0.0:5353-:53 \
+	-device virtio-net-pci,netdev=net0 \
 	-kernel "$DIR/kernel" \
 	-initrd "$DIR/initramfs.img" \
 	-drive "file=$DIR/rootfs.img,if=virtio,format=raw,readonly=on" \
+	-drive "file=$DIR/data-0.img,if=virtio,format=raw" \
+	-drive "file=$DIR/data-1.img,if=virtio,format=raw" \
 	-append "console=ttyAMA0 panic=-1 quiet${C2VM_APPEND:+ $C2VM_APPEND}" \
 	"$@"
