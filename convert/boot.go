@@ -33,6 +33,12 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	if na := bootcfg.NotApplied(spec); len(na) > 0 {
 		c.o.progress("spec: not applied in the VM: %s", strings.Join(na, "; "))
 	}
+	// EXPOSE is untrusted: a bad key refuses every conversion.
+	exposed, fwds, err := c.forwards()
+	if err != nil {
+		return err
+	}
+	c.manifest.Exposed, c.manifest.Forwards = exposed, fwds
 	if c.o.NoKernel {
 		return nil
 	}
@@ -52,6 +58,7 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	if err != nil {
 		return err
 	}
+	po.Exposed = exposed
 	mods, err := k.ClosureOptional(bootcfg.Requirements(po), bootcfg.Optional())
 	if err != nil {
 		return err

@@ -54,7 +54,7 @@ func netdev(id string, fs []plan.Forward) (string, error) {
 // dhcpArg tells the guest init to lease eth0's address by DHCP: Xen's vif
 // and Firecracker's tap join a host network that is not QEMU's user mode
 // (the init's default); the kernel argument overrides the boot plan's mode.
-const dhcpArg = "c2vm.net=dhcp"
+const dhcpArg = plan.ArgNet + "=" + plan.NetDHCP
 
 // maxDataDisks keeps device names within one letter (vdb–vdz).
 const maxDataDisks = 25
