@@ -37,6 +37,7 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(&binfmt, "binfmt", "also register binfmt_misc entries for these arches (comma-separated, repeatable)")
 	fs.IntVar(&o.Memory, "memory", 0, "VM memory in MiB for the generated configs (default 512)")
 	fs.IntVar(&o.CPUs, "cpus", 0, "VM CPUs for the generated configs (default 1)")
+	fs.DurationVar(&o.StopTimeout, "stop-timeout", 0, "how long the VM gives the container to stop on its power button before SIGKILL (default 10s)")
 	fs.Var(&publish, "publish", publishUsage+"; baked into qemu.sh and libvirt.xml")
 	fs.BoolVar(&o.NoPublish, "no-publish", false, "do not publish the image's EXPOSEd ports (by default each on the same host port of 127.0.0.1)")
 	fs.BoolVar(&o.NoKernel, "no-kernel", false, "write only rootfs.img, config.json and manifest.json")

@@ -15,6 +15,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&o.Memory, "memory", 0, "VM memory in MiB (default: as converted)")
 	fs.IntVar(&o.CPUs, "cpus", 0, "VM CPUs (default: as converted)")
 	fs.BoolVar(&o.Debug, "debug", false, "show the kernel's and the init's console output")
+	fs.DurationVar(&o.StopTimeout, "stop-timeout", 0, "on SIGTERM/SIGINT, wait this long (plus 15s) for the VM to stop before killing it (default: as converted)")
 	var publish listFlag
 	fs.Var(&publish, "p", publishUsage+"; replaces a converted forward of the same guest port")
 	fs.Var(&publish, "publish", "same as -p")

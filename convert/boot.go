@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/bootcfg"
@@ -119,7 +120,16 @@ func (c *conversion) planOptions(fsType string, vm arch.Arch) (bootcfg.PlanOptio
 		return bootcfg.PlanOptions{}, nil, err
 	}
 	return bootcfg.PlanOptions{FSType: fsType, Binfmt: binfmts, BinfmtD: binfmtD,
-		StopSignal: c.img.Config.Config.StopSignal}, interps, nil
+		StopSignal: c.img.Config.Config.StopSignal, StopTimeout: c.stopTimeout()}, interps, nil
+}
+
+// stopTimeout is --stop-timeout in whole seconds (at least 1 when set),
+// 0 for the default.
+func (c *conversion) stopTimeout() int {
+	if c.o.StopTimeout <= 0 {
+		return 0
+	}
+	return max(1, int((c.o.StopTimeout+time.Second-1)/time.Second))
 }
 
 func (c *conversion) annotations() map[string]string {

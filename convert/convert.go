@@ -42,10 +42,13 @@ type Options struct {
 	Publish   []plan.Forward
 	NoPublish bool
 
-	Memory, CPUs int       // for the hypervisor configs
-	Epoch        time.Time // the one clock for every timestamp c2vm creates
-	Version      string    // c2vm's version for manifest.json
-	Progress     io.Writer // one line per stage; nil = silent
+	Memory, CPUs int // for the hypervisor configs
+	// StopTimeout is how long the VM's init gives the container to stop
+	// on the power button before SIGKILL; 0 = Docker's 10 s.
+	StopTimeout time.Duration
+	Epoch       time.Time // the one clock for every timestamp c2vm creates
+	Version     string    // c2vm's version for manifest.json
+	Progress    io.Writer // one line per stage; nil = silent
 }
 
 // Result describes a finished conversion.

@@ -20,6 +20,7 @@ type Manifest struct {
 	VMArch      string           `json:"vmArch,omitempty"`
 	Memory      int              `json:"memory,omitempty"` // MiB, as given to --memory
 	CPUs        int              `json:"cpus,omitempty"`
+	StopTimeout int              `json:"stopTimeout,omitempty"` // seconds the init gives the container to stop
 	Rootfs      string           `json:"rootfs"`
 	Kernel      *KernelInfo      `json:"kernel,omitempty"`
 	// Exposed are the image's EXPOSEd ports; Forwards the ports the
@@ -74,6 +75,7 @@ func (c *conversion) writeManifest(fsType string) error {
 	m.Image = ImageInfo{Ref: c.o.Image, ManifestDigest: c.img.ManifestDigest.String(), ConfigDigest: c.img.ConfigDigest.String()}
 	m.Platform = c.img.Platform
 	m.Memory, m.CPUs = c.o.Memory, c.o.CPUs
+	m.StopTimeout = c.stopTimeout()
 	entries, err := os.ReadDir(c.st.dir)
 	if err != nil {
 		return err

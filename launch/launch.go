@@ -76,7 +76,7 @@ var ErrNotVM = errors.New("not a bootable c2vm output")
 // timeout returns StatusTimeout, a VM that ends without a status line
 // StatusNoReport, each with an error describing it.
 func Run(ctx context.Context, o Options) (int, error) {
-	vm, err := loadVM(o)
+	vm, err := loadVM(&o)
 	if err != nil {
 		return 1, err
 	}
@@ -104,7 +104,9 @@ func Run(ctx context.Context, o Options) (int, error) {
 	return boot(ctx, o, qemuBinary(o.QEMU, vm), args)
 }
 
-func loadVM(o Options) (vmconfig.VM, error) {
+// loadVM reads the VM from its manifest; o's unset values take the
+// converted ones.
+func loadVM(o *Options) (vmconfig.VM, error) {
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
 		return vmconfig.VM{}, err
@@ -125,7 +127,10 @@ func loadVM(o Options) (vmconfig.VM, error) {
 	if o.CPUs == 0 {
 		o.CPUs = m.CPUs
 	}
-	fs, err := forwards(o, m)
+	if o.StopTimeout == 0 {
+		o.StopTimeout = time.Duration(m.StopTimeout) * time.Second
+	}
+	fs, err := forwards(*o, m)
 	if err != nil {
 		return vmconfig.VM{}, err
 	}

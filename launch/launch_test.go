@@ -226,7 +226,7 @@ func TestChooseAccel(t *testing.T) {
 	} {
 		t.Run(tc.accel+"/"+tc.arch, func(t *testing.T) {
 			dir, _ := vmDir(t, tc.arch, "")
-			vm, err := loadVM(Options{Dir: dir})
+			vm, err := loadVM(&Options{Dir: dir})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -276,7 +276,7 @@ func TestProbeKVMFake(t *testing.T) {
 	} {
 		t.Setenv("C2VM_CACHE", t.TempDir())
 		dir, qemu := vmDir(t, "amd64", tc.script)
-		vm, err := loadVM(Options{Dir: dir})
+		vm, err := loadVM(&Options{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
