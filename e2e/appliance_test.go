@@ -171,3 +171,65 @@ func curlUntil(t *testing.T, url string, bound time.Duration, ended <-chan int) 
 	t.Fatalf("%s did not answer within %s", url, bound)
 	return "", 0
 }
+
+// TestApplianceQemuScript: qemu.sh alone, with no c2vm, serves the port
+// baked in with --publish.
+func TestApplianceQemuScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	fixtures.NeedTools(t, "curl", "qemu-system-x86_64")
+	port := freePort(t)
+	dir := filepath.Join(t.TempDir(), "appliance.vm")
+	mustConvert(t, "oci:"+applianceImage(t, "amd64"), "--kernel", testkernel.Deb(t, "amd64"), "--init", initFor(t, "amd64"),
+		"--publish", fmt.Sprintf("%d:8080", port), "-o", dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, "qemu.sh"))
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(cmd.Environ(), "C2VM_ACCEL=tcg")
+	var console strings.Builder
+	cmd.Stdout, cmd.Stderr = &console, &console
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan int, 1)
+	go func() { cmd.Wait(); ended <- cmd.ProcessState.ExitCode() }()
+	page, took := curlUntil(t, fmt.Sprintf("http://127.0.0.1:%d/", port), 4*time.Minute, ended)
+	t.Logf("qemu.sh: first page after %s", took.Round(100*time.Millisecond))
+	if page != "hello from the c2vm appliance\n" {
+		t.Errorf("page %q", page)
+	}
+	cancel()
+	<-ended
+}
+
+// TestApplianceLibvirt: the generated libvirt.xml in a real libvirtd
+// serves its forwarded port, and `virsh shutdown` (ACPI) stops the
+// container gracefully: its TERM handler runs and it reports status 0.
+func TestApplianceLibvirt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	fixtures.NeedTools(t, "curl")
+	needLibvirt(t)
+	port := freePort(t)
+	dir := filepath.Join(t.TempDir(), "appliance.vm")
+	mustConvert(t, "oci:"+applianceImage(t, "amd64"), "--kernel", testkernel.Deb(t, "amd64"), "--init", initFor(t, "amd64"),
+		"--publish", fmt.Sprintf("%d:8080", port), "-o", dir)
+	d := defineDomain(t, dir)
+	d.virsh("start", d.name)
+	page, took := curlUntil(t, fmt.Sprintf("http://127.0.0.1:%d/", port), 4*time.Minute, nil)
+	t.Logf("libvirt: first page after %s", took.Round(100*time.Millisecond))
+	if page != "hello from the c2vm appliance\n" {
+		t.Errorf("page %q", page)
+	}
+	d.virsh("shutdown", d.name)
+	console := d.waitOff(2 * time.Minute)
+	if !strings.Contains(console, "TERM handled") {
+		t.Errorf("the TERM handler did not run:\n%s", tail(console, 30))
+	}
+	if got := exitStatus(t, console); got != 0 {
+		t.Errorf("exit status %d, want 0", got)
+	}
+}

@@ -23,6 +23,23 @@ func TestLibvirtBoot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM")
 	}
+	needLibvirt(t)
+	dir := convertBusybox(t, "amd64", "--cmd", `["/bin/sh","-c","echo hello from libvirt; exit 7"]`)
+	d := defineDomain(t, dir)
+	d.virsh("start", d.name)
+	console := d.waitOff(3 * time.Minute)
+	if !strings.Contains(console, "hello from libvirt") {
+		t.Errorf("console lacks the container's output:\n%s", tail(console, 30))
+	}
+	if got := exitStatus(t, console); got != 7 {
+		t.Errorf("exit status %d, want 7", got)
+	}
+}
+
+// needLibvirt skips without a libvirtd on qemu:///system, or fails when CI
+// started one (C2VM_LIBVIRT=1).
+func needLibvirt(t *testing.T) {
+	t.Helper()
 	fixtures.NeedTools(t, "virsh")
 	if exec.Command("virsh", "-c", "qemu:///system", "version").Run() != nil {
 		if os.Getenv("C2VM_LIBVIRT") == "1" {
@@ -30,53 +47,70 @@ func TestLibvirtBoot(t *testing.T) {
 		}
 		t.Skip("no libvirtd (scripts/libvirt-setup.sh starts one)")
 	}
-	dir := convertBusybox(t, "amd64", "--cmd", `["/bin/sh","-c","echo hello from libvirt; exit 7"]`)
+}
+
+// domain is a defined libvirt domain of a converted VM.
+type domain struct {
+	t       *testing.T
+	name    string
+	logPath string
+}
+
+// defineDomain defines dir's libvirt.xml with one change: the serial
+// console goes to a log file instead of a pty, so no terminal is needed.
+// The domain is destroyed and undefined when the test ends.
+func defineDomain(t *testing.T, dir string) *domain {
+	t.Helper()
 	openToQEMU(t, dir)
 	xmlBytes, err := os.ReadFile(filepath.Join(dir, "libvirt.xml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "console.log")
-	// The test's temp root (TestLibvirtBoot123456) is unique on this host,
-	// so tests of several checkouts can share one libvirtd.
-	name := "c2vm-e2e-" + filepath.Base(filepath.Dir(filepath.Dir(dir)))
+	d := &domain{t: t, logPath: filepath.Join(dir, "console.log"),
+		// The test's temp root (TestLibvirtBoot123456) is unique on this
+		// host, so tests of several checkouts can share one libvirtd.
+		name: "c2vm-e2e-" + filepath.Base(filepath.Dir(filepath.Dir(dir)))}
 	doc := string(xmlBytes)
-	doc = strings.Replace(doc, "<name>"+between(doc, "<name>", "</name>")+"</name>", "<name>"+name+"</name>", 1)
-	doc = strings.Replace(doc, `<serial type="pty">`, `<serial type="file"><source path="`+logPath+`"></source>`, 1)
-	doc = strings.Replace(doc, `<console type="pty">`, `<console type="file"><source path="`+logPath+`"></source>`, 1)
+	doc = strings.Replace(doc, "<name>"+between(doc, "<name>", "</name>")+"</name>", "<name>"+d.name+"</name>", 1)
+	doc = strings.Replace(doc, `<serial type="pty">`, `<serial type="file"><source path="`+d.logPath+`"></source>`, 1)
+	doc = strings.Replace(doc, `<console type="pty">`, `<console type="file"><source path="`+d.logPath+`"></source>`, 1)
 	domXML := filepath.Join(dir, "domain.xml")
 	if err := os.WriteFile(domXML, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	virsh := func(args ...string) string {
-		out, err := exec.Command("virsh", append([]string{"-c", "qemu:///system"}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("virsh %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
-	virsh("define", domXML)
+	d.virsh("define", domXML)
 	t.Cleanup(func() {
-		exec.Command("virsh", "-c", "qemu:///system", "destroy", name).Run()
-		exec.Command("virsh", "-c", "qemu:///system", "undefine", name).Run()
+		exec.Command("virsh", "-c", "qemu:///system", "destroy", d.name).Run()
+		exec.Command("virsh", "-c", "qemu:///system", "undefine", d.name).Run()
 	})
-	virsh("start", name)
-	deadline := time.Now().Add(3 * time.Minute)
-	for !strings.Contains(virsh("domstate", name), "shut off") {
+	return d
+}
+
+func (d *domain) virsh(args ...string) string {
+	d.t.Helper()
+	out, err := exec.Command("virsh", append([]string{"-c", "qemu:///system"}, args...)...).CombinedOutput()
+	if err != nil {
+		d.t.Fatalf("virsh %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func (d *domain) console() string {
+	b, _ := os.ReadFile(d.logPath)
+	return strings.ReplaceAll(string(b), "\r\n", "\n")
+}
+
+// waitOff waits for the domain to shut off and returns its console.
+func (d *domain) waitOff(bound time.Duration) string {
+	d.t.Helper()
+	deadline := time.Now().Add(bound)
+	for !strings.Contains(d.virsh("domstate", d.name), "shut off") {
 		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("domain still running after 3m; console:\n%s", tail(string(b), 30))
+			d.t.Fatalf("domain still running after %s; console:\n%s", bound, tail(d.console(), 30))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	b, _ := os.ReadFile(logPath)
-	console := strings.ReplaceAll(string(b), "\r\n", "\n")
-	if !strings.Contains(console, "hello from libvirt") {
-		t.Errorf("console lacks the container's output:\n%s", tail(console, 30))
-	}
-	if got := exitStatus(t, console); got != 7 {
-		t.Errorf("exit status %d, want 7", got)
-	}
+	return d.console()
 }
 
 func between(s, a, b string) string {
