@@ -1,0 +1,141 @@
+package ext4
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/c2vm/c2vm/internal/fixtures"
+	"github.com/c2vm/c2vm/rootfs"
+)
+
+// seedTree is a volume's content: a non-root owner, setuid, xattrs, a
+// hardlink, special files, and names debugfs's parser could misread.
+func seedTree() *rootfs.Tree {
+	t0 := time.Unix(1700000000, 0)
+	t := rootfs.NewTree(rootfs.Inode{Mode: 0o750, UID: 1000, GID: 1000, ModTime: t0})
+	add := func(p string, ino rootfs.Inode) {
+		ino.ModTime = t0
+		if err := t.Add(p, &ino); err != nil {
+			panic(err)
+		}
+	}
+	add("f", rootfs.Inode{Type: rootfs.TypeRegular, Mode: 0o4640, UID: 1000, GID: 1001, Size: 5, Content: bytesContent("hello"),
+		Xattrs: map[string]string{"user.k": "v\x00\n", "security.capability": "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"}})
+	t.Link("g", "f")
+	add("-x", rootfs.Inode{Type: rootfs.TypeDir, Mode: 0o700, UID: 1000})
+	add(`-x/q"uote sp#ace\`, rootfs.Inode{Type: rootfs.TypeRegular, Mode: 0o600, UID: 1000})
+	add("-x/-p", rootfs.Inode{Type: rootfs.TypeFIFO, Mode: 0o644})
+	add("-x/null", rootfs.Inode{Type: rootfs.TypeCharDev, Mode: 0o666, Devmajor: 1, Devminor: 3})
+	add("ln", rootfs.Inode{Type: rootfs.TypeSymlink, Mode: 0o777, Linkname: `../a "b"`, UID: 1000})
+	add("lost+found", rootfs.Inode{Type: rootfs.TypeDir, Mode: 0o700, UID: 1000})
+	return t
+}
+
+func writeData(t *testing.T, tree *rootfs.Tree, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "data-0.img")
+	o := DataOptions{Size: 64 << 20, Label: "c2vm-vol-0", Seed: "sha256:abc\x00/data", Epoch: time.Unix(1700000000, 0), TempDir: t.TempDir()}
+	if err := WriteData(context.Background(), tree, p, o); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestWriteDataCheckedByE2fsprogs: the data disk passes e2fsck -fn, debugfs
+// sees the seed as the tree has it, and most of the disk is free.
+func TestWriteDataCheckedByE2fsprogs(t *testing.T) {
+	fixtures.NeedTools(t, "mke2fs", "debugfs", "e2fsck", "dumpe2fs")
+	img := writeData(t, seedTree(), t.TempDir())
+	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
+		t.Fatalf("e2fsck: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		req   string
+		wants []string
+	}{
+		{"stat /", []string{"Mode:  0750", "User:  1000", "Group:  1000", "mtime: 0x6553f100"}},
+		{"stat /f", []string{"Mode:  04640", "User:  1000", "Group:  1001", "Links: 2", "Size: 5", "ctime: 0x6553f100", "crtime: 0x6553f100"}},
+		{"ea_list /f", []string{"user.k (3) = 76 00 0a", "security.capability (20)"}},
+		{"cat /g", []string{"hello"}},
+		{"ls -l /-x", []string{`q"uote sp#ace\x5c`, "-p", "null"}},
+		{"stat /-x", []string{"Mode:  0700", "User:  1000"}},
+		{`stat "/-x/q""uote sp#ace\"`, []string{"Mode:  0600", "User:  1000"}},
+		{"stat /-x/-p", []string{"Type: FIFO", "Mode:  0644"}},
+		{"stat /-x/null", []string{"character special", "Device major/minor number: 01:03"}},
+		{"stat /ln", []string{`Fast link dest: "../a "b""`, "User:  1000"}},
+		{"stat /lost+found", []string{"Mode:  0700", "User:  1000"}},
+	} {
+		t.Run(tc.req, func(t *testing.T) {
+			out, _ := exec.Command("debugfs", "-R", tc.req, img).CombinedOutput()
+			for _, w := range tc.wants {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("no %q in\n%s", w, out)
+				}
+			}
+		})
+	}
+	head, _ := exec.Command("dumpe2fs", "-h", img).Output()
+	field := func(name string) int64 {
+		m := regexp.MustCompile(`(?m)^` + name + `:\s+(\S+)`).FindSubmatch(head)
+		if m == nil {
+			t.Fatalf("no %s in dumpe2fs -h", name)
+		}
+		n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		return n
+	}
+	if free, all := field("Free blocks"), field("Block count"); free*10 < all*9 {
+		t.Errorf("%d of %d blocks free, want at least 90%%", free, all)
+	}
+	if !bytes.Contains(head, []byte("Filesystem volume name:   c2vm-vol-0")) || !bytes.Contains(head, []byte("has_journal")) {
+		t.Errorf("label or journal missing:\n%s", head)
+	}
+	if fi, _ := os.Stat(img); fi.Size() != 64<<20 {
+		t.Errorf("size %d", fi.Size())
+	}
+}
+
+// TestWriteDataReproducible: two writes of one tree and seed are the
+// same bytes (e2fsprogs' clock pinned, UUID and hash seed derived).
+func TestWriteDataReproducible(t *testing.T) {
+	fixtures.NeedTools(t, "mke2fs", "debugfs", "e2fsck")
+	a, _ := os.ReadFile(writeData(t, seedTree(), t.TempDir()))
+	b, _ := os.ReadFile(writeData(t, seedTree(), t.TempDir()))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Error("two writes differ")
+	}
+}
+
+func TestWriteDataRefuses(t *testing.T) {
+	newline := rootfs.NewTree(rootfs.Inode{Mode: 0o755})
+	newline.Add("a\nb", &rootfs.Inode{Type: rootfs.TypeRegular, Mode: 0o644})
+	for _, tc := range []struct {
+		name string
+		tree *rootfs.Tree
+		o    DataOptions
+		want string
+	}{
+		{"newline in a name", newline, DataOptions{Label: "x"}, "newline"},
+		{"long label", seedTree(), DataOptions{Label: "c2vm-vol-0123456789"}, "label"},
+		{"quote in label", seedTree(), DataOptions{Label: `a"b`}, "label"},
+		{"too small", seedTree(), DataOptions{Label: "x", Size: 1 << 20}, "minimum"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.want == "newline" {
+				fixtures.NeedTools(t, "mke2fs")
+			}
+			tc.o.TempDir = t.TempDir()
+			err := WriteData(context.Background(), tc.tree, filepath.Join(t.TempDir(), "d.img"), tc.o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
