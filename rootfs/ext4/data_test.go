@@ -3,6 +3,7 @@ package ext4
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,5 +138,47 @@ func TestWriteDataRefuses(t *testing.T) {
 				t.Errorf("got %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestCopyData: reusing a data disk copies it (sparse, relabelled) and
+// leaves the original as it was; a file that is not ext4 is refused.
+func TestCopyData(t *testing.T) {
+	fixtures.NeedTools(t, "mke2fs", "debugfs", "e2fsck", "tune2fs")
+	src := writeData(t, seedTree(), t.TempDir())
+	before, _ := os.ReadFile(src)
+	srcInfo, _ := os.Stat(src)
+	dst := filepath.Join(t.TempDir(), "data-1.img")
+	if err := CopyData(context.Background(), src, dst, "c2vm-vol-1"); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(src)
+	if fi, _ := os.Stat(src); !bytes.Equal(before, after) || !fi.ModTime().Equal(srcInfo.ModTime()) {
+		t.Error("the original changed")
+	}
+	f, err := os.Open(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if l, err := ReadLabel(f); l != "c2vm-vol-1" || err != nil {
+		t.Errorf("label %q %v", l, err)
+	}
+	if err := Check(context.Background(), dst); err != nil {
+		t.Error(err)
+	}
+	if out, _ := exec.Command("debugfs", "-R", "cat /g", dst).Output(); string(out) != "hello" {
+		t.Errorf("cat /g: %q", out)
+	}
+	if fi, _ := os.Stat(dst); fi.Size() != srcInfo.Size() || diskUsage(fi) > fi.Size()/2 {
+		t.Errorf("copy: size %d, %d bytes allocated: want the same size, sparse", fi.Size(), diskUsage(fi))
+	}
+	if err := CopyData(context.Background(), src, dst, "c2vm-vol-1"); err == nil {
+		t.Error("copied over an existing file")
+	}
+	notExt4 := filepath.Join(t.TempDir(), "zeros")
+	os.WriteFile(notExt4, make([]byte, 4096), 0o644)
+	if err := CopyData(context.Background(), notExt4, filepath.Join(t.TempDir(), "d"), "x"); !errors.Is(err, ErrNotExt4) {
+		t.Errorf("zeros: %v, want ErrNotExt4", err)
 	}
 }
