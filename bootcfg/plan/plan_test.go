@@ -27,6 +27,8 @@ func everyStep() []Step {
 		{Action: &SwitchRoot{Path: "/newroot"}},
 		{Action: &MaskPath{Path: "/proc/kcore"}},
 		{Action: &ReadonlyPath{Path: "/proc/sys"}},
+		{Action: &MountVolume{Label: "c2vm-vol-0", Path: "/data", WaitSeconds: 10}},
+		{Action: &Unmount{Path: "/data"}, Optional: true},
 		{Action: &Run{Process: specs.Process{Args: []string{"/bin/sh"}, Cwd: "/", Env: []string{"A=1"}}}},
 	}
 }
