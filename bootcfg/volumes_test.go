@@ -1,0 +1,65 @@
+package bootcfg
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/c2vm/c2vm/bootcfg/plan"
+)
+
+func TestVolumes(t *testing.T) {
+	img := map[string]struct{}{"/var/lib/db": {}, "/data": {}}
+	vols, err := Volumes(img, []string{"/srv/x", "/data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Volume{{"/data", "c2vm-vol-0"}, {"/srv/x", "c2vm-vol-1"}, {"/var/lib/db", "c2vm-vol-2"}}
+	if !reflect.DeepEqual(vols, want) {
+		t.Errorf("got %v, want %v", vols, want)
+	}
+	mount, unmount := VolumeSteps(vols[:2])
+	wantMount := []plan.Step{
+		{Action: &plan.MountVolume{Label: "c2vm-vol-0", Path: "/data", WaitSeconds: volumeWait}},
+		{Action: &plan.MountVolume{Label: "c2vm-vol-1", Path: "/srv/x", WaitSeconds: volumeWait}},
+	}
+	wantUnmount := []plan.Step{
+		{Action: &plan.Unmount{Path: "/srv/x"}, Optional: true},
+		{Action: &plan.Unmount{Path: "/data"}, Optional: true},
+	}
+	if !reflect.DeepEqual(mount, wantMount) || !reflect.DeepEqual(unmount, wantUnmount) {
+		t.Errorf("steps:\n%v\n%v", mount, unmount)
+	}
+	if r := VolumeRequirements(vols); len(r) != 1 || r[0] != "CONFIG_EXT4_FS" {
+		t.Errorf("requirements %v", r)
+	}
+	if r := VolumeRequirements(nil); r != nil {
+		t.Errorf("no volumes, requirements %v", r)
+	}
+}
+
+// TestVolumePathRefused: VOLUME keys are untrusted and end up in boot.json
+// and beside hypervisor configs; anything but a plain path is refused.
+func TestVolumePathRefused(t *testing.T) {
+	for _, p := range []string{
+		"data", "", "/", "/data/", "//data", "/a/../b", "/a/./b", "/..",
+		`/data"`, "/data'x", "/da ta", "/data\nx", "/data\x00", "/data\t",
+		"/x;touch /tmp/y", "/$(id)", "/a`id`", "/a|b", "/a&b", "/a>b",
+		"/<disk/>", "/a&amp;", "/a,b", `/a\b`, "/a*", "/~x",
+		"/proc", "/proc/x", "/sys", "/dev/shm", "/dätä",
+	} {
+		t.Run(p, func(t *testing.T) {
+			if err := ValidateVolumePath(p); !errors.Is(err, ErrBadVolume) {
+				t.Errorf("accepted (%v)", err)
+			}
+			if _, err := Volumes(map[string]struct{}{p: {}}, nil); !errors.Is(err, ErrBadVolume) {
+				t.Errorf("Volumes accepted (%v)", err)
+			}
+		})
+	}
+	for _, p := range []string{"/data", "/var/lib/postgresql/data", "/a-b_c.d+e@f%g:h=i", "/procfs", "/devx"} {
+		if err := ValidateVolumePath(p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
