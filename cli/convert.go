@@ -16,6 +16,8 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var (
 		o               convert.Options
 		env, binfmt     listFlag
+		volumes, disks  listFlag
+		dataSize        string
 		entrypoint, cmd string
 		quiet           bool
 	)
@@ -36,6 +38,9 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(&binfmt, "binfmt", "also register binfmt_misc entries for these arches (comma-separated, repeatable)")
 	fs.IntVar(&o.Memory, "memory", 0, "VM memory in MiB for the generated configs (default 512)")
 	fs.IntVar(&o.CPUs, "cpus", 0, "VM CPUs for the generated configs (default 1)")
+	fs.Var(&volumes, "volume", "also give the VM a data disk mounted at this path, like an image VOLUME (repeatable)")
+	fs.StringVar(&dataSize, "data-size", "", "size of each new data disk: bytes or 512M, 2G... (default 1G)")
+	fs.Var(&disks, "data-disk", "reuse this data disk (e.g. an earlier output's data-0.img), copied, for the next volume in sorted order (repeatable)")
 	fs.BoolVar(&o.NoKernel, "no-kernel", false, "write only rootfs.img, config.json and manifest.json")
 	fs.BoolVar(&quiet, "q", false, "no progress lines")
 	pos, _, err := parseInterspersed(fs, args)
@@ -59,6 +64,12 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	o.Overrides.Env = env
+	o.Volumes, o.DataDisks = volumes, disks
+	if dataSize != "" {
+		if o.DataSize, err = convert.ParseSize(dataSize); err != nil {
+			return usagef("--data-size: %v", err)
+		}
+	}
 	for _, b := range binfmt {
 		o.Binfmt = append(o.Binfmt, strings.Split(b, ",")...)
 	}

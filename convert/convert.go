@@ -35,6 +35,14 @@ type Options struct {
 	BinfmtInterpreter string   // static qemu-user binary for foreign images
 	Binfmt            []string // extra arches to register with binfmt_misc
 
+	// Volumes adds data disks beyond the image's VOLUMEs (--volume).
+	Volumes []string
+	// DataSize is each new data disk's size in bytes; 0 = 1 GiB.
+	DataSize int64
+	// DataDisks are existing data disks, copied instead of seeding the
+	// first len(DataDisks) volumes in sorted order (--data-disk).
+	DataDisks []string
+
 	Memory, CPUs int       // for the hypervisor configs
 	Epoch        time.Time // the one clock for every timestamp c2vm creates
 	Version      string    // c2vm's version for manifest.json

@@ -21,6 +21,10 @@ type Manifest struct {
 	CPUs        int              `json:"cpus,omitempty"`
 	Rootfs      string           `json:"rootfs"`
 	Kernel      *KernelInfo      `json:"kernel,omitempty"`
+	// DataDisks are the data disks' files, in the order the hypervisor
+	// configs attach them; Volumes says which volume each one serves.
+	DataDisks []string     `json:"dataDisks,omitempty"`
+	Volumes   []VolumeInfo `json:"volumes,omitempty"`
 	// Artifacts maps each file in the directory (but manifest.json) to its
 	// digest and size.
 	Artifacts map[string]Artifact `json:"artifacts"`

@@ -200,14 +200,8 @@ func debugfs(ctx context.Context, env []string, path, script string) error {
 
 // Check runs e2fsck -fn on an ext4 image: it reports but never changes.
 func Check(ctx context.Context, path string) error {
-	cmd := exec.CommandContext(ctx, "e2fsck", "-fn", path)
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	out, err := cmd.CombinedOutput()
-	if errors.Is(err, exec.ErrNotFound) {
-		return fmt.Errorf("data disks need e2fsprogs: %w", err)
-	}
-	if err != nil {
-		return fmt.Errorf("e2fsck -fn %s: %w: %s", path, err, firstLines(out, 8))
+	if err := run(ctx, append(os.Environ(), "LC_ALL=C"), "e2fsck", "-fn", path); err != nil {
+		return fmt.Errorf("checking %s: %w", path, err)
 	}
 	return nil
 }
