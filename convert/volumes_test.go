@@ -82,6 +82,9 @@ func TestWriteVolumes(t *testing.T) {
 	if out := debugfsOut(t, c.st.path("data-2.img"), "stat /"); !strings.Contains(out, "Mode:  0755") || !strings.Contains(out, "User:     0") {
 		t.Errorf("empty volume root:\n%s", out)
 	}
+	if out := debugfsOut(t, c.st.path("data-2.img"), "ls /"); strings.Contains(out, "lost+found") {
+		t.Errorf("an empty volume shows more than the image has:\n%s", out)
+	}
 	entries, _ := os.ReadDir(c.st.dir)
 	if len(entries) != 3 {
 		t.Errorf("stage holds %v, want the three disks only", entries)

@@ -25,6 +25,15 @@ import (
 // "./name", so a name starting with "-" is never read as an option.
 func seedScript(t *rootfs.Tree, stage string) (string, error) {
 	s := &seeder{dir: stage}
+	// A volume holds what the image has there and nothing else, as in
+	// Docker: mke2fs's lost+found goes unless the image has one (an
+	// initdb refuses a data directory holding it; e2fsck -fn does not
+	// miss it, and e2fsck makes one when it needs it).
+	if ino := t.Lookup("lost+found"); ino != nil && ino.Type == rootfs.TypeDir {
+		s.lostFound = true
+	} else if err := s.line("rmdir", `"lost+found"`); err != nil {
+		return "", err
+	}
 	if err := t.Walk(s.entry); err != nil {
 		return "", err
 	}
@@ -36,6 +45,9 @@ type seeder struct {
 	dir string // where contents are staged
 	n   int    // files staged so far
 	cwd string // debugfs's current directory, "" for the root
+	// lostFound: the image has a lost+found directory, and mke2fs's is
+	// kept for it.
+	lostFound bool
 }
 
 // maxLine stays below the BUFSIZ buffer debugfs reads script lines into.
@@ -91,7 +103,7 @@ func (s *seeder) create(e rootfs.Entry, name string) error {
 	}
 	switch ino.Type {
 	case rootfs.TypeDir:
-		if e.Path == "lost+found" {
+		if e.Path == "lost+found" && s.lostFound {
 			return nil // mke2fs made it; the image's metadata is set next
 		}
 		return s.line("mkdir", name)
