@@ -107,6 +107,35 @@ func VolumeSteps(vols []Volume) (mount, unmount []plan.Step) {
 	return mount, unmount
 }
 
+// AddVolumes puts the volumes' steps into a plan Plan built: each mount
+// right after the switch to the container's root, each unmount right
+// after the run step.
+func AddVolumes(p *plan.Plan, vols []Volume) error {
+	if len(vols) == 0 {
+		return nil
+	}
+	mount, unmount := VolumeSteps(vols)
+	sw, run := -1, -1
+	for i, s := range p.Steps {
+		switch s.Action.(type) {
+		case *plan.SwitchRoot:
+			sw = i
+		case *plan.Run:
+			run = i
+		}
+	}
+	if sw < 0 || run < sw {
+		return errors.New("boot plan: no switch root followed by a run step to put the volumes around")
+	}
+	var out []plan.Step
+	out = append(out, p.Steps[:sw+1]...)
+	out = append(out, mount...)
+	out = append(out, p.Steps[sw+1:run+1]...)
+	out = append(out, unmount...)
+	p.Steps = append(out, p.Steps[run+1:]...)
+	return nil
+}
+
 // VolumeRequirements lists the kernel options data disks need: ext4 for
 // them even when the root is squashfs or erofs.
 func VolumeRequirements(vols []Volume) []string {

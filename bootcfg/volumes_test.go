@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/c2vm/c2vm/bootcfg/plan"
 )
 
@@ -61,5 +63,38 @@ func TestVolumePathRefused(t *testing.T) {
 		if err := ValidateVolumePath(p); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
+	}
+}
+
+// TestAddVolumes: in a whole plan, the data disks are mounted right after
+// the switch to the container's root and unmounted after the run step.
+func TestAddVolumes(t *testing.T) {
+	spec := &specs.Spec{Process: &specs.Process{Args: []string{"/bin/sh"}, Cwd: "/"}, Hostname: "h",
+		Linux: &specs.Linux{MaskedPaths: []string{"/proc/kcore"}}}
+	p := Plan(spec, PlanOptions{FSType: "squashfs"})
+	n := len(p.Steps)
+	vols := []Volume{{"/data", "c2vm-vol-0"}, {"/data/sub", "c2vm-vol-1"}}
+	if err := AddVolumes(p, vols); err != nil {
+		t.Fatal(err)
+	}
+	sw := 0
+	for i, s := range p.Steps {
+		if s.Op() == "switchroot" {
+			sw = i
+		}
+	}
+	got := []string{p.Steps[sw+1].String(), p.Steps[sw+2].String(), p.Steps[sw+3].Op(), p.Steps[len(p.Steps)-3].Op(), p.Steps[len(p.Steps)-2].String(), p.Steps[len(p.Steps)-1].String()}
+	want := []string{
+		"mount the data disk labelled c2vm-vol-0 (waiting up to 10s) on /data",
+		"mount the data disk labelled c2vm-vol-1 (waiting up to 10s) on /data/sub",
+		"mask", "run",
+		"sync and unmount /data/sub (optional)",
+		"sync and unmount /data (optional)",
+	}
+	if len(p.Steps) != n+4 || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	if err := AddVolumes(&plan.Plan{}, vols); err == nil {
+		t.Error("a plan without a switch root took volumes")
 	}
 }
