@@ -105,19 +105,28 @@ func (c *conversion) checkOldDisks() error {
 	if err != nil {
 		return fmt.Errorf("output %s: %w", c.st.target, err)
 	}
-	reused := map[string]bool{}
-	for _, d := range c.o.DataDisks {
-		if abs, err := filepath.Abs(d); err == nil {
-			reused[abs] = true
-		}
-	}
 	for _, e := range entries {
 		p := filepath.Join(c.st.target, e.Name())
-		if dataDiskPattern.MatchString(e.Name()) && !reused[p] {
+		if dataDiskPattern.MatchString(e.Name()) && !c.reuses(p) {
 			return fmt.Errorf("output %s holds %s, the VM's data: keep it with --data-disk %s (copied into the new output), or remove it to start afresh", c.st.target, e.Name(), p)
 		}
 	}
 	return nil
+}
+
+// reuses reports whether p is one of the --data-disk files, however
+// either is spelled.
+func (c *conversion) reuses(p string) bool {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return false
+	}
+	for _, d := range c.o.DataDisks {
+		if di, err := os.Stat(d); err == nil && os.SameFile(fi, di) {
+			return true
+		}
+	}
+	return false
 }
 
 func volumePaths(vols []bootcfg.Volume) string {

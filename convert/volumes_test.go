@@ -149,6 +149,20 @@ func TestDataDiskReuse(t *testing.T) {
 	if fi, _ := os.Stat(old); !bytes.Equal(before, after) || !fi.ModTime().Equal(info.ModTime()) {
 		t.Error("the reused disk changed")
 	}
+	// The upgrade in place: the new output replaces the old one, with the
+	// data (the disk named by another spelling of its path).
+	other := filepath.Join(dir, "out", "..", "out", ".", "data-0.img")
+	upgrade := volumeConversion(t, dir, []string{"/data"}, Options{DataDisks: []string{other}})
+	if _, _, err := upgrade.writeVolumes(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(upgrade.st.path("manifest.json"), []byte("{}"), 0o644)
+	if err := upgrade.st.commit(); err != nil {
+		t.Fatal(err)
+	}
+	if out := debugfsOut(t, old, "cat /log"); !strings.Contains(out, "hi") {
+		t.Errorf("after the upgrade: %s", out)
+	}
 }
 
 func TestParseSize(t *testing.T) {
