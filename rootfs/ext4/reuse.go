@@ -65,14 +65,18 @@ func CopyData(ctx context.Context, src, dst, label string) error {
 	return run(ctx, append(os.Environ(), "LC_ALL=C"), "tune2fs", "-L", label, dst)
 }
 
-// sparseCopy copies in to a new file dst, seeking over blocks of zeros
-// so that a sparse disk stays sparse.
+// sparseCopy copies in to a new file dst: a reflink where the filesystem
+// has them, else a copy that seeks over blocks of zeros so that a sparse
+// disk stays sparse.
 func sparseCopy(ctx context.Context, in *os.File, dst string) error {
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
 	defer out.Close()
+	if cloneFile(out, in) == nil {
+		return out.Close()
+	}
 	buf := make([]byte, 1<<20)
 	zero := make([]byte, len(buf))
 	var off int64
