@@ -17,6 +17,13 @@ import (
 	"github.com/c2vm/c2vm/rootfs"
 )
 
+// aclUser1000Read is a POSIX ACL as the xattr syscalls and tar carry it
+// (include/uapi/linux/posix_acl_xattr.h: version 2, then tag, perm, id):
+// user::rwx user:1000:r group::r mask::r other::-.
+const aclUser1000Read = "\x02\x00\x00\x00" +
+	"\x01\x00\x07\x00\xff\xff\xff\xff" + "\x02\x00\x04\x00\xe8\x03\x00\x00" + "\x04\x00\x04\x00\xff\xff\xff\xff" +
+	"\x10\x00\x04\x00\xff\xff\xff\xff" + "\x20\x00\x00\x00\xff\xff\xff\xff"
+
 // seedTree is a volume's content: a non-root owner, setuid, xattrs, a
 // hardlink, special files, and names debugfs's parser could misread.
 func seedTree() *rootfs.Tree {
@@ -29,7 +36,7 @@ func seedTree() *rootfs.Tree {
 		}
 	}
 	add("f", rootfs.Inode{Type: rootfs.TypeRegular, Mode: 0o4640, UID: 1000, GID: 1001, Size: 5, Content: bytesContent("hello"),
-		Xattrs: map[string]string{"user.k": "v\x00\n", "security.capability": "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"}})
+		Xattrs: map[string]string{"user.k": "v\x00\n", "system.posix_acl_access": aclUser1000Read, "security.capability": "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"}})
 	t.Link("g", "f")
 	add("-x", rootfs.Inode{Type: rootfs.TypeDir, Mode: 0o700, UID: 1000})
 	add(`-x/q"uote sp#ace\`, rootfs.Inode{Type: rootfs.TypeRegular, Mode: 0o600, UID: 1000})
@@ -64,7 +71,9 @@ func TestWriteDataCheckedByE2fsprogs(t *testing.T) {
 	}{
 		{"stat /", []string{"Mode:  0750", "User:  1000", "Group:  1000", "mtime: 0x6553f100"}},
 		{"stat /f", []string{"Mode:  04640", "User:  1000", "Group:  1001", "Links: 2", "Size: 5", "ctime: 0x6553f100", "crtime: 0x6553f100"}},
-		{"ea_list /f", []string{"user.k (3) = 76 00 0a", "security.capability (20)"}},
+		// The ACL in ext4's on-disk form (fs/ext4/acl.h: version 1, short
+		// entries without an id): debugfs converts it as the kernel would.
+		{"ea_list /f", []string{"user.k (3) = 76 00 0a", "security.capability (20)", "system.posix_acl_access (28) = 01 00 00 00 01 00 07 00 02 00 04 00 e8 03 00 00"}},
 		{"cat /g", []string{"hello"}},
 		{"ls -l /-x", []string{`q"uote sp#ace\x5c`, "-p", "null"}},
 		{"stat /-x", []string{"Mode:  0700", "User:  1000"}},
