@@ -68,7 +68,7 @@ const mke2fsConf = `[defaults]
 // WriteData writes t as a new data disk at path, which must not exist: a
 // sparse file of o.Size bytes holding an ext4 filesystem seeded with t.
 // It needs e2fsprogs (mke2fs, debugfs, e2fsck), and checks its result with
-// e2fsck -fn.
+// e2fsck -fn. On error no file is left at path.
 func WriteData(ctx context.Context, t *rootfs.Tree, path string, o DataOptions) error {
 	size, err := dataSize(o.Size)
 	if err != nil {
@@ -85,9 +85,18 @@ func WriteData(ctx context.Context, t *rootfs.Tree, path string, o DataOptions) 
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = seedData(ctx, t, path, o)
+	}
 	if err != nil {
+		os.Remove(path)
 		return fmt.Errorf("data disk %s: %w", path, err)
 	}
+	return nil
+}
+
+// seedData makes the filesystem in the file at path and copies t into it.
+func seedData(ctx context.Context, t *rootfs.Tree, path string, o DataOptions) error {
 	stage, err := os.MkdirTemp(o.TempDir, "c2vm-data-")
 	if err != nil {
 		return err
@@ -102,12 +111,12 @@ func WriteData(ctx context.Context, t *rootfs.Tree, path string, o DataOptions) 
 	}
 	script, err := seedScript(t, stage)
 	if err != nil {
-		return fmt.Errorf("data disk %s: %w", path, err)
+		return err
 	}
 	if err := debugfs(ctx, env, path, script); err != nil {
-		return fmt.Errorf("data disk %s: %w", path, err)
+		return err
 	}
-	return Check(ctx, path)
+	return run(ctx, env, "e2fsck", "-fn", path)
 }
 
 func dataSize(n int64) (int64, error) {

@@ -142,9 +142,16 @@ func TestWriteDataRefuses(t *testing.T) {
 				fixtures.NeedTools(t, "mke2fs")
 			}
 			tc.o.TempDir = t.TempDir()
-			err := WriteData(context.Background(), tc.tree, filepath.Join(t.TempDir(), "d.img"), tc.o)
+			p := filepath.Join(t.TempDir(), "d.img")
+			err := WriteData(context.Background(), tc.tree, p, tc.o)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want %q", err, tc.want)
+			}
+			if _, err := os.Stat(p); err == nil {
+				t.Error("a failed write left its file")
+			}
+			if left, _ := os.ReadDir(tc.o.TempDir); len(left) != 0 {
+				t.Errorf("staging left %v", left)
 			}
 		})
 	}
