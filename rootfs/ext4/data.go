@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -167,13 +166,29 @@ func seedUUID(purpose, seed string) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }
 
+// e2fsprogs finds one of its tools. Debian installs them in /usr/sbin,
+// which is not in an ordinary user's PATH (/etc/profile).
+func e2fsprogs(ctx context.Context, tool string, args ...string) (*exec.Cmd, error) {
+	p, err := exec.LookPath(tool)
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if err == nil {
+			break
+		}
+		p, err = exec.LookPath(filepath.Join(dir, tool))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("data disks need e2fsprogs: %s not found in PATH, /usr/sbin or /sbin", tool)
+	}
+	return exec.CommandContext(ctx, p, args...), nil
+}
+
 func run(ctx context.Context, env []string, tool string, args ...string) error {
-	cmd := exec.CommandContext(ctx, tool, args...)
+	cmd, err := e2fsprogs(ctx, tool, args...)
+	if err != nil {
+		return err
+	}
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
-	if errors.Is(err, exec.ErrNotFound) {
-		return fmt.Errorf("data disks need e2fsprogs: %w", err)
-	}
 	if err != nil {
 		return fmt.Errorf("%s: %w: %s", tool, err, firstLines(out, 5))
 	}
@@ -184,15 +199,15 @@ func run(ctx context.Context, env []string, tool string, args ...string) error {
 // exits 0, printing the failure on stderr: any stderr line but its
 // version banner is an error.
 func debugfs(ctx context.Context, env []string, path, script string) error {
-	cmd := exec.CommandContext(ctx, "debugfs", "-w", "-f", "-", path)
+	cmd, err := e2fsprogs(ctx, "debugfs", "-w", "-f", "-", path)
+	if err != nil {
+		return err
+	}
 	cmd.Env = env
 	cmd.Stdin = strings.NewReader(script)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		if errors.Is(err, exec.ErrNotFound) {
-			return fmt.Errorf("data disks need e2fsprogs: %w", err)
-		}
 		return fmt.Errorf("debugfs: %w: %s", err, firstLines(stderr.Bytes(), 5))
 	}
 	var errs []string

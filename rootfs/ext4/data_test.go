@@ -198,3 +198,19 @@ func TestCopyData(t *testing.T) {
 		t.Errorf("zeros: %v, want ErrNotExt4", err)
 	}
 }
+
+// TestE2fsprogsOutsidePath: the tools are found in /usr/sbin, where Debian
+// puts them, when PATH lacks it (an ordinary user's PATH).
+func TestE2fsprogsOutsidePath(t *testing.T) {
+	if _, err := os.Stat("/usr/sbin/mke2fs"); err != nil {
+		fixtures.Skip(t, "no /usr/sbin/mke2fs (scripts/install-deps.sh installs e2fsprogs)")
+	}
+	t.Setenv("PATH", t.TempDir())
+	cmd, err := e2fsprogs(context.Background(), "mke2fs", "-V")
+	if err != nil || cmd.Path != "/usr/sbin/mke2fs" {
+		t.Fatalf("%v %v", cmd, err)
+	}
+	if _, err := e2fsprogs(context.Background(), "no-such-tool"); err == nil || !strings.Contains(err.Error(), "need e2fsprogs") {
+		t.Errorf("a missing tool: %v", err)
+	}
+}
