@@ -53,13 +53,13 @@ func Exposed(cfg ocispec.ImageConfig) ([]plan.Port, []string, error) {
 	return ports, warnings, nil
 }
 
-// ErrBadVolume is wrapped by the errors of Volume and ValidateVolume.
+// ErrBadVolume is wrapped by the errors of CleanVolume and ValidateVolume.
 var ErrBadVolume = errors.New("unusable volume path")
 
 // maxVolumePath bounds a VOLUME path (PATH_MAX less its NUL).
 const maxVolumePath = 4095
 
-// Volume checks an image VOLUME path (or --volume) and returns it clean:
+// CleanVolume checks an image VOLUME path (or --volume) and returns it clean:
 // absolute, no "." or ".." component, no empty one but a trailing slash
 // (which Dockerfiles write, "VOLUME /data/", and which is dropped), not
 // "/" itself, and only letters, digits and . _ - + @ between the slashes.
@@ -68,21 +68,22 @@ const maxVolumePath = 4095
 // refusing quotes, white space, shell metacharacters (;|&$`\*?!#~ and
 // brackets), markup (<>&) and separators of QEMU and xl options (,=:) is
 // what keeps every one of them inert. Docker allows more (a space, say);
-// such an image is refused with an error naming the path.
+// such an image is refused with an error naming the path. The kernel's
+// own trees (/proc, /sys, /dev) are refused too.
 //
 // A clean absolute path is inside the root by construction; symlinks in
 // the image along it are for the caller to resolve inside the root, as
 // containerd does, before seeding the disk.
-func Volume(p string) (string, error) {
+func CleanVolume(p string) (string, error) {
 	if err := checkVolume(p); err != nil {
 		return "", fmt.Errorf("%w %q: %w", ErrBadVolume, p, err)
 	}
 	return strings.TrimSuffix(p, "/"), nil
 }
 
-// ValidateVolume reports whether Volume accepts p.
+// ValidateVolume reports whether CleanVolume accepts p.
 func ValidateVolume(p string) error {
-	_, err := Volume(p)
+	_, err := CleanVolume(p)
 	return err
 }
 
@@ -98,8 +99,14 @@ func checkVolume(p string) error {
 	if i := strings.IndexFunc(p, func(r rune) bool { return !volumeRune(r) }); i >= 0 {
 		return fmt.Errorf("character %q is not allowed (letters, digits and ._-+@ only)", p[i:i+1])
 	}
-	if trimmed := strings.TrimSuffix(p, "/"); path.Clean(trimmed) != trimmed {
+	trimmed := strings.TrimSuffix(p, "/")
+	if path.Clean(trimmed) != trimmed {
 		return errors.New(`not clean (empty, "." or ".." components)`)
+	}
+	for _, sys := range []string{"/proc", "/sys", "/dev"} {
+		if trimmed == sys || strings.HasPrefix(trimmed, sys+"/") {
+			return errors.New("inside " + sys + ", which the kernel provides")
+		}
 	}
 	return nil
 }

@@ -83,9 +83,9 @@ func TestVolume(t *testing.T) {
 		{"/a/...", "/a/..."},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := Volume(tc.in)
+			got, err := CleanVolume(tc.in)
 			if err != nil || got != tc.want {
-				t.Errorf("Volume(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+				t.Errorf("CleanVolume(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 			}
 			if err := ValidateVolume(tc.in); err != nil {
 				t.Errorf("ValidateVolume: %v", err)

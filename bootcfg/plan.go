@@ -24,6 +24,9 @@ type PlanOptions struct {
 	// the seconds before SIGKILL (0 = plan.DefaultStopTimeout).
 	StopSignal  string
 	StopTimeout int
+	// Volumes are the data disks, mounted in the container's root before
+	// the process runs and unmounted after it.
+	Volumes []Volume
 }
 
 // User-mode networking's fixed addresses (QEMU's slirp and passt, and
@@ -48,6 +51,7 @@ func Plan(spec *specs.Spec, o PlanOptions) (*plan.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	mountVols, unmountVols := volumeSteps(o.Volumes)
 	var steps []plan.Step
 	for _, part := range [][]plan.Step{
 		initMounts(),
@@ -57,8 +61,10 @@ func Plan(spec *specs.Spec, o PlanOptions) (*plan.Plan, error) {
 		rootSteps(o),
 		binfmtSteps(o.Binfmt),
 		containerView(spec),
+		mountVols,
 		afterSwitch(spec, o),
 		{run},
+		unmountVols,
 	} {
 		steps = append(steps, part...)
 	}
@@ -248,6 +254,10 @@ func Requirements(o PlanOptions) []string {
 	}
 	if len(o.Binfmt) > 0 || len(o.BinfmtD) > 0 {
 		req = append(req, "CONFIG_BINFMT_MISC")
+	}
+	if len(o.Volumes) > 0 {
+		// The data disks are ext4 whatever the root's format.
+		req = append(req, "CONFIG_EXT4_FS")
 	}
 	return req
 }

@@ -50,6 +50,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"frobnicate"}, 2, "unknown command"},
 		{[]string{"convert"}, 2, "exactly one IMAGE"},
 		{[]string{"convert", "a", "b"}, 2, "exactly one IMAGE"},
+		{[]string{"convert", "--data-size", "lots", "x"}, 2, "--data-size"},
 		{[]string{"run"}, 2, "exactly one DIR"},
 		{[]string{"run", "/nonexistent"}, 1, "not a bootable c2vm output"},
 		{[]string{"version"}, 0, ""},

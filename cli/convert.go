@@ -17,6 +17,8 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		o               convert.Options
 		env, binfmt     listFlag
 		publish         listFlag
+		volumes, disks  listFlag
+		dataSize        string
 		entrypoint, cmd string
 		quiet           bool
 	)
@@ -40,6 +42,9 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&o.StopTimeout, "stop-timeout", 0, "how long the VM gives the container to stop on its power button before SIGKILL (default 10s)")
 	fs.Var(&publish, "publish", publishUsage+"; baked into qemu.sh and libvirt.xml")
 	fs.BoolVar(&o.NoPublish, "no-publish", false, "do not publish the image's EXPOSEd ports (by default each on the same host port of 127.0.0.1)")
+	fs.Var(&volumes, "volume", "also give the VM a data disk mounted at this path, like an image VOLUME (repeatable)")
+	fs.StringVar(&dataSize, "data-size", "", "size of each new data disk: bytes or 512M, 2G... (default 1G)")
+	fs.Var(&disks, "data-disk", "reuse this data disk (e.g. an earlier output's data-0.img), copied, for the next volume in sorted order (repeatable)")
 	fs.BoolVar(&o.NoKernel, "no-kernel", false, "write only rootfs.img, config.json and manifest.json")
 	fs.BoolVar(&quiet, "q", false, "no progress lines")
 	pos, _, err := parseInterspersed(fs, args)
@@ -65,6 +70,12 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	o.Overrides.Env = env
 	if o.Publish, err = parseForwards(publish); err != nil {
 		return err
+	}
+	o.Volumes, o.DataDisks = volumes, disks
+	if dataSize != "" {
+		if o.DataSize, err = convert.ParseSize(dataSize); err != nil {
+			return usagef("--data-size: %v", err)
+		}
 	}
 	for _, b := range binfmt {
 		o.Binfmt = append(o.Binfmt, strings.Split(b, ",")...)

@@ -40,6 +40,10 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 		return err
 	}
 	c.manifest.Exposed, c.manifest.Forwards = exposed, fwds
+	vols, _, err := c.writeVolumes(ctx)
+	if err != nil {
+		return err
+	}
 	if c.o.NoKernel {
 		return nil
 	}
@@ -59,7 +63,7 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	if err != nil {
 		return err
 	}
-	po.Exposed = exposed
+	po.Exposed, po.Volumes = exposed, vols
 	mods, err := k.ClosureOptional(bootcfg.Requirements(po), bootcfg.Optional())
 	if err != nil {
 		return err

@@ -42,6 +42,14 @@ type Options struct {
 	Publish   []plan.Forward
 	NoPublish bool
 
+	// Volumes adds data disks beyond the image's VOLUMEs (--volume).
+	Volumes []string
+	// DataSize is each new data disk's size in bytes; 0 = 1 GiB.
+	DataSize int64
+	// DataDisks are existing data disks, copied instead of seeding the
+	// first len(DataDisks) volumes in sorted order (--data-disk).
+	DataDisks []string
+
 	Memory, CPUs int // for the hypervisor configs
 	// StopTimeout is how long the VM's init gives the container to stop
 	// on the power button before SIGKILL; 0 = Docker's 10 s.

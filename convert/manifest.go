@@ -24,11 +24,14 @@ type Manifest struct {
 	Rootfs      string           `json:"rootfs"`
 	Kernel      *KernelInfo      `json:"kernel,omitempty"`
 	// Exposed are the image's EXPOSEd ports; Forwards the ports the
-	// configs publish (c2vm run starts from them); DataDisks the VOLUME
-	// disks' file names, attached in this order after the root disk.
-	Exposed   []plan.Port    `json:"exposed,omitempty"`
-	Forwards  []plan.Forward `json:"forwards,omitempty"`
-	DataDisks []string       `json:"dataDisks,omitempty"`
+	// configs publish (c2vm run starts from them).
+	Exposed  []plan.Port    `json:"exposed,omitempty"`
+	Forwards []plan.Forward `json:"forwards,omitempty"`
+	// DataDisks are the data disks' files, in the order the hypervisor
+	// configs attach them after the root disk; Volumes says which volume
+	// each one serves.
+	DataDisks []string     `json:"dataDisks,omitempty"`
+	Volumes   []VolumeInfo `json:"volumes,omitempty"`
 	// Artifacts maps each file in the directory (but manifest.json) to its
 	// digest and size.
 	Artifacts map[string]Artifact `json:"artifacts"`

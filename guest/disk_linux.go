@@ -97,5 +97,6 @@ func probe(dev, fstype string) bool {
 	defer f.Close()
 	head := make([]byte, 2048)
 	n, _ := f.ReadAt(head, 0)
-	return matchesFS(head[:n], fstype)
+	// A data disk is ext4 too: it is never the root.
+	return matchesFS(head[:n], fstype) && !plan.IsDataDisk(head[:n])
 }

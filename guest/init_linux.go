@@ -135,6 +135,10 @@ func (s *initState) do(a plan.Action) error {
 		return readonlyPath(a.Path)
 	case *plan.Network:
 		return s.network(a)
+	case *plan.MountVolume:
+		return s.mountVolume(a)
+	case *plan.Unmount:
+		return unmountVolume(a.Path)
 	case *plan.PowerButton:
 		return s.watchPower()
 	case *plan.Run:

@@ -28,6 +28,8 @@ func everyStep() []Step {
 		{Action: &SwitchRoot{Path: "/newroot"}},
 		{Action: &MaskPath{Path: "/proc/kcore"}},
 		{Action: &ReadonlyPath{Path: "/proc/sys"}},
+		{Action: &MountVolume{Label: "c2vm-vol-0", Path: "/data", WaitSeconds: 10}},
+		{Action: &Unmount{Path: "/data"}, Optional: true},
 		{Action: &Run{Process: specs.Process{Args: []string{"/bin/sh"}, Cwd: "/", Env: []string{"A=1"}}, StopSignal: 15, StopTimeout: 10}},
 		{Action: &Network{Mode: NetUser, Interface: "eth0", Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: []string{"10.0.2.3"}, Hostname: "h", WaitSeconds: 5, Exposed: []Port{{Port: 80, Proto: "tcp"}}}, Optional: true},
 	}

@@ -8,6 +8,9 @@
 // ext4/internal/compactext4 v0.15.0: the superblock UUID stays zero and every
 // inode time comes from the tar header), so the image depends only on the
 // tree.
+//
+// WriteData (data.go) writes the other kind of ext4 image: a writable data
+// disk of a given size, seeded from a tree, made with e2fsprogs.
 package ext4
 
 import (
