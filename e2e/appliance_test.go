@@ -232,4 +232,34 @@ func TestApplianceLibvirt(t *testing.T) {
 	if got := exitStatus(t, console); got != 0 {
 		t.Errorf("exit status %d, want 0", got)
 	}
+	if out, err := exec.Command("e2fsck", "-fn", filepath.Join(dir, "data-0.img")).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn on the data disk after virsh shutdown: %v\n%s", err, out)
+	}
+}
+
+// TestApplianceVolume: VOLUME /data is a persistent data disk seeded from
+// the image (the seed file, owned by the image's user); what one boot's
+// TERM handler writes there the next boot sees, and the disk is clean for
+// e2fsck after each graceful stop.
+func TestApplianceVolume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs")
+	}
+	fixtures.NeedTools(t, "qemu-system-x86_64", "e2fsck", "debugfs")
+	dir := filepath.Join(t.TempDir(), "appliance.vm")
+	mustConvert(t, "oci:"+applianceImage(t, "amd64"), "--kernel", testkernel.Deb(t, "amd64"), "--init", initFor(t, "amd64"),
+		"--no-publish", "--data-size", "64M", "-o", dir)
+	disk := filepath.Join(dir, "data-0.img")
+	if out, err := exec.Command("debugfs", "-R", "stat /seed.txt", disk).CombinedOutput(); err != nil || !strings.Contains(string(out), "User:  1000") {
+		t.Errorf("seed.txt on the data disk is not app's: %v\n%s", err, out)
+	}
+	for boot, want := range []string{"previous: \n", "previous: stopped boot 1 as 1000 \n"} {
+		out, stderr, code := runUntil(t, "listening\n", "run", "--accel", "tcg", "--timeout", "5m", dir)
+		if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "seed: seeded by the image") {
+			t.Errorf("boot %d: exit %d, output lacks %q:\n%s\nstderr: %s", boot+1, code, want, out, stderr)
+		}
+		if out, err := exec.Command("e2fsck", "-fn", disk).CombinedOutput(); err != nil {
+			t.Errorf("boot %d: e2fsck -fn on the data disk after a graceful stop: %v\n%s", boot+1, err, out)
+		}
+	}
 }
