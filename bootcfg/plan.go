@@ -174,7 +174,7 @@ var bestEffortFS = map[string]bool{"mqueue": true, "cgroup": true, "cgroup2": tr
 // spec's masked and read-only paths (as runc applies them, after its
 // mounts).
 func afterSwitch(spec *specs.Spec, o PlanOptions) []plan.Step {
-	out := []plan.Step{networkStep(spec.Hostname, o)}
+	out := []plan.Step{step(&plan.Shares{}), networkStep(spec.Hostname, o)}
 	if len(o.BinfmtD) > 0 {
 		out = append(out, step(&plan.BinfmtD{Files: o.BinfmtD}))
 	}
@@ -264,10 +264,13 @@ func Requirements(o PlanOptions) []string {
 
 // Optional lists kernel options the VM can use when the kernel has them:
 // virtio over MMIO (Firecracker, QEMU's microvm), Xen's block and network
-// frontends (xl.cfg), and the power button's input device (ACPI's button
-// and evdev; arm64 virt's GPIO key is read from the GPIO chardev). Modules
+// frontends (xl.cfg), the power button's input device (ACPI's button and
+// evdev; arm64 virt's GPIO key is read from the GPIO chardev), and host
+// shares (virtiofs, 9p over virtio). Modules
 // for them are included when present; their absence is no error.
 func Optional() []string {
 	return []string{"CONFIG_VIRTIO_MMIO", "CONFIG_XEN_BLKDEV_FRONTEND", "CONFIG_XEN_NETDEV_FRONTEND",
-		"CONFIG_ACPI_BUTTON", "CONFIG_INPUT_EVDEV"}
+		"CONFIG_ACPI_BUTTON", "CONFIG_INPUT_EVDEV",
+		// Host shares for c2vm run -v: whichever of the two the kernel has.
+		"CONFIG_VIRTIO_FS", "CONFIG_NET_9P_VIRTIO", "CONFIG_9P_FS"}
 }

@@ -89,7 +89,7 @@ func TestAddVolumes(t *testing.T) {
 	want := []string{
 		"mount the data disk labelled c2vm-vol-0 (waiting up to 10s) on /data",
 		"mount the data disk labelled c2vm-vol-1 (waiting up to 10s) on /data/sub",
-		"network", "run",
+		"shares", "run",
 		"sync and unmount /data/sub (optional)",
 		"sync and unmount /data (optional)",
 	}

@@ -22,6 +22,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.BoolVar(&o.PublishAll, "P", false, "publish every EXPOSEd port on the same host port of 127.0.0.1")
 	fs.BoolVar(&o.PublishAll, "publish-all", false, "same as -P")
 	fs.BoolVar(&o.NoPublish, "no-publish", false, "drop the forwards baked in by convert (-p and -P still apply)")
+	var shares listFlag
+	fs.Var(&shares, "v", "share a host directory: HOSTDIR:GUESTDIR[:ro] (repeatable; virtiofs, or 9p when the kernel has it and virtiofsd cannot run)")
+	fs.Var(&shares, "volume", "same as -v")
 	pos, rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usagef("%v", err)
@@ -32,6 +35,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	o.Dir = pos[0]
 	if o.Publish, err = parseForwards(publish); err != nil {
 		return err
+	}
+	for _, v := range shares {
+		sh, err := launch.ParseShare(v)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		o.Shares = append(o.Shares, sh)
 	}
 	if len(rest) > 0 {
 		o.Cmd = rest

@@ -86,7 +86,7 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 		return err
 	}
 	c.manifest.VMArch = vm.GOARCH
-	c.manifest.Kernel = &KernelInfo{Version: k.Version, Arch: k.Arch, Format: k.Format}
+	c.manifest.Kernel = &KernelInfo{Version: k.Version, Arch: k.Arch, Format: k.Format, Shares: shareFS(k)}
 	for _, m := range mods {
 		c.manifest.Kernel.Modules = append(c.manifest.Kernel.Modules, m.Name)
 	}
@@ -216,6 +216,30 @@ func (c *conversion) writeInitramfs(k *kernel.Kernel, mods []kernel.Module, p *p
 		return fmt.Errorf("writing initramfs: %w", err)
 	}
 	return nil
+}
+
+// shareFS names the host-share filesystems the kernel has, built in or
+// as modules (which the initramfs then carries: bootcfg.Optional).
+func shareFS(k *kernel.Kernel) []string {
+	var out []string
+	for _, f := range []struct {
+		name    string
+		options []string
+	}{
+		{"virtiofs", []string{"CONFIG_VIRTIO_FS"}},
+		{"9p", []string{"CONFIG_9P_FS", "CONFIG_NET_9P_VIRTIO"}},
+	} {
+		ok := true
+		for _, o := range f.options {
+			if b, m := k.Has(o); !b && !m {
+				ok = false
+			}
+		}
+		if ok {
+			out = append(out, f.name)
+		}
+	}
+	return out
 }
 
 // writeFileWith creates p (which must not exist) and fills it with write.

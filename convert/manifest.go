@@ -50,6 +50,9 @@ type KernelInfo struct {
 	Arch    string   `json:"arch"`
 	Format  string   `json:"format"`
 	Modules []string `json:"modules,omitempty"`
+	// Shares are the host-share filesystems the VM can mount (c2vm run
+	// -v): "virtiofs", "9p", both or none.
+	Shares []string `json:"shares,omitempty"`
 }
 
 // Artifact is one output file's identity.

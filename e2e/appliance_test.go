@@ -263,3 +263,32 @@ func TestApplianceVolume(t *testing.T) {
 		}
 	}
 }
+
+// TestHostShare: c2vm run -v shares a host directory both ways (virtiofs
+// with Debian's cloud kernel, virtiofsd running as root here), and a
+// read-only share refuses writes.
+func TestHostShare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	fixtures.NeedTools(t, "qemu-system-x86_64")
+	host, ro := t.TempDir(), t.TempDir()
+	os.Chmod(host, 0o777) // the container runs as app (1000)
+	os.WriteFile(filepath.Join(host, "from-host.txt"), []byte("written by the host\n"), 0o644)
+	os.WriteFile(filepath.Join(ro, "ro.txt"), []byte("read-only share\n"), 0o644)
+	dir := convertBusybox(t, "amd64", "--cmd", shellCmd(`cat /mnt/host/from-host.txt /mnt/ro/ro.txt
+echo "written by the guest as $(id -u)" > /mnt/host/from-guest.txt
+touch /mnt/ro/x 2>/dev/null || echo "ro refused"`))
+	out, stderr, code := runVM(t, "-v", host+":/mnt/host", "-v", ro+":/mnt/ro:ro", dir)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr %s", code, stderr)
+	}
+	for _, want := range []string{"written by the host\n", "read-only share\n", "ro refused\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "from-guest.txt")); err != nil || string(b) != "written by the guest as 1000\n" {
+		t.Errorf("the host reads %q, %v", b, err)
+	}
+}

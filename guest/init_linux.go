@@ -139,6 +139,8 @@ func (s *initState) do(a plan.Action) error {
 		return s.mountVolume(a)
 	case *plan.Unmount:
 		return unmountVolume(a.Path)
+	case *plan.Shares:
+		return s.mountShares()
 	case *plan.PowerButton:
 		return s.watchPower()
 	case *plan.Run:

@@ -67,6 +67,8 @@ type Options struct {
 	Publish    []plan.Forward
 	PublishAll bool
 	NoPublish  bool
+	// Shares are host directories mounted in the container (-v).
+	Shares []Share
 }
 
 // ErrNotVM is returned for a directory that is not a bootable c2vm output.
@@ -76,7 +78,7 @@ var ErrNotVM = errors.New("not a bootable c2vm output")
 // timeout returns StatusTimeout, a VM that ends without a status line
 // StatusNoReport, each with an error describing it.
 func Run(ctx context.Context, o Options) (int, error) {
-	vm, err := loadVM(&o)
+	vm, m, err := loadVM(&o)
 	if err != nil {
 		return 1, err
 	}
@@ -84,7 +86,16 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	kargs := plan.Args{Cmd: o.Cmd, Debug: o.Debug}.String()
+	var kernelFS []string
+	if m.Kernel != nil {
+		kernelFS = m.Kernel.Shares
+	}
+	sh, err := startShares(ctx, o.Shares, kernelFS, vm.Memory)
+	if err != nil {
+		return 1, err
+	}
+	defer sh.stop()
+	kargs := plan.Args{Cmd: o.Cmd, Debug: o.Debug, Shares: sh.kernel}.String()
 	if !o.Debug {
 		kargs = "quiet loglevel=1 " + kargs
 	}
@@ -98,6 +109,7 @@ func Run(ctx context.Context, o Options) (int, error) {
 		// fw_cfg item on stderr, which is shown only on failure).
 		args = append(args, "-fw_cfg", "name=etc/sercon-port,string=0")
 	}
+	args = append(args, sh.qemu...)
 	if err := checkHostPorts(vm.Forwards); err != nil {
 		return 1, err
 	}
@@ -106,20 +118,20 @@ func Run(ctx context.Context, o Options) (int, error) {
 
 // loadVM reads the VM from its manifest; o's unset values take the
 // converted ones.
-func loadVM(o *Options) (vmconfig.VM, error) {
+func loadVM(o *Options) (vmconfig.VM, *convert.Manifest, error) {
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
-		return vmconfig.VM{}, err
+		return vmconfig.VM{}, nil, err
 	}
 	m, err := convert.ReadManifest(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return vmconfig.VM{}, fmt.Errorf("%s: %w (no manifest.json)", o.Dir, ErrNotVM)
+		return vmconfig.VM{}, nil, fmt.Errorf("%s: %w (no manifest.json)", o.Dir, ErrNotVM)
 	}
 	if err != nil {
-		return vmconfig.VM{}, err
+		return vmconfig.VM{}, nil, err
 	}
 	if m.VMArch == "" || m.Kernel == nil {
-		return vmconfig.VM{}, fmt.Errorf("%s: %w (converted with --no-kernel?)", o.Dir, ErrNotVM)
+		return vmconfig.VM{}, nil, fmt.Errorf("%s: %w (converted with --no-kernel?)", o.Dir, ErrNotVM)
 	}
 	if o.Memory == 0 {
 		o.Memory = m.Memory
@@ -132,11 +144,11 @@ func loadVM(o *Options) (vmconfig.VM, error) {
 	}
 	fs, err := forwards(*o, m)
 	if err != nil {
-		return vmconfig.VM{}, err
+		return vmconfig.VM{}, nil, err
 	}
 	return vmconfig.VM{Arch: m.VMArch, Memory: o.Memory, CPUs: o.CPUs, Dir: dir,
 		Kernel: "kernel", Initrd: "initramfs.img", Rootfs: "rootfs.img",
-		Forwards: fs, DataDisks: m.DataDisks}, nil
+		Forwards: fs, DataDisks: m.DataDisks}, m, nil
 }
 
 // qemuBinary is the override, else the VM arch's qemu-system.

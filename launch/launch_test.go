@@ -226,7 +226,7 @@ func TestChooseAccel(t *testing.T) {
 	} {
 		t.Run(tc.accel+"/"+tc.arch, func(t *testing.T) {
 			dir, _ := vmDir(t, tc.arch, "")
-			vm, err := loadVM(&Options{Dir: dir})
+			vm, _, err := loadVM(&Options{Dir: dir})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -276,12 +276,62 @@ func TestProbeKVMFake(t *testing.T) {
 	} {
 		t.Setenv("C2VM_CACHE", t.TempDir())
 		dir, qemu := vmDir(t, "amd64", tc.script)
-		vm, err := loadVM(&Options{Dir: dir})
+		vm, _, err := loadVM(&Options{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := probeKVM(context.Background(), vm, qemu); got != tc.want {
 			t.Errorf("probeKVM with %q = %v", tc.script, got)
 		}
+	}
+}
+
+func TestParseShare(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		in   string
+		want Share
+		bad  string
+	}{
+		{in: dir + ":/data", want: Share{Host: dir, Guest: "/data"}},
+		{in: dir + ":/data/:ro", want: Share{Host: dir, Guest: "/data", ReadOnly: true}},
+		{in: dir + ":/data:rw", want: Share{Host: dir, Guest: "/data"}},
+		{in: dir, bad: "want HOSTDIR:GUESTDIR"},
+		{in: dir + ":/data:rx", bad: "want HOSTDIR:GUESTDIR"},
+		{in: dir + "/absent:/data", bad: "is not a directory"},
+		{in: dir + ":data", bad: "not absolute"},
+		{in: dir + `:/da"ta`, bad: "not allowed"},
+		{in: dir + ":/proc/x", bad: "/proc"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseShare(tc.in)
+			if tc.bad != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.bad) {
+					t.Errorf("got %v, want an error with %q", err, tc.bad)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestShareFS(t *testing.T) {
+	if _, err := shareFS(nil); !errors.Is(err, ErrNoShareFS) || !strings.Contains(err.Error(), "CONFIG_VIRTIO_FS") {
+		t.Errorf("no filesystem: %v", err)
+	}
+	if fs, err := shareFS([]string{"9p"}); fs != "9p" || err != nil {
+		t.Errorf("9p only: %s %v", fs, err)
+	}
+	saved := virtiofsd
+	defer func() { virtiofsd = saved }()
+	virtiofsd = filepath.Join(t.TempDir(), "absent")
+	if _, err := shareFS([]string{"virtiofs"}); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("virtiofs without its daemon: %v", err)
+	}
+	if fs, err := shareFS([]string{"virtiofs", "9p"}); fs != "9p" || err != nil {
+		t.Errorf("virtiofs without its daemon, 9p there: %s %v", fs, err)
 	}
 }

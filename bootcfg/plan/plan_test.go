@@ -25,6 +25,7 @@ func everyStep() []Step {
 		{Action: &RegisterBinfmt{Binfmt: Binfmt{Name: "qemu-aarch64", Type: "M", Magic: []byte("\x7fELF"), Interpreter: "/q", Flags: "F"}}},
 		{Action: &BinfmtD{Files: []string{"/etc/binfmt.d/a.conf"}}},
 		{Action: &PowerButton{}, Optional: true},
+		{Action: &Shares{}},
 		{Action: &SwitchRoot{Path: "/newroot"}},
 		{Action: &MaskPath{Path: "/proc/kcore"}},
 		{Action: &ReadonlyPath{Path: "/proc/sys"}},
@@ -96,11 +97,12 @@ func TestArgs(t *testing.T) {
 		t.Errorf("%+v %v", a, err)
 	}
 	// String is ParseArgs' inverse, spaces and quotes included.
-	in := Args{Cmd: []string{"sh", "-c", `echo "a b"`}, Env: []string{"X=y z"}, Debug: true, Net: NetDHCP}
+	in := Args{Cmd: []string{"sh", "-c", `echo "a b"`}, Env: []string{"X=y z"}, Debug: true, Net: NetDHCP,
+		Shares: []Share{{Tag: "c2vm0", FSType: "virtiofs", Path: "/srv", ReadOnly: true}, {Tag: "c2vm1", FSType: "9p", Path: "/x"}}}
 	if back, err := ParseArgs(in.String()); err != nil || !reflect.DeepEqual(back, in) {
 		t.Errorf("round trip of %q: %+v %v", in.String(), back, err)
 	}
-	for _, bad := range []string{"c2vm.net=bridge", "c2vm.cmd=!!!", "c2vm.cmd=" + base64.StdEncoding.EncodeToString([]byte("{}")), "c2vm.env=noequals"} {
+	for _, bad := range []string{"c2vm.share=t,nfs,/x", "c2vm.share=t,9p,rel", "c2vm.share=t,9p,/x,rw", "c2vm.net=bridge", "c2vm.cmd=!!!", "c2vm.cmd=" + base64.StdEncoding.EncodeToString([]byte("{}")), "c2vm.env=noequals"} {
 		t.Run(bad, func(t *testing.T) {
 			if _, err := ParseArgs(bad); err == nil {
 				t.Error("accepted")

@@ -34,14 +34,42 @@ const (
 	ArgEnv   = "c2vm.env"   // K=V, or base64 of K=V; repeatable: added to the env
 	ArgDebug = "c2vm.debug" // 1: print each step as it runs
 	ArgNet   = "c2vm.net"   // user, dhcp or none: overrides the Network step's mode
+	ArgShare = "c2vm.share" // TAG,FSTYPE,PATH[,ro]; repeatable: a host share (Shares step)
 )
+
+// Share is a host directory the hypervisor exports (virtiofs or 9p, by
+// tag) for the Shares step to mount at Path.
+type Share struct {
+	Tag      string
+	FSType   string // "virtiofs" or "9p"
+	Path     string
+	ReadOnly bool
+}
+
+func (s Share) arg() string {
+	v := ArgShare + "=" + s.Tag + "," + s.FSType + "," + s.Path
+	if s.ReadOnly {
+		v += ",ro"
+	}
+	return v
+}
+
+func parseShare(v string) (Share, error) {
+	f := strings.Split(v, ",")
+	if len(f) < 3 || len(f) > 4 || f[0] == "" || (f[1] != "virtiofs" && f[1] != "9p") ||
+		!strings.HasPrefix(f[2], "/") || len(f) == 4 && f[3] != "ro" {
+		return Share{}, fmt.Errorf("%s=%s: want TAG,virtiofs|9p,/PATH[,ro]", ArgShare, v)
+	}
+	return Share{Tag: f[0], FSType: f[1], Path: f[2], ReadOnly: len(f) == 4}, nil
+}
 
 // Args holds the c2vm.* kernel arguments.
 type Args struct {
-	Cmd   []string
-	Env   []string
-	Debug bool
-	Net   string
+	Cmd    []string
+	Env    []string
+	Debug  bool
+	Net    string
+	Shares []Share
 }
 
 // String formats a as kernel arguments, the inverse of ParseArgs.
@@ -56,6 +84,9 @@ func (a Args) String() string {
 	}
 	if a.Net != "" {
 		out = append(out, ArgNet+"="+a.Net)
+	}
+	for _, sh := range a.Shares {
+		out = append(out, sh.arg())
 	}
 	for _, kv := range a.Env {
 		// base64 keeps spaces and quotes out of the kernel's parser; the
@@ -91,6 +122,12 @@ func ParseArgs(cmdline string) (Args, error) {
 			a.Env = append(a.Env, v)
 		case ArgDebug:
 			a.Debug = v == "1" || v == "true" || v == ""
+		case ArgShare:
+			sh, err := parseShare(v)
+			if err != nil {
+				return a, err
+			}
+			a.Shares = append(a.Shares, sh)
 		case ArgNet:
 			if v != NetUser && v != NetDHCP && v != NetNone {
 				return a, fmt.Errorf("%s=%s: want %s, %s or %s", ArgNet, v, NetUser, NetDHCP, NetNone)

@@ -25,6 +25,7 @@ func init() {
 		func() Action { return &Run{} },
 		func() Action { return &Network{} },
 		func() Action { return &PowerButton{} },
+		func() Action { return &Shares{} },
 	)
 }
 
@@ -245,3 +246,12 @@ type PowerButton struct{}
 
 func (*PowerButton) Op() string     { return "powerbutton" }
 func (*PowerButton) String() string { return "watch the power button (a press stops the container)" }
+
+// Shares mounts the host directories named on the kernel command line
+// (c2vm.share=TAG,FSTYPE,PATH[,ro], which `c2vm run -v` writes) in the
+// container's root: virtiofs or 9p over virtio, by tag. With none named
+// it does nothing.
+type Shares struct{}
+
+func (*Shares) Op() string     { return "shares" }
+func (*Shares) String() string { return "mount the host shares the kernel command line names (c2vm.share=)" }
