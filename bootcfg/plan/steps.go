@@ -253,5 +253,7 @@ func (*PowerButton) String() string { return "watch the power button (a press st
 // it does nothing.
 type Shares struct{}
 
-func (*Shares) Op() string     { return "shares" }
-func (*Shares) String() string { return "mount the host shares the kernel command line names (c2vm.share=)" }
+func (*Shares) Op() string { return "shares" }
+func (*Shares) String() string {
+	return "mount the host shares the kernel command line names (c2vm.share=)"
+}
