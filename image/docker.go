@@ -22,7 +22,7 @@ type DockerManifest struct {
 func ParseDockerManifest(b []byte) ([]DockerManifest, error) {
 	var ms []DockerManifest
 	if err := json.Unmarshal(b, &ms); err != nil {
-		return nil, fmt.Errorf("manifest.json: %w: %v", ErrNotImage, err)
+		return nil, fmt.Errorf("manifest.json: %w: %w", ErrNotImage, err)
 	}
 	if len(ms) == 0 {
 		return nil, fmt.Errorf("manifest.json lists no image: %w", ErrNotImage)

@@ -94,7 +94,7 @@ func (l Layer) Open() (io.ReadCloser, error) {
 	dec, closeDec, err := decoder(comp, br)
 	if err != nil {
 		raw.Close()
-		return nil, fmt.Errorf("layer %s: %s: %w: %v", l.name(), comp, ErrCorrupt, err)
+		return nil, fmt.Errorf("layer %s: %s: %w: %w", l.name(), comp, ErrCorrupt, err)
 	}
 	out := &layerReader{r: dec, ctx: l.context(), raw: raw, closeDec: closeDec, name: l.name(), comp: comp}
 	if comp != None {
@@ -192,7 +192,7 @@ func (l *layerReader) Read(p []byte) (int, error) {
 		if l.ctx.Err() != nil {
 			return n, fmt.Errorf("layer %s: %w", l.name, err)
 		}
-		err = fmt.Errorf("layer %s: %s: %w: %v", l.name, l.comp, ErrCorrupt, err)
+		err = fmt.Errorf("layer %s: %s: %w: %w", l.name, l.comp, ErrCorrupt, err)
 	}
 	return n, err
 }

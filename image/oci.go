@@ -86,7 +86,7 @@ func resolveOCI(s store, name string, opts Options) (*Image, error) {
 	}
 	var idx ocispec.Index
 	if err := json.Unmarshal(b, &idx); err != nil {
-		return nil, fmt.Errorf("index.json: %w: %v", ErrNotImage, err)
+		return nil, fmt.Errorf("index.json: %w: %w", ErrNotImage, err)
 	}
 	top, err := selectByName(idx.Manifests, name)
 	if err != nil {
@@ -201,7 +201,7 @@ func (w *walk) collect(d ocispec.Descriptor, depth int) error {
 		}
 		var idx ocispec.Index
 		if err := json.Unmarshal(b, &idx); err != nil {
-			return fmt.Errorf("index %s: %w: %v", d.Digest, ErrCorrupt, err)
+			return fmt.Errorf("index %s: %w: %w", d.Digest, ErrCorrupt, err)
 		}
 		for _, c := range idx.Manifests {
 			if c.Platform == nil && d.Platform != nil && isManifest(c.MediaType) {
@@ -225,7 +225,7 @@ func (w *walk) collect(d ocispec.Descriptor, depth int) error {
 			Manifests []json.RawMessage `json:"manifests"`
 		}
 		if err := json.Unmarshal(b, &probe); err != nil {
-			return fmt.Errorf("blob %s: %w: %v", d.Digest, ErrCorrupt, err)
+			return fmt.Errorf("blob %s: %w: %w", d.Digest, ErrCorrupt, err)
 		}
 		d.MediaType = ocispec.MediaTypeImageManifest
 		if probe.Manifests != nil {
@@ -253,7 +253,7 @@ func loadManifest(s store, c candidate) (*Image, error) {
 	}
 	var m ocispec.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("manifest %s: %w: %v", c.desc.Digest, ErrCorrupt, err)
+		return nil, fmt.Errorf("manifest %s: %w: %w", c.desc.Digest, ErrCorrupt, err)
 	}
 	if len(m.Layers) > maxLayers {
 		return nil, fmt.Errorf("manifest %s has %d layers, over the limit of %d: %w", c.desc.Digest, len(m.Layers), maxLayers, ErrTooLarge)
@@ -309,7 +309,7 @@ func checkDiffIDs(ids []digest.Digest) error {
 func parseConfig(b []byte) (ocispec.Image, error) {
 	var cfg ocispec.Image
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		return cfg, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return cfg, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return cfg, nil
 }

@@ -76,7 +76,7 @@ func configPlatform(s store, d ocispec.Descriptor) (ocispec.Platform, error) {
 	}
 	var m ocispec.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return ocispec.Platform{}, fmt.Errorf("manifest %s: %w: %v", d.Digest, ErrCorrupt, err)
+		return ocispec.Platform{}, fmt.Errorf("manifest %s: %w: %w", d.Digest, ErrCorrupt, err)
 	}
 	cb, err := readBlob(s, m.Config)
 	if err != nil {

@@ -45,7 +45,7 @@ func InitBinary(a arch.Arch, override string) ([]byte, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w for %s: %v", ErrNoInit, goarch, err)
+		return nil, fmt.Errorf("%w for %s: %w", ErrNoInit, goarch, err)
 	}
 	if err := a.CheckStatic(b); err != nil {
 		return nil, fmt.Errorf("init %s: %w", from, err)

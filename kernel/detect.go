@@ -77,7 +77,7 @@ func identifyBzImage(img []byte) (Ident, error) {
 func identifyELF(img []byte) (Ident, error) {
 	f, err := elf.NewFile(bytes.NewReader(img))
 	if err != nil {
-		return Ident{}, fmt.Errorf("%w: ELF: %v", ErrUnknownFormat, err)
+		return Ident{}, fmt.Errorf("%w: ELF: %w", ErrUnknownFormat, err)
 	}
 	defer f.Close()
 	a, ok := arch.ByELF(f.Machine)

@@ -81,7 +81,7 @@ func decompressPayload(p []byte) ([]byte, error) {
 	}
 	switch {
 	case buf.Len() != want:
-		return nil, fmt.Errorf("bzImage payload: got %d bytes, want %d: %v", buf.Len(), want, err)
+		return nil, fmt.Errorf("bzImage payload: got %d bytes, want %d: %w", buf.Len(), want, err)
 	case more > 0:
 		return nil, fmt.Errorf("bzImage payload: decompresses to more than the %d bytes its trailer claims: %w", want, ErrUnknownFormat)
 	}
