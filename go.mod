@@ -1,9 +1,9 @@
 module github.com/c2vm/c2vm
 
-go 1.26.8
+go 1.26.3
 
 require (
-	github.com/Microsoft/hcsshim v0.15.0
+	github.com/Microsoft/hcsshim v0.15.0-rc.4
 	github.com/containerd/platforms v1.0.0-rc.5
 	github.com/klauspost/compress v1.20.3
 	github.com/opencontainers/go-digest v1.0.0
