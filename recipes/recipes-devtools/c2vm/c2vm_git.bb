@@ -34,7 +34,7 @@ C2VM_INIT_LDFLAGS = "-s -w -buildid="
 
 do_compile:prepend() {
 	for arch in ${C2VM_INIT_ARCHES}; do
-		env CGO_ENABLED=0 GOOS=linux GOARCH=$arch -u GOARM -u GO386 -u GOMIPS \
+		env -u GOARM -u GO386 -u GOMIPS CGO_ENABLED=0 GOOS=linux GOARCH=$arch \
 			${GO} build -trimpath -modcacherw -ldflags="${C2VM_INIT_LDFLAGS}" \
 			-o ${S}/src/${GO_IMPORT}/initramfs/bin/c2vm-init-$arch ${GO_IMPORT}/cmd/c2vm-init
 	done
