@@ -45,6 +45,8 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(&volumes, "volume", "also give the VM a data disk mounted at this path, like an image VOLUME (repeatable)")
 	fs.StringVar(&dataSize, "data-size", "", "size of each new data disk: bytes or 512M, 2G... (default 1G)")
 	fs.Var(&disks, "data-disk", "reuse this data disk (e.g. an earlier output's data-0.img), copied, for the next volume in sorted order (repeatable)")
+	fs.StringVar(&o.Disk, "disk", "", "also write one bootable GPT disk image: raw (disk.img) or qcow2 (disk.qcow2), booted by UEFI firmware")
+	fs.StringVar(&o.EFIStub, "efi-stub", "", "systemd EFI stub the disk's kernel image is built on (default: Debian's systemd-boot-efi one)")
 	fs.BoolVar(&o.NoKernel, "no-kernel", false, "write only rootfs.img, config.json and manifest.json")
 	fs.BoolVar(&quiet, "q", false, "no progress lines")
 	pos, _, err := parseInterspersed(fs, args)
@@ -72,6 +74,9 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	o.Volumes, o.DataDisks = volumes, disks
+	if err := checkDisk(o); err != nil {
+		return err
+	}
 	if dataSize != "" {
 		if o.DataSize, err = convert.ParseSize(dataSize); err != nil {
 			return usagef("--data-size: %v", err)
@@ -121,4 +126,17 @@ func sourceDateEpoch() (time.Time, error) {
 		return time.Time{}, usagef("SOURCE_DATE_EPOCH=%q is not a non-negative integer", v)
 	}
 	return time.Unix(n, 0).UTC(), nil
+}
+
+// checkDisk refuses --disk and --efi-stub combinations that cannot work.
+func checkDisk(o convert.Options) error {
+	switch {
+	case o.Disk != "" && o.Disk != "raw" && o.Disk != "qcow2":
+		return usagef("--disk %q: want raw or qcow2", o.Disk)
+	case o.Disk != "" && o.NoKernel:
+		return usagef("--disk needs a kernel: drop --no-kernel")
+	case o.EFIStub != "" && o.Disk == "":
+		return usagef("--efi-stub is only used with --disk")
+	}
+	return nil
 }

@@ -31,6 +31,8 @@ type Options struct {
 	Output       string // output directory; "" = <image name>.vm
 	Overrides    bootcfg.Overrides
 	Init         string // guest init binary override
+	Disk         string // "" (none), "raw" or "qcow2": also write a UEFI-bootable disk image
+	EFIStub      string // systemd EFI stub for the disk's UKI; "" = Debian's
 
 	VMArch            string   // GOARCH of the VM; "" = the image's
 	BinfmtInterpreter string   // static qemu-user binary for foreign images

@@ -32,6 +32,8 @@ type Manifest struct {
 	// each one serves.
 	DataDisks []string     `json:"dataDisks,omitempty"`
 	Volumes   []VolumeInfo `json:"volumes,omitempty"`
+	// Disk is the UEFI-bootable disk image (--disk), when written.
+	Disk *DiskInfo `json:"disk,omitempty"`
 	// Artifacts maps each file in the directory (but manifest.json) to its
 	// digest and size.
 	Artifacts map[string]Artifact `json:"artifacts"`
