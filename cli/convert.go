@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -137,6 +138,12 @@ func checkDisk(o convert.Options) error {
 		return usagef("--disk needs a kernel: drop --no-kernel")
 	case o.EFIStub != "" && o.Disk == "":
 		return usagef("--efi-stub is only used with --disk")
+	}
+	// Before the conversion's work, not after it.
+	if o.EFIStub != "" {
+		if _, err := os.Stat(o.EFIStub); err != nil {
+			return fmt.Errorf("--efi-stub: %w", err)
+		}
 	}
 	return nil
 }

@@ -139,6 +139,10 @@ func (LibvirtDisk) Write(w io.Writer, vm DiskVM) error {
 		return err
 	}
 	d.OS.Firmware = "efi"
+	// Without secure boot: libvirt would otherwise prefer Debian's
+	// firmware with Microsoft's keys enrolled (40-edk2-*-secure-enrolled.json
+	// in /usr/share/qemu/firmware), which refuses the unsigned UKI.
+	d.OS.Features = &fwFeatures{Feature: []fwFeature{{Enabled: "no", Name: "secure-boot"}}}
 	d.OS.Kernel, d.OS.Initrd, d.OS.Cmdline = "", "", ""
 	if vm.Arch == "arm64" {
 		// UEFI provides ACPI on arm64, which libvirt allows only with it.
@@ -148,4 +152,15 @@ func (LibvirtDisk) Write(w io.Writer, vm DiskVM) error {
 	root.Driver.Type = vm.Format
 	d.Devices.Disks = []disk{root}
 	return writeDomain(w, d)
+}
+
+// fwFeatures is <os><firmware>: features the firmware libvirt picks must
+// have or lack (https://libvirt.org/formatdomain.html#bios-bootloader).
+type fwFeatures struct {
+	Feature []fwFeature `xml:"feature"`
+}
+
+type fwFeature struct {
+	Enabled string `xml:"enabled,attr"`
+	Name    string `xml:"name,attr"`
 }

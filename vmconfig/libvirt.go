@@ -115,10 +115,11 @@ type domainOS struct {
 		Value   string `xml:",chardata"`
 	} `xml:"type"`
 	// Firmware is "efi" for a disk booted by UEFI firmware (libvirt-disk.xml).
-	Firmware string `xml:"firmware,attr,omitempty"`
-	Kernel   string `xml:"kernel,omitempty"`
-	Initrd   string `xml:"initrd,omitempty"`
-	Cmdline  string `xml:"cmdline,omitempty"`
+	Firmware string      `xml:"firmware,attr,omitempty"`
+	Features *fwFeatures `xml:"firmware,omitempty"`
+	Kernel   string      `xml:"kernel,omitempty"`
+	Initrd   string      `xml:"initrd,omitempty"`
+	Cmdline  string      `xml:"cmdline,omitempty"`
 }
 
 type features struct {
