@@ -11,10 +11,15 @@
 //
 // The image is reproducible: GUIDs and the FAT volume ID derive from
 // Seed, every timestamp is Epoch, and unwritten space is left as holes.
-// GPT and FAT32 are written here rather than with go-diskfs: its FAT32
-// writer stamps time.Now() on every directory entry and its GPT picks
-// random GUIDs unless each is given, and the part an ESP needs — a few
-// directories and one contiguous file — is small.
+// GPT and FAT32 are written here rather than with go-diskfs (read at
+// c5b3b50, July 2026): its FAT timestamps come from util/timestamp, which
+// reads the SOURCE_DATE_EPOCH environment variable and falls back to
+// time.Now() — not the Epoch c2vm is given, whose default is a fixed date
+// when the variable is unset; its FAT32 volume ID is time-based unless
+// Create's reproducible flag zeroes it; its GPT draws a random disk GUID
+// unless one is set. All avoidable, but an ESP needs only a few
+// directories and one contiguous file, which is less code than the
+// dependency and its own dependencies (uuid, xz, logrus).
 package disk
 
 import (

@@ -67,6 +67,9 @@ func TestUKISections(t *testing.T) {
 			if s.VirtualAddress < lastStubEnd || s.VirtualAddress%oh.SectionAlignment != 0 || s.Offset%oh.FileAlignment != 0 {
 				t.Errorf("VMA %#x / offset %#x: want aligned, after the stub's end %#x", s.VirtualAddress, s.Offset, lastStubEnd)
 			}
+			if want := uint32(scnInitRead); s.Name == ".linux" && s.Characteristics != scnCodeRead || s.Name != ".linux" && s.Characteristics != want {
+				t.Errorf("characteristics %#x", s.Characteristics)
+			}
 			if s.VirtualAddress+s.VirtualSize > oh.SizeOfImage {
 				t.Errorf("section ends at %#x, beyond SizeOfImage %#x", s.VirtualAddress+s.VirtualSize, oh.SizeOfImage)
 			}
@@ -91,6 +94,12 @@ func checksumOffset(t *testing.T, b []byte) int {
 
 func TestUKIRejects(t *testing.T) {
 	s := stub(t)
+	signed := append([]byte(nil), s...)
+	p, err := parsePE(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed[p.optHdr+optSecurityDir] = 0x10
 	for _, tc := range []struct {
 		name, arch string
 		stub       []byte
@@ -99,6 +108,7 @@ func TestUKIRejects(t *testing.T) {
 		{"not PE", "amd64", []byte("#!/bin/sh\n" + strings.Repeat("x", 100)), "not a PE32+"},
 		{"wrong machine", "arm64", s, "not arm64"},
 		{"truncated", "amd64", s[:0x100], "not a PE32+"},
+		{"signed", "amd64", signed, "the stub is signed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := BuildUKI(tc.stub, tc.arch, UKISections{Linux: []byte("k")})

@@ -12,9 +12,9 @@ type Section struct {
 	Data []byte
 }
 
-// UKISections are the sections of a Unified Kernel Image, in the order
-// systemd's ukify adds them (.osrel, .cmdline, .uname, .initrd, .linux:
-// the big ones last, so the small ones sit in the first pages).
+// UKISections are the sections of a Unified Kernel Image, added in the
+// order systemd's ukify adds them (make_uki: .osrel, .cmdline, .initrd,
+// .uname, and .linux last, "to leave breathing room for decompression").
 // See https://uapi-group.org/specifications/specs/unified_kernel_image/.
 type UKISections struct {
 	OSRel   []byte // os-release(5) text, for boot menus
@@ -33,8 +33,8 @@ func (u UKISections) list() []Section {
 	}
 	add(".osrel", u.OSRel)
 	add(".cmdline", []byte(u.Cmdline))
-	add(".uname", []byte(u.Uname))
 	add(".initrd", u.Initrd)
+	add(".uname", []byte(u.Uname))
 	add(".linux", u.Linux)
 	return out
 }
@@ -75,10 +75,12 @@ const (
 	optSizeOfImage  = 56
 	optSizeOfHdrs   = 60
 	optCheckSum     = 64
+	optSecurityDir  = 144 // PE32+ data directory 4, the certificate table
 	sectionHdrSize  = 40
 	scnInitRead     = 0x40000040 // IMAGE_SCN_CNT_INITIALIZED_DATA | IMAGE_SCN_MEM_READ
+	scnCodeRead     = 0x40000020 // IMAGE_SCN_CNT_CODE | IMAGE_SCN_MEM_READ
 	maxSectionName  = 8
-	minOptionalSize = 112 // PE32+ up to NumberOfRvaAndSizes
+	minOptionalSize = optSecurityDir + 8
 )
 
 func parsePE(b []byte) (*peFile, error) {
@@ -104,6 +106,10 @@ func parsePE(b []byte) (*peFile, error) {
 	p.fileAlign = binary.LittleEndian.Uint32(o[optFileAlign:])
 	p.sizeOfHdrs = int(binary.LittleEndian.Uint32(o[optSizeOfHdrs:]))
 	p.sectionTable = p.optHdr + optSize
+	if binary.LittleEndian.Uint32(o[optSecurityDir:]) != 0 {
+		// Appending sections would break the signature (ukify refuses too).
+		return nil, fmt.Errorf("%w: the stub is signed (it has a certificate table)", ErrNotPE)
+	}
 	if p.secAlign == 0 || p.fileAlign == 0 || p.sectionTable+p.nsections*sectionHdrSize > len(b) {
 		return nil, fmt.Errorf("%w: section table at offset %#x is truncated", ErrNotPE, p.sectionTable)
 	}
@@ -122,8 +128,12 @@ func parsePE(b []byte) (*peFile, error) {
 // loaded image, so they must lie inside SizeOfImage, after the stub's own
 // sections — and in the file at the next FileAlignment boundary; the
 // section headers go in the slack between the stub's section table and
-// SizeOfHeaders, which must have room for them. The checksum is
-// recomputed. goarch is the VM's: the stub's machine must match it.
+// SizeOfHeaders (rounded up to FileAlignment, as ukify does: the first
+// section's data starts there), which must have room for them. .linux is
+// marked code, as ukify marks it, for kernels that the stub runs in place
+// through the EFI handover protocol. The checksum is recomputed (ukify
+// zeroes it; firmware does not check it). goarch is the VM's: the stub's
+// machine must match it.
 func BuildUKI(stub []byte, goarch string, u UKISections) ([]byte, error) {
 	p, err := parsePE(stub)
 	if err != nil {
@@ -133,9 +143,10 @@ func BuildUKI(stub []byte, goarch string, u UKISections) ([]byte, error) {
 		return nil, fmt.Errorf("EFI stub is for PE machine %#x, not %s", p.machine, goarch)
 	}
 	secs := u.list()
+	hdrs := int(alignUp(uint32(p.sizeOfHdrs), p.fileAlign))
 	tableEnd := p.sectionTable + (p.nsections+len(secs))*sectionHdrSize
-	if tableEnd > p.sizeOfHdrs {
-		return nil, fmt.Errorf("EFI stub's headers (%d bytes) have no room for %d more section headers", p.sizeOfHdrs, len(secs))
+	if tableEnd > hdrs {
+		return nil, fmt.Errorf("EFI stub's headers (%d bytes) have no room for %d more section headers", hdrs, len(secs))
 	}
 	out := append([]byte(nil), stub...)
 	va := alignUp(p.endVA, p.secAlign)
@@ -158,13 +169,18 @@ func BuildUKI(stub []byte, goarch string, u UKISections) ([]byte, error) {
 		binary.LittleEndian.PutUint32(h[12:], va)                 // VirtualAddress
 		binary.LittleEndian.PutUint32(h[16:], raw)                // SizeOfRawData
 		binary.LittleEndian.PutUint32(h[20:], off)                // PointerToRawData
-		binary.LittleEndian.PutUint32(h[36:], scnInitRead)        // Characteristics
+		flags := uint32(scnInitRead)
+		if s.Name == ".linux" {
+			flags = scnCodeRead
+		}
+		binary.LittleEndian.PutUint32(h[36:], flags) // Characteristics
 		va = alignUp(va+uint32(len(s.Data)), p.secAlign)
-		initSize += raw
+		initSize += uint32(len(s.Data))
 	}
 	coff := p.optHdr - coffSize
 	binary.LittleEndian.PutUint16(out[coff+2:], uint16(p.nsections+len(secs)))
 	o := out[p.optHdr:]
+	binary.LittleEndian.PutUint32(o[optSizeOfHdrs:], uint32(hdrs))
 	binary.LittleEndian.PutUint32(o[optSizeOfInit:], binary.LittleEndian.Uint32(o[optSizeOfInit:])+initSize)
 	binary.LittleEndian.PutUint32(o[optSizeOfImage:], va)
 	binary.LittleEndian.PutUint32(o[optCheckSum:], peChecksum(out, p.optHdr+optCheckSum))
