@@ -46,9 +46,10 @@ func (c *conversion) writeDisk(vm arch.Arch, uname string) error {
 		return err
 	}
 	o := disk.Options{Arch: vm.GOARCH, UKI: uki, Root: c.st.path("rootfs.img"), Epoch: c.o.Epoch}
-	h := sha256.New()
-	h.Write(uki)
-	o.Seed = c.img.ManifestDigest.String() + " " + hex.EncodeToString(h.Sum(nil))
+	// GUIDs from the image and everything booted from it: one input, one
+	// disk identity.
+	sum := sha256.Sum256(uki)
+	o.Seed = c.img.ManifestDigest.String() + " " + hex.EncodeToString(sum[:])
 	for _, v := range c.manifest.Volumes {
 		o.Data = append(o.Data, disk.Data{Name: v.Label, File: c.st.path(v.Disk)})
 	}
