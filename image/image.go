@@ -29,6 +29,12 @@ type Options struct {
 	// Platform is os/arch[/variant]; "" picks the image's only platform,
 	// else the host's.
 	Platform string
+	// Creds is USER:PASSWORD for a docker:// registry; "" = as Docker and
+	// skopeo find them (see Keychain).
+	Creds string
+	// InsecureTLS allows plain HTTP and unverified certificates for a
+	// docker:// registry (skopeo's --tls-verify=false).
+	InsecureTLS bool
 }
 
 // Image is one resolved image: a manifest, its config and layers.
@@ -93,6 +99,9 @@ func Open(ref string, opts Options) (*Image, error) {
 // OpenContext is Open whose layer streams stop (with ctx.Err()) once ctx
 // is done, so a cancelled conversion stops mid-layer.
 func OpenContext(ctx context.Context, ref string, opts Options) (*Image, error) {
+	if r, ok := strings.CutPrefix(ref, string(TransportDocker)+"://"); ok {
+		return openRemote(ctx, r, opts)
+	}
 	t, p, name := ParseRef(ref)
 	fi, err := os.Stat(p)
 	if err != nil {
