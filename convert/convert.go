@@ -23,8 +23,10 @@ import (
 
 // Options are convert's inputs; the zero value of each field is its default.
 type Options struct {
-	Image        string // image reference (a path or transport:path[:ref])
+	Image        string // image reference (a path, transport:path[:ref] or docker://REF)
 	Platform     string // os/arch[/variant]
+	Creds        string // USER:PASSWORD for a docker:// registry; "" = as skopeo and Docker find them
+	InsecureTLS  bool   // plain HTTP or unverified TLS for a docker:// registry (--tls-verify=false)
 	Kernel       string // kernel file, .deb or directory; "" = one the image carries
 	NoKernel     bool   // write only rootfs.img, config.json and manifest.json
 	RootfsFormat string // "squashfs" (default) or "ext4"
@@ -71,7 +73,7 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	if o.Output == "" {
 		o.Output = defaultOutput(o.Image)
 	}
-	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: o.Platform})
+	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: o.Platform, Creds: o.Creds, InsecureTLS: o.InsecureTLS})
 	if err != nil {
 		return nil, err
 	}
@@ -144,9 +146,13 @@ func (o Options) progress(format string, a ...any) {
 	}
 }
 
-// defaultOutput names the output after the image: ./alpine.tar → alpine.vm.
+// defaultOutput names the output after the image: ./alpine.tar → alpine.vm,
+// docker://example.com/app@sha256:… → app.vm.
 func defaultOutput(ref string) string {
 	p := ref
+	if r, ok := strings.CutPrefix(p, "docker://"); ok {
+		p, _, _ = strings.Cut(r, "@")
+	}
 	for _, t := range []string{"oci:", "oci-archive:", "docker-archive:"} {
 		p = strings.TrimPrefix(p, t)
 	}

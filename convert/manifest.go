@@ -46,6 +46,8 @@ type ImageInfo struct {
 
 // KernelInfo identifies the kernel in the output.
 type KernelInfo struct {
+	// Source is what --kernel named, or "image" for the image's own.
+	Source  string   `json:"source,omitempty"`
 	Version string   `json:"version"`
 	Arch    string   `json:"arch"`
 	Format  string   `json:"format"`
@@ -91,7 +93,7 @@ func (c *conversion) writeManifest(fsType string) error {
 		if e.Name() == "manifest.json" || !e.Type().IsRegular() {
 			continue
 		}
-		a, err := digestFile(c.st.path(e.Name()))
+		a, err := DigestFile(c.st.path(e.Name()))
 		if err != nil {
 			return err
 		}
@@ -100,7 +102,8 @@ func (c *conversion) writeManifest(fsType string) error {
 	return writeJSON(c.st.path("manifest.json"), m)
 }
 
-func digestFile(p string) (Artifact, error) {
+// DigestFile gives the sha256 and size of the file p.
+func DigestFile(p string) (Artifact, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return Artifact{}, err

@@ -43,9 +43,12 @@ type Image struct {
 	ManifestDigest digest.Digest
 	ConfigDigest   digest.Digest
 	Platform       ocispec.Platform
-	Config         ocispec.Image
-	Layers         []Layer
-	store          store
+	// Platforms are all an OCI index (or a registry's) offers; empty for
+	// a docker-archive, whose one platform is Platform.
+	Platforms []ocispec.Platform
+	Config    ocispec.Image
+	Layers    []Layer
+	store     store
 }
 
 // Close releases the archive or directory the image is read from.
