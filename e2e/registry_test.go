@@ -105,8 +105,9 @@ func (r registry) push(t *testing.T, src, repo string) string {
 }
 
 // noCredentials points every credential file skopeo and Docker read at an
-// empty directory.
+// empty directory (after the fixtures, under the real HOME, are found).
 func noCredentials(t *testing.T) string {
+	fixtures.Dir(t)
 	home := t.TempDir()
 	for _, k := range []string{"HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME"} {
 		t.Setenv(k, home)

@@ -239,9 +239,9 @@ func (s *remoteStore) download(d digest.Digest, p string) error {
 	}
 	if err != nil {
 		if strings.Contains(err.Error(), "error verifying") {
-			return fmt.Errorf("blob %s: %w: %w", d, ErrDigestMismatch, err)
+			return fmt.Errorf("%w: %w", ErrDigestMismatch, err) // the caller names the blob
 		}
-		return fmt.Errorf("fetching blob %s: %w", d, s.explain(err))
+		return fmt.Errorf("downloading: %w", s.explain(err))
 	}
 	return nil
 }

@@ -53,7 +53,26 @@ func testRegistry(t *testing.T, tlsServer bool) (string, string) {
 	}
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(strings.TrimPrefix(srv.URL, "http://"), "https://")
-	p, err := ggcrlayout.FromPath(filepath.Join(fixtures.Dir(t), "busybox-multi"))
+	opts := []remote.Option{remote.WithAuth(&authn.Basic{Username: "u", Password: "p"})}
+	if tlsServer {
+		opts = append(opts, remote.WithTransport(srv.Client().Transport))
+	}
+	return host, push(t, filepath.Join(fixtures.Dir(t), "busybox-multi"), host+"/c2vm/busybox:latest", opts...)
+}
+
+// pushLayout serves an OCI layout's image from an in-process registry
+// without auth and returns HOST and the pushed digest.
+func pushLayout(t testing.TB, dir, repo string) (string, string) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	return host, push(t, dir, host+"/"+repo)
+}
+
+// push writes the layout's one top entry (an index or an image) to ref.
+func push(t testing.TB, dir, ref string, opts ...remote.Option) string {
+	t.Helper()
+	p, err := ggcrlayout.FromPath(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,31 +80,33 @@ func testRegistry(t *testing.T, tlsServer bool) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The layout's index names one nested index: push that one.
 	im, err := idx.IndexManifest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	top, err := idx.ImageIndex(im.Manifests[0].Digest)
+	r, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := name.ParseReference(host+"/c2vm/busybox:latest", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
+	top := im.Manifests[0]
+	if top.MediaType.IsIndex() {
+		ii, err := idx.ImageIndex(top.Digest)
+		if err == nil {
+			err = remote.WriteIndex(r, ii, opts...)
+		}
+		if err != nil {
+			t.Fatalf("pushing %s: %v", dir, err)
+		}
+	} else {
+		img, err := idx.Image(top.Digest)
+		if err == nil {
+			err = remote.Write(r, img, opts...)
+		}
+		if err != nil {
+			t.Fatalf("pushing %s: %v", dir, err)
+		}
 	}
-	opts := []remote.Option{remote.WithAuth(&authn.Basic{Username: "u", Password: "p"})}
-	if tlsServer {
-		opts = append(opts, remote.WithTransport(srv.Client().Transport))
-	}
-	if err := remote.WriteIndex(ref, top, opts...); err != nil {
-		t.Fatalf("pushing the fixture: %v", err)
-	}
-	d, err := top.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return host, d.String()
+	return top.Digest.String()
 }
 
 // TestRemoteFixture pulls the multi-platform fixture by tag and by digest
@@ -117,8 +138,10 @@ func TestRemoteFixture(t *testing.T) {
 	}
 }
 
-// isolateAuth points every credential file at an empty temp dir.
+// isolateAuth points every credential file at an empty temp dir (after
+// the fixtures, which live under the real HOME, are found).
 func isolateAuth(t *testing.T) string {
+	fixtures.Dir(t)
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
@@ -206,7 +229,9 @@ func TestRemoteFailures(t *testing.T) {
 				img.Close()
 			}
 			if tc.want == nil {
-				t.Logf("%v", err)
+				if err != nil {
+					t.Errorf("got %v; want success", err)
+				}
 				return
 			}
 			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) || strings.Contains(err.Error(), "\n") {
@@ -223,5 +248,67 @@ func writeFile(t *testing.T, p, body string) {
 	}
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// corruptBlobs flips one byte of every blob body over 4 KiB the registry
+// serves (the layers, not the manifests or configs).
+func corruptBlobs(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		if len(body) > 4<<10 {
+			body[len(body)/2] ^= 0xff
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(body)
+	})
+}
+
+// TestRemoteCorruptLayer: a layer whose bytes do not match its digest is
+// refused as a digest mismatch before it is decoded, and no spooled copy
+// outlives the image.
+func TestRemoteCorruptLayer(t *testing.T) {
+	isolateAuth(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	srv := httptest.NewServer(corruptBlobs(registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	push(t, filepath.Join(fixtures.Dir(t), "busybox-amd64"), host+"/c2vm/busybox:latest")
+	img, err := Open("docker://"+host+"/c2vm/busybox:latest", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed int
+	for _, l := range img.Layers {
+		rc, err := l.Open()
+		if err == nil {
+			_, err = io.Copy(io.Discard, rc)
+			rc.Close()
+		}
+		if l.Size > 4<<10 {
+			failed++
+			if !errors.Is(err, ErrDigestMismatch) {
+				t.Errorf("layer %s (%d bytes): %v; want a digest mismatch", l.Digest, l.Size, err)
+			}
+		} else if err != nil {
+			t.Errorf("layer %s: %v", l.Digest, err)
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no layer over 4 KiB to corrupt")
+	}
+	img.Close()
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left in TMPDIR: %v", left)
 	}
 }
