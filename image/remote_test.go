@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -310,5 +312,44 @@ func TestRemoteCorruptLayer(t *testing.T) {
 	img.Close()
 	if left, _ := os.ReadDir(tmp); len(left) != 0 {
 		t.Errorf("left in TMPDIR: %v", left)
+	}
+}
+
+// TestRemoteFetchesOnePlatform: converting one platform of a multi-platform
+// image fetches that platform's config and layers, each once (Layer.Open's
+// hash pass and decode pass read one spooled copy), and no other blob.
+func TestRemoteFetchesOnePlatform(t *testing.T) {
+	isolateAuth(t)
+	var mu sync.Mutex
+	fetched := map[string]int{}
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, d, ok := strings.Cut(r.URL.Path, "/blobs/"); ok && r.Method == http.MethodGet {
+			mu.Lock()
+			fetched[d]++
+			mu.Unlock()
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	push(t, filepath.Join(fixtures.Dir(t), "busybox-multi"), host+"/c2vm/busybox:latest")
+	for _, arch := range []string{"amd64", "arm64"} {
+		t.Run(arch, func(t *testing.T) {
+			clear(fetched)
+			img, err := Open("docker://"+host+"/c2vm/busybox:latest", Options{Platform: "linux/" + arch})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer img.Close()
+			want := map[string]int{img.ConfigDigest.String(): 1}
+			for _, l := range img.Layers {
+				layerNames(t, l)
+				want[l.Digest.String()] = 1
+			}
+			if !maps.Equal(fetched, want) {
+				t.Errorf("GETs per blob %v; want the %s config and layers once each: %v", fetched, arch, want)
+			}
+		})
 	}
 }
