@@ -71,7 +71,7 @@ func (a *convertArgs) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	if !a.quiet {
-		o.Progress = stderr
+		o.Progress, o.Meter = stderr, terminalMeter(stderr)
 	}
 	r, err := convert.Convert(ctx, o)
 	if err != nil || !a.json {

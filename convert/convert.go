@@ -59,6 +59,7 @@ type Options struct {
 	Epoch       time.Time // the one clock for every timestamp c2vm creates
 	Version     string    // c2vm's version for manifest.json
 	Progress    io.Writer // one line per stage; nil = silent
+	Meter       Meter     // live display of layer downloads and reads (a terminal's); nil = none
 }
 
 // Result describes a finished conversion.
@@ -73,7 +74,7 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	if o.Output == "" {
 		o.Output = defaultOutput(o.Image)
 	}
-	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: o.Platform, Creds: o.Creds, InsecureTLS: o.InsecureTLS})
+	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: o.Platform, Creds: o.Creds, InsecureTLS: o.InsecureTLS, Meter: o.Meter})
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +118,9 @@ func (c *conversion) run(ctx context.Context) error {
 	layers := make([]rootfs.Layer, len(c.img.Layers))
 	for i := range c.img.Layers {
 		layers[i] = c.img.Layers[i]
+	}
+	if c.o.Meter != nil {
+		meteredLayers(layers, c.o.Meter)
 	}
 	tree, err := rootfs.Flatten(ctx, layers, rootfs.FlattenOptions{SpoolDir: c.st.dir, ModTime: c.o.Epoch})
 	if err != nil {

@@ -145,6 +145,12 @@ func TestRegistryPull(t *testing.T) {
 	reg := startRegistry(t)
 	multi := filepath.Join(fixtures.Dir(t), "busybox-multi")
 	digest := reg.push(t, "oci:"+multi+":latest", "c2vm/busybox:latest")
+	// Built before HOME moves, so go's build cache is the usual one.
+	fixtures.NeedTools(t, "go")
+	bin := filepath.Join(t.TempDir(), "c2vm")
+	if b, err := exec.Command("go", "build", "-o", bin, "../cmd/c2vm").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
 	home := noCredentials(t)
 	out := t.TempDir()
 	tag := "docker://" + reg.host + "/c2vm/busybox:latest"
@@ -215,6 +221,50 @@ func TestRegistryPull(t *testing.T) {
 			t.Fatalf("inspect: exit %d: %s", code, stderr)
 		}
 		jq(t, stdout, `(.platforms | map(.architecture) | sort) == ["amd64", "arm64"] and .platform.architecture == "arm64" and .config.User == "app" and (.layers | length) == 3`)
+	})
+
+	t.Run("progress on a terminal and off one", func(t *testing.T) {
+		fixtures.NeedTools(t, "script")
+		convert := func(dir string, quiet bool) []string {
+			args := []string{bin, "convert", "--no-kernel", "--creds", reg.creds(), "--platform", "linux/amd64", tag, "-o", filepath.Join(out, dir)}
+			if quiet {
+				args = append(args, "-q")
+			}
+			return args
+		}
+		// script(1) gives c2vm a pseudo-terminal: the bars are drawn
+		// there (carriage returns), for the download and each layer.
+		for _, tc := range []struct {
+			dir   string
+			quiet bool
+			want  []string
+		}{
+			{"tty", false, []string{"\r", "c2vm: pull ", "c2vm: layer 1/3", "c2vm: layer 3/3", "c2vm: done: "}},
+			{"tty-quiet", true, nil},
+		} {
+			tty, err := exec.Command("script", "-qec", strings.Join(convert(tc.dir, tc.quiet), " "), "/dev/null").CombinedOutput()
+			if err != nil {
+				t.Fatalf("script: %v: %q", err, tty)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(tty), w) {
+					t.Errorf("%s: no %q on the terminal: %q", tc.dir, w, tty)
+				}
+			}
+			if tc.want == nil && len(tty) != 0 {
+				t.Errorf("-q on a terminal printed %q", tty)
+			}
+		}
+		// Off a terminal (a pipe), the same run prints plain lines only.
+		cmd := exec.Command(convert("pipe", false)[0], convert("pipe", false)[1:]...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%v: %s", err, stderr.String())
+		}
+		if strings.ContainsAny(stderr.String(), "\r\x1b") || strings.Contains(stderr.String(), "layer 1/3") || !strings.Contains(stderr.String(), "c2vm: done: ") {
+			t.Errorf("off a terminal: %q; want plain progress lines", stderr.String())
+		}
 	})
 
 	t.Run("no such tag, no such platform", func(t *testing.T) {

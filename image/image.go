@@ -17,6 +17,7 @@ package image
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -35,6 +36,9 @@ type Options struct {
 	// InsecureTLS allows plain HTTP and unverified certificates for a
 	// docker:// registry (skopeo's --tls-verify=false).
 	InsecureTLS bool
+	// Meter, when set, shows each docker:// blob download live: it gets
+	// a name and the total bytes, is written the bytes, and is closed.
+	Meter func(what string, total int64) io.WriteCloser
 }
 
 // Image is one resolved image: a manifest, its config and layers.

@@ -72,8 +72,10 @@ type remoteStore struct {
 	index     []byte
 	opts      []remote.Option
 	mu        sync.Mutex
-	manifests map[digest.Digest]bool // digests to fetch as manifests
-	spool     string                 // temp dir; "" until the first blob
+	manifests map[digest.Digest]bool  // digests to fetch as manifests
+	sizes     map[digest.Digest]int64 // blob sizes the manifests give, for the meter
+	meter     func(string, int64) io.WriteCloser
+	spool     string // temp dir; "" until the first blob
 	spooled   map[digest.Digest]string
 }
 
@@ -88,7 +90,7 @@ func newRemoteStore(ctx context.Context, ref string, opts Options) (*remoteStore
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotImage, err)
 	}
-	s := &remoteStore{ctx: ctx, repo: r.Context(), registry: r.Context().RegistryStr(), manifests: map[digest.Digest]bool{}, spooled: map[digest.Digest]string{}}
+	s := &remoteStore{ctx: ctx, repo: r.Context(), registry: r.Context().RegistryStr(), manifests: map[digest.Digest]bool{}, sizes: map[digest.Digest]int64{}, meter: opts.Meter, spooled: map[digest.Digest]string{}}
 	s.opts, err = remoteOptions(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -178,15 +180,21 @@ func (s *remoteStore) openManifest(d digest.Digest) (io.ReadCloser, int64, error
 	if err != nil {
 		return nil, 0, s.explain(err)
 	}
-	var idx struct {
-		Manifests []struct {
-			Digest digest.Digest `json:"digest"`
-		} `json:"manifests"`
+	type ref struct {
+		Digest digest.Digest `json:"digest"`
+		Size   int64         `json:"size"`
 	}
-	if json.Unmarshal(desc.Manifest, &idx) == nil {
+	var m struct {
+		Manifests []ref `json:"manifests"`
+		Layers    []ref `json:"layers"`
+	}
+	if json.Unmarshal(desc.Manifest, &m) == nil {
 		s.mu.Lock()
-		for _, m := range idx.Manifests {
-			s.manifests[m.Digest] = true
+		for _, c := range m.Manifests {
+			s.manifests[c.Digest] = true
+		}
+		for _, l := range m.Layers {
+			s.sizes[l.Digest] = l.Size
 		}
 		s.mu.Unlock()
 	}
@@ -233,7 +241,13 @@ func (s *remoteStore) download(d digest.Digest, p string) error {
 	if err != nil {
 		return fmt.Errorf("spooling blob %s: %w", d, err)
 	}
-	_, err = io.Copy(f, ctxReader{s.ctx, rc})
+	var src io.Reader = ctxReader{s.ctx, rc}
+	if size, ok := s.sizes[d]; ok && s.meter != nil { // a layer: show it
+		m := s.meter("pull "+d.Encoded()[:12], size)
+		defer m.Close()
+		src = io.TeeReader(src, m)
+	}
+	_, err = io.Copy(f, src)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
