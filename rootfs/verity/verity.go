@@ -158,7 +158,7 @@ func superblock(dataBlocks uint64, salt, root []byte) []byte {
 	b := make([]byte, HashOffset)
 	copy(b[0:8], Magic)
 	le := binary.LittleEndian
-	le.PutUint32(b[8:], 1)       // superblock version
+	le.PutUint32(b[8:], 1)        // superblock version
 	le.PutUint32(b[12:], Version) // hash_type
 	copy(b[16:32], uuid(salt, root))
 	copy(b[32:64], Algorithm)
