@@ -23,10 +23,13 @@ import (
 
 // Options are convert's inputs; the zero value of each field is its default.
 type Options struct {
-	Image        string // image reference (a path or transport:path[:ref])
-	Platform     string // os/arch[/variant]
-	Kernel       string // kernel file, .deb or directory; "" = one the image carries
-	NoKernel     bool   // write only rootfs.img, config.json and manifest.json
+	Image    string // image reference (a path or transport:path[:ref])
+	Platform string // os/arch[/variant]
+	Kernel   string // kernel file, .deb or directory; "" = one the image carries
+	NoKernel bool   // write only rootfs.img, config.json and manifest.json
+	// Verity writes rootfs.verity, a dm-verity hash tree over rootfs.img,
+	// which the init then checks the root against (--verity).
+	Verity       bool
 	RootfsFormat string // "squashfs" (default) or "ext4"
 	Output       string // output directory; "" = <image name>.vm
 	Overrides    bootcfg.Overrides
@@ -124,6 +127,9 @@ func (c *conversion) run(ctx context.Context) error {
 	c.tree = tree
 	fsType, err := c.writeRootfs(ctx)
 	if err != nil {
+		return err
+	}
+	if err := c.writeVerity(); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
