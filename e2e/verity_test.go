@@ -123,3 +123,31 @@ func qemuScript(t *testing.T, dir string) string {
 	}
 	return strings.ReplaceAll(string(out), "\r\n", "\n")
 }
+
+// TestVerityReproducible: two conversions give the same hash tree and root
+// hash, and the tree checks out against the root filesystem.
+func TestVerityReproducible(t *testing.T) {
+	fixtures.NeedTools(t, "veritysetup")
+	var first *convert.Manifest
+	for i := range 2 {
+		dir := filepath.Join(t.TempDir(), "vm")
+		mustConvert(t, "oci:"+filepath.Join(fixtures.Dir(t), "busybox-amd64"), "--no-kernel", "--verity", "-o", dir)
+		m, err := convert.ReadManifest(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Verity == nil {
+			t.Fatal("no verity record in manifest.json")
+		}
+		if out, err := exec.Command("veritysetup", "verify", filepath.Join(dir, "rootfs.img"), filepath.Join(dir, m.Verity.File), m.Verity.RootHash).CombinedOutput(); err != nil {
+			t.Fatalf("veritysetup verify: %v\n%s", err, out)
+		}
+		if i == 0 {
+			first = m
+			continue
+		}
+		if *m.Verity != *first.Verity || m.Artifacts[convert.VerityFile] != first.Artifacts[convert.VerityFile] {
+			t.Errorf("second conversion differs: %+v %+v vs %+v %+v", m.Verity, m.Artifacts[convert.VerityFile], first.Verity, first.Artifacts[convert.VerityFile])
+		}
+	}
+}
