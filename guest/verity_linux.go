@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -38,7 +39,12 @@ func (s *initState) verityRoot(v *plan.VerityRoot) error {
 	if err := createVerity(v, data, hash); err != nil {
 		return fmt.Errorf("dm-verity: %w", err)
 	}
-	return checkAll(v.Device(), data)
+	start := time.Now()
+	if err := checkAll(v.Device(), data); err != nil {
+		return err
+	}
+	s.logf("dm-verity: %s checked whole (%d blocks) in %s", v.Device(), v.DataBlocks, time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // checkAll reads the verity target from start to end. dm-verity checks a
