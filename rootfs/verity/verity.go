@@ -63,7 +63,8 @@ func Salt(seed []byte) []byte {
 // Write hashes size bytes of data and writes the hash file (superblock and
 // tree) to w, returning the root hash. size must be a multiple of
 // BlockSize: pad the filesystem image first (squashfs and ext4 tolerate
-// trailing zeros).
+// trailing zeros). The tree is built in memory first (its top level is
+// written first): 1/128 of the data's size.
 func Write(w io.Writer, data io.ReaderAt, size int64, salt []byte) ([]byte, error) {
 	if size <= 0 || size%BlockSize != 0 {
 		return nil, fmt.Errorf("%w: %d", ErrSize, size)
