@@ -23,12 +23,15 @@ import (
 
 // Options are convert's inputs; the zero value of each field is its default.
 type Options struct {
-	Image        string // image reference (a path, transport:path[:ref] or docker://REF)
-	Platform     string // os/arch[/variant]
-	Creds        string // USER:PASSWORD for a docker:// registry; "" = as skopeo and Docker find them
-	InsecureTLS  bool   // plain HTTP or unverified TLS for a docker:// registry (--tls-verify=false)
-	Kernel       string // kernel file, .deb or directory; "" = one the image carries
-	NoKernel     bool   // write only rootfs.img, config.json and manifest.json
+	Image       string // image reference (a path, transport:path[:ref] or docker://REF)
+	Platform    string // os/arch[/variant]
+	Creds       string // USER:PASSWORD for a docker:// registry; "" = as skopeo and Docker find them
+	InsecureTLS bool   // plain HTTP or unverified TLS for a docker:// registry (--tls-verify=false)
+	Kernel      string // kernel file, .deb or directory; "" = one the image carries
+	NoKernel    bool   // write only rootfs.img, config.json and manifest.json
+	// Verity writes rootfs.verity, a dm-verity hash tree over rootfs.img,
+	// which the init then checks the root against (--verity).
+	Verity       bool
 	RootfsFormat string // "squashfs" (default) or "ext4"
 	Output       string // output directory; "" = <image name>.vm
 	Overrides    bootcfg.Overrides
@@ -130,6 +133,9 @@ func (c *conversion) run(ctx context.Context) error {
 	c.tree = tree
 	fsType, err := c.writeRootfs(ctx)
 	if err != nil {
+		return err
+	}
+	if err := c.writeVerity(); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
