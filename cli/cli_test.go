@@ -58,6 +58,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"inspect"}, 2, "exactly one IMAGE"},
 		{[]string{"inspect", "/nonexistent"}, 1, "no such file"},
 		{[]string{"convert", "--tls-verify=maybe", "x"}, 2, "tls-verify"},
+		{[]string{"inspect", "--creds", "nopassword", "docker://x/y"}, 2, "USER:PASSWORD"},
 	} {
 		var out, errb bytes.Buffer
 		code := Main(context.Background(), tc.args, &out, &errb)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"strconv"
@@ -54,7 +55,13 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 // registryFlags are the image-selection flags convert and inspect share.
 func registryFlags(fs *flag.FlagSet, platform, creds *string, insecure *bool) {
 	fs.StringVar(platform, "platform", "", "image platform os/arch[/variant] (default: the image's only one, else the host's)")
-	fs.StringVar(creds, "creds", "", "USER:PASSWORD for a docker:// registry (default: as skopeo and Docker find them: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json)")
+	fs.Func("creds", "USER:PASSWORD for a docker:// registry (default: as skopeo and Docker find them: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json)", func(v string) error {
+		if user, _, ok := strings.Cut(v, ":"); !ok || user == "" {
+			return errors.New("want USER:PASSWORD")
+		}
+		*creds = v
+		return nil
+	})
 	fs.Var(tlsVerify{insecure}, "tls-verify", "verify a docker:// registry's TLS certificate and require HTTPS; =false for a plain-HTTP or self-signed one (loopback may be plain HTTP) (default true)")
 }
 

@@ -73,6 +73,7 @@ type remoteStore struct {
 	opts      []remote.Option
 	mu        sync.Mutex
 	manifests map[digest.Digest]bool  // digests to fetch as manifests
+	top       *remote.Descriptor      // the reference's own manifest, fetched first
 	sizes     map[digest.Digest]int64 // blob sizes the manifests give, for the meter
 	meter     func(string, int64) io.WriteCloser
 	spool     string // temp dir; "" until the first blob
@@ -101,6 +102,7 @@ func newRemoteStore(ctx context.Context, ref string, opts Options) (*remoteStore
 	}
 	d := digest.Digest(top.Digest.String())
 	s.manifests[d] = true
+	s.top = top
 	mt := string(top.MediaType)
 	if !isIndex(mt) && !isManifest(mt) {
 		mt = "" // the walk sniffs the body
@@ -176,9 +178,12 @@ func blobDigest(p string) (digest.Digest, error) {
 // openManifest fetches a manifest by digest (go-containerregistry checks
 // the body against it) and notes the children of an index as manifests.
 func (s *remoteStore) openManifest(d digest.Digest) (io.ReadCloser, int64, error) {
-	desc, err := remote.Get(s.repo.Digest(d.String()), s.opts...)
-	if err != nil {
-		return nil, 0, s.explain(err)
+	desc := s.top
+	if d.String() != desc.Digest.String() {
+		var err error
+		if desc, err = remote.Get(s.repo.Digest(d.String()), s.opts...); err != nil {
+			return nil, 0, s.explain(err)
+		}
 	}
 	type ref struct {
 		Digest digest.Digest `json:"digest"`
