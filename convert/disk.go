@@ -53,8 +53,12 @@ func (c *conversion) writeDisk(vm arch.Arch, uname string) error {
 	for _, v := range c.manifest.Volumes {
 		o.Data = append(o.Data, disk.Data{Name: v.Label, File: c.st.path(v.Disk)})
 	}
-	// --verity's hook: set o.Verity to the hash tree's file here (and
-	// put roothash= on the UKI's command line in buildUKI).
+	// The hash tree in its own partition; the root hash is in the boot
+	// plan, inside the UKI's initramfs. The init finds both partitions by
+	// content, as it finds the disks.
+	if f := c.verityDisk(); f != "" {
+		o.Verity = c.st.path(f)
+	}
 	name := "disk.img"
 	if c.o.Disk == "qcow2" {
 		name = "disk.qcow2"

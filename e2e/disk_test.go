@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/internal/testkernel"
@@ -85,6 +86,64 @@ func TestDiskBoot(t *testing.T) {
 				t.Errorf("exit status %d, want 3", got)
 			}
 		})
+	}
+}
+
+// TestDiskVerity: with --verity the hash tree is a partition of the disk
+// next to the root, the UEFI boot goes through dm-verity, and the same
+// disk with one byte of the root partition's file data flipped does not
+// run the container and says why.
+func TestDiskVerity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs")
+	}
+	dir := convertBusybox(t, "amd64", "--disk", "raw", "--verity", "--efi-stub", efiStub(t, "amd64"),
+		"--cmd", `["/bin/sh","-c","echo CONTAINER-RAN; exit 3"]`)
+	m := readManifest(t, dir)
+	img := filepath.Join(dir, m.Disk.File)
+	var names []string
+	for _, p := range m.Disk.Partitions {
+		names = append(names, p.Name)
+	}
+	if strings.Join(names, " ") != "esp root root-verity" {
+		t.Fatalf("partitions %q, want esp root root-verity", names)
+	}
+	checkDiskImage(t, img, m.Disk)
+	args, err := vmconfig.QEMUDiskArgs(vmconfig.DiskVM{VM: vmconfig.VM{Arch: "amd64"}, Disk: m.Disk.File, Format: "raw"}, "tcg", dir+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	console, _ := bootUntil(t, "amd64", args, "CONTAINER-RAN")
+	if got := exitStatus(t, console); got != 3 {
+		t.Fatalf("exit status %d, want 3", got)
+	}
+
+	// Flip a byte of file data inside the root partition: a copy of the
+	// partition goes through flipFileByte (TestVerity's) and back.
+	root := m.Disk.Partitions[1]
+	part := filepath.Join(t.TempDir(), "root.img")
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(part, b[root.Offset:root.Offset+root.Size], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	flipFileByte(t, part)
+	flipped, err := os.ReadFile(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b[root.Offset:], flipped)
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	console, _ = bootUntil(t, "amd64", args, "Linux version")
+	if strings.Contains(console, "CONTAINER-RAN") {
+		t.Errorf("the container ran from a corrupted root:\n%s", tail(console, 30))
+	}
+	if i := strings.Index(console, plan.ErrorLine); i < 0 || !strings.Contains(console[i:], "dm-verity") {
+		t.Errorf("no %s naming dm-verity:\n%s", plan.ErrorLine, tail(console, 30))
 	}
 }
 
