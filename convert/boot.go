@@ -63,7 +63,7 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	if err != nil {
 		return err
 	}
-	po.Exposed, po.Volumes = exposed, vols
+	po.Exposed, po.Volumes, po.Verity = exposed, vols, c.verityStep()
 	mods, err := k.ClosureOptional(bootcfg.Requirements(po), bootcfg.Optional())
 	if err != nil {
 		return err
@@ -86,7 +86,7 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 		return err
 	}
 	c.manifest.VMArch = vm.GOARCH
-	c.manifest.Kernel = &KernelInfo{Version: k.Version, Arch: k.Arch, Format: k.Format, Shares: shareFS(k)}
+	c.manifest.Kernel = &KernelInfo{Source: c.kernelSource(), Version: k.Version, Arch: k.Arch, Format: k.Format, Shares: shareFS(k)}
 	for _, m := range mods {
 		c.manifest.Kernel.Modules = append(c.manifest.Kernel.Modules, m.Name)
 	}
@@ -94,7 +94,10 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	for _, w := range k.XenWarnings() {
 		c.o.progress("warning: xl.cfg: %s", w)
 	}
-	return c.writeVMConfigs(vm, vmlinux)
+	if err := c.writeVMConfigs(vm, vmlinux); err != nil {
+		return err
+	}
+	return c.writeDisk(vm, k.Version)
 }
 
 // planOptions gathers what the boot plan needs from the image: the
@@ -141,6 +144,14 @@ func (c *conversion) annotations() map[string]string {
 		"io.c2vm.image.manifest-digest": c.img.ManifestDigest.String(),
 		"io.c2vm.image.config-digest":   c.img.ConfigDigest.String(),
 	}
+}
+
+// kernelSource names where the kernel came from, for manifest.json.
+func (c *conversion) kernelSource() string {
+	if c.o.Kernel != "" {
+		return c.o.Kernel
+	}
+	return "image"
 }
 
 func (c *conversion) openKernel() (*kernel.Kernel, error) {

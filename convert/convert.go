@@ -23,14 +23,21 @@ import (
 
 // Options are convert's inputs; the zero value of each field is its default.
 type Options struct {
-	Image        string // image reference (a path or transport:path[:ref])
-	Platform     string // os/arch[/variant]
-	Kernel       string // kernel file, .deb or directory; "" = one the image carries
-	NoKernel     bool   // write only rootfs.img, config.json and manifest.json
+	Image       string // image reference (a path, transport:path[:ref] or docker://REF)
+	Platform    string // os/arch[/variant]
+	Creds       string // USER:PASSWORD for a docker:// registry; "" = as skopeo and Docker find them
+	InsecureTLS bool   // plain HTTP or unverified TLS for a docker:// registry (--tls-verify=false)
+	Kernel      string // kernel file, .deb or directory; "" = one the image carries
+	NoKernel    bool   // write only rootfs.img, config.json and manifest.json
+	// Verity writes rootfs.verity, a dm-verity hash tree over rootfs.img,
+	// which the init then checks the root against (--verity).
+	Verity       bool
 	RootfsFormat string // "squashfs" (default) or "ext4"
 	Output       string // output directory; "" = <image name>.vm
 	Overrides    bootcfg.Overrides
 	Init         string // guest init binary override
+	Disk         string // "" (none), "raw" or "qcow2": also write a UEFI-bootable disk image
+	EFIStub      string // systemd EFI stub for the disk's UKI; "" = Debian's
 
 	VMArch            string   // GOARCH of the VM; "" = the image's
 	BinfmtInterpreter string   // static qemu-user binary for foreign images
@@ -57,6 +64,7 @@ type Options struct {
 	Epoch       time.Time // the one clock for every timestamp c2vm creates
 	Version     string    // c2vm's version for manifest.json
 	Progress    io.Writer // one line per stage; nil = silent
+	Meter       Meter     // live display of layer downloads and reads (a terminal's); nil = none
 }
 
 // Result describes a finished conversion.
@@ -71,7 +79,7 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	if o.Output == "" {
 		o.Output = defaultOutput(o.Image)
 	}
-	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: o.Platform})
+	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: o.Platform, Creds: o.Creds, InsecureTLS: o.InsecureTLS, Meter: o.Meter})
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +124,9 @@ func (c *conversion) run(ctx context.Context) error {
 	for i := range c.img.Layers {
 		layers[i] = c.img.Layers[i]
 	}
+	if c.o.Meter != nil {
+		meteredLayers(layers, c.o.Meter)
+	}
 	tree, err := rootfs.Flatten(ctx, layers, rootfs.FlattenOptions{SpoolDir: c.st.dir, ModTime: c.o.Epoch})
 	if err != nil {
 		return err
@@ -124,6 +135,9 @@ func (c *conversion) run(ctx context.Context) error {
 	c.tree = tree
 	fsType, err := c.writeRootfs(ctx)
 	if err != nil {
+		return err
+	}
+	if err := c.writeVerity(); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -144,9 +158,13 @@ func (o Options) progress(format string, a ...any) {
 	}
 }
 
-// defaultOutput names the output after the image: ./alpine.tar → alpine.vm.
+// defaultOutput names the output after the image: ./alpine.tar → alpine.vm,
+// docker://example.com/app@sha256:… → app.vm.
 func defaultOutput(ref string) string {
 	p := ref
+	if r, ok := strings.CutPrefix(p, "docker://"); ok {
+		p, _, _ = strings.Cut(r, "@")
+	}
 	for _, t := range []string{"oci:", "oci-archive:", "docker-archive:"} {
 		p = strings.TrimPrefix(p, t)
 	}

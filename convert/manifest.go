@@ -32,6 +32,10 @@ type Manifest struct {
 	// each one serves.
 	DataDisks []string     `json:"dataDisks,omitempty"`
 	Volumes   []VolumeInfo `json:"volumes,omitempty"`
+	// Verity is the root disk's dm-verity hash tree, when --verity made one.
+	Verity *VerityInfo `json:"verity,omitempty"`
+	// Disk is the UEFI-bootable disk image (--disk), when written.
+	Disk *DiskInfo `json:"disk,omitempty"`
 	// Artifacts maps each file in the directory (but manifest.json) to its
 	// digest and size.
 	Artifacts map[string]Artifact `json:"artifacts"`
@@ -46,6 +50,8 @@ type ImageInfo struct {
 
 // KernelInfo identifies the kernel in the output.
 type KernelInfo struct {
+	// Source is what --kernel named, or "image" for the image's own.
+	Source  string   `json:"source,omitempty"`
 	Version string   `json:"version"`
 	Arch    string   `json:"arch"`
 	Format  string   `json:"format"`
@@ -91,7 +97,7 @@ func (c *conversion) writeManifest(fsType string) error {
 		if e.Name() == "manifest.json" || !e.Type().IsRegular() {
 			continue
 		}
-		a, err := digestFile(c.st.path(e.Name()))
+		a, err := DigestFile(c.st.path(e.Name()))
 		if err != nil {
 			return err
 		}
@@ -100,7 +106,8 @@ func (c *conversion) writeManifest(fsType string) error {
 	return writeJSON(c.st.path("manifest.json"), m)
 }
 
-func digestFile(p string) (Artifact, error) {
+// DigestFile gives the sha256 and size of the file p.
+func DigestFile(p string) (Artifact, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return Artifact{}, err

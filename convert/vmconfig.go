@@ -3,8 +3,6 @@ package convert
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/vmconfig"
@@ -26,20 +24,14 @@ func (c *conversion) writeVMConfigs(a arch.Arch, vmlinux string) error {
 		// Set before by c.forwards (writeBoot) and the volumes.
 		Forwards:  c.manifest.Forwards,
 		DataDisks: c.manifest.DataDisks,
+		Verity:    c.verityDisk(),
 	}
 	for _, t := range vmconfig.All() {
 		var buf bytes.Buffer
 		if err := t.Write(&buf, vm); err != nil {
 			return fmt.Errorf("writing %s: %w", t.Name(), err)
 		}
-		mode := os.FileMode(0o644)
-		if filepath.Ext(t.Name()) == ".sh" {
-			mode = 0o755
-		}
-		if err := os.WriteFile(c.st.path(t.Name()), buf.Bytes(), mode); err != nil {
-			return err
-		}
-		if err := os.Chmod(c.st.path(t.Name()), mode); err != nil {
+		if err := writeConfig(c.st.path(t.Name()), buf.Bytes()); err != nil {
 			return err
 		}
 	}

@@ -33,7 +33,7 @@ func TestDockerfile(t *testing.T) {
 	bh := newBuildah(t)
 	base, goImage := bh.baseImages(t)
 
-	modcache := strings.TrimSpace(run(t, "", "go", "env", "GOMODCACHE"))
+	modcache := strings.TrimSpace(runTool(t, "", "go", "env", "GOMODCACHE"))
 	tag := "localhost/c2vm-test/c2vm:" + filepath.Base(t.TempDir())
 	// The module proxy is the host's module cache (file://): the build
 	// needs no network but for the runtime stage's apt-get, which the
@@ -138,7 +138,7 @@ func (b buildah) baseImages(t *testing.T) (base, goImage string) {
 	baseMu.Lock()
 	defer baseMu.Unlock()
 	base = "localhost/c2vm-test/debian:bookworm"
-	goroot := strings.TrimSpace(run(t, "", "go", "env", "GOROOT"))
+	goroot := strings.TrimSpace(runTool(t, "", "go", "env", "GOROOT"))
 	goImage = "localhost/c2vm-test/go:" + runtime.Version()
 	const path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	if !b.exists(base) {
@@ -178,9 +178,9 @@ func debianTree(t *testing.T) string {
 	}
 	defer os.RemoveAll(tmp)
 	root := filepath.Join(tmp, "root")
-	run(t, "", "debootstrap", "--variant=minbase", "--include=ca-certificates,e2fsprogs,xz-utils",
+	runTool(t, "", "debootstrap", "--variant=minbase", "--include=ca-certificates,e2fsprogs,xz-utils",
 		"bookworm", root, "http://deb.debian.org/debian")
-	run(t, "", "tar", "-C", root, "--numeric-owner", "-cf", filepath.Join(tmp, "rootfs.tar"), ".")
+	runTool(t, "", "tar", "-C", root, "--numeric-owner", "-cf", filepath.Join(tmp, "rootfs.tar"), ".")
 	if err := os.Rename(filepath.Join(tmp, "rootfs.tar"), tarball); err != nil {
 		t.Fatal(err)
 	}
@@ -196,9 +196,9 @@ func cacheDir() string {
 	return filepath.Join(home, ".cache", "c2vm")
 }
 
-// run runs a command in dir and returns its stdout, failing t with its
+// runTool runs a command in dir and returns its stdout, failing t with its
 // stderr.
-func run(t *testing.T, dir, name string, args ...string) string {
+func runTool(t *testing.T, dir, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
