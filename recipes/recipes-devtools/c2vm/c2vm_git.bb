@@ -7,11 +7,11 @@ SECTION = "devel"
 LICENSE = "Apache-2.0"
 LIC_FILES_CHKSUM = "file://src/${GO_IMPORT}/LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57"
 
-# The first commit whose go.mod oe-core's Go (1.26.6) builds without a
+# A commit whose go.mod oe-core's Go (1.26.6) builds without a
 # toolchain download: go 1.26.3. c2vm-go-mods.inc must match its go.sum
 # (internal/yoctomods regenerates it; its test checks it is current).
 SRC_URI = "git://github.com/c2vm/c2vm.git;protocol=https;branch=main;destsuffix=${GO_SRCURI_DESTSUFFIX}"
-SRCREV = "e76e0b5f5fdb3701d8233ee8dd8797e6630ea259"
+SRCREV = "ae7de99d2bec099702b3a7511e0c9269da37b040"
 PV = "0.1+git"
 
 require ${BPN}-go-mods.inc
