@@ -69,8 +69,9 @@ func TestDockerfile(t *testing.T) {
 			}
 		})
 	}
-	// The manifest names the image as it was given, and libvirt.xml, xl.cfg
-	// and firecracker.json name the output directory: those paths differ.
+	// The manifest names the image and the kernel as they were given, and
+	// libvirt.xml, xl.cfg and firecracker.json name the output directory:
+	// those paths differ.
 	t.Run("manifest.json", func(t *testing.T) {
 		got, err := convert.ReadManifest(filepath.Join(out, "busybox.vm"))
 		if err != nil {
@@ -83,7 +84,11 @@ func TestDockerfile(t *testing.T) {
 		if got.Image.Ref != "oci:/fixtures/busybox-arm64" {
 			t.Errorf("image ref %q, want the path inside the container", got.Image.Ref)
 		}
+		if got.Kernel == nil || want.Kernel == nil || got.Kernel.Source != "/kernel.deb" {
+			t.Fatalf("kernel %+v, want one from /kernel.deb (and %+v)", got.Kernel, want.Kernel)
+		}
 		got.Image.Ref, want.Image.Ref = "", ""
+		got.Kernel.Source, want.Kernel.Source = "", ""
 		for _, f := range []string{"libvirt.xml", "xl.cfg", "firecracker.json"} {
 			delete(got.Artifacts, f)
 			delete(want.Artifacts, f)
