@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/convert"
+	"github.com/c2vm/c2vm/kernel"
 )
 
 func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -23,7 +24,9 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		quiet           bool
 	)
 	fs.StringVar(&o.Platform, "platform", "", "image platform os/arch[/variant] (default: the image's only one, else the host's)")
-	fs.StringVar(&o.Kernel, "kernel", "", "kernel: image file, linux-image .deb, or directory (default: one the image carries)")
+	fs.StringVar(&o.Kernel, "kernel", "", "kernel: image file, linux-image .deb, directory, or debian:SUITE[=VERSION] (default: one the image carries, else Debian's, fetched once into $C2VM_CACHE)")
+	fs.StringVar(&o.KernelMirror, "kernel-mirror", os.Getenv("C2VM_DEBIAN_MIRROR"), "Debian archive the default kernel comes from (default: $C2VM_DEBIAN_MIRROR, else "+kernel.DefaultMirror+")")
+	fs.StringVar(&o.KernelKeyring, "kernel-keyring", "", "OpenPGP keyring the Debian archive's InRelease is checked against (default: Debian's archive keys shipped with c2vm)")
 	fs.StringVar(&o.RootfsFormat, "rootfs", "", "root filesystem format: squashfs (default) or ext4")
 	fs.StringVar(&o.Output, "output", "", "output directory (default: ./<image name>.vm)")
 	fs.StringVar(&o.Output, "o", "", "shorthand for --output")

@@ -15,6 +15,7 @@ import (
 	"github.com/c2vm/c2vm/bootcfg"
 	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/initramfs"
+	"github.com/c2vm/c2vm/internal/cache"
 	"github.com/c2vm/c2vm/kernel"
 	"github.com/c2vm/c2vm/vmconfig"
 )
@@ -51,7 +52,7 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	if err != nil {
 		return err
 	}
-	k, err := c.openKernel()
+	k, err := c.openKernel(ctx, vm)
 	if err != nil {
 		return err
 	}
@@ -86,7 +87,7 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 		return err
 	}
 	c.manifest.VMArch = vm.GOARCH
-	c.manifest.Kernel = &KernelInfo{Version: k.Version, Arch: k.Arch, Format: k.Format, Shares: shareFS(k)}
+	c.manifest.Kernel = &KernelInfo{Version: k.Version, Arch: k.Arch, Format: k.Format, Shares: shareFS(k), Source: c.kernelSource}
 	for _, m := range mods {
 		c.manifest.Kernel.Modules = append(c.manifest.Kernel.Modules, m.Name)
 	}
@@ -143,7 +144,10 @@ func (c *conversion) annotations() map[string]string {
 	}
 }
 
-func (c *conversion) openKernel() (*kernel.Kernel, error) {
+func (c *conversion) openKernel(ctx context.Context, vm arch.Arch) (*kernel.Kernel, error) {
+	if suite, version, ok := kernel.ParseDebianRef(c.o.Kernel); ok {
+		return c.debianKernel(ctx, vm, suite, version)
+	}
 	if c.o.Kernel != "" {
 		k, err := kernel.Open(c.o.Kernel)
 		if err != nil {
@@ -153,11 +157,41 @@ func (c *conversion) openKernel() (*kernel.Kernel, error) {
 	}
 	k, err := kernel.FromFS(c.tree.FS())
 	if errors.Is(err, kernel.ErrNoKernel) {
-		return nil, fmt.Errorf("the image carries no kernel (/boot/vmlinuz-*, /usr/lib/modules/*/vmlinuz): give one with --kernel (a kernel file, a linux-image .deb or a directory), or use --no-kernel for the root filesystem only")
+		// The image carries none: Debian's, as --kernel debian: would.
+		return c.debianKernel(ctx, vm, "", "")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kernel in the image: %w", err)
 	}
+	return k, nil
+}
+
+// debianKernel fetches (or finds in the cache) Debian's kernel for vm and
+// records where it came from in the manifest.
+func (c *conversion) debianKernel(ctx context.Context, vm arch.Arch, suite, version string) (*kernel.Kernel, error) {
+	dir, err := cache.Dir()
+	if err != nil {
+		return nil, err
+	}
+	d := kernel.Debian{Mirror: c.o.KernelMirror, Suite: suite, Version: version, Arch: vm.Debian,
+		Keyring: c.o.KernelKeyring, Cache: dir}
+	src, err := d.Fetch(ctx)
+	if errors.Is(err, kernel.ErrUnreachable) {
+		return nil, fmt.Errorf("no Debian kernel for %s in the cache %s and the mirror is unreachable (%w): give one with --kernel (a kernel file, a linux-image .deb, a directory) or fetch once with network", vm.Debian, dir, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("Debian kernel for %s: %w", vm.Debian, err)
+	}
+	how := "downloaded"
+	if src.Cached {
+		how = "cached"
+	}
+	c.o.progress("kernel: Debian %s %s %s from %s, sha256 %s (%s: %s)", src.Suite, src.Package, src.Version, src.Mirror, src.SHA256, how, src.Path)
+	k, err := kernel.Open(src.Path)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", src.Path, err)
+	}
+	c.kernelSource = &src
 	return k, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/c2vm/c2vm/bootcfg"
 	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/image"
+	"github.com/c2vm/c2vm/kernel"
 	"github.com/c2vm/c2vm/rootfs"
 )
 
@@ -25,12 +26,17 @@ import (
 type Options struct {
 	Image        string // image reference (a path or transport:path[:ref])
 	Platform     string // os/arch[/variant]
-	Kernel       string // kernel file, .deb or directory; "" = one the image carries
+	Kernel       string // kernel file, .deb, directory or debian:SUITE[=VERSION]; "" = one the image carries, else Debian's
 	NoKernel     bool   // write only rootfs.img, config.json and manifest.json
 	RootfsFormat string // "squashfs" (default) or "ext4"
 	Output       string // output directory; "" = <image name>.vm
 	Overrides    bootcfg.Overrides
 	Init         string // guest init binary override
+
+	// KernelMirror is the Debian archive for the default kernel; "" =
+	// kernel.DefaultMirror. KernelKeyring replaces the Debian archive keys
+	// its InRelease is checked against.
+	KernelMirror, KernelKeyring string
 
 	VMArch            string   // GOARCH of the VM; "" = the image's
 	BinfmtInterpreter string   // static qemu-user binary for foreign images
@@ -109,6 +115,8 @@ type conversion struct {
 	st       *stage
 	tree     *rootfs.Tree
 	manifest Manifest
+	// kernelSource is set when the kernel came from a Debian mirror.
+	kernelSource *kernel.DebianSource
 }
 
 func (c *conversion) run(ctx context.Context) error {

@@ -124,8 +124,18 @@ func (d Debian) defaults() Debian {
 // cached by their digest. Nothing is written to the cache until the
 // mirror has answered.
 func (d Debian) Fetch(ctx context.Context) (DebianSource, error) {
-	d = d.defaults()
-	if src, err := d.cached(); err == nil {
+	return d.defaults().fetch(ctx, "")
+}
+
+// FetchPackage is Fetch for any binary package of the suite, by name
+// (the tests take riscv64's busybox-static this way).
+func (d Debian) FetchPackage(ctx context.Context, name string) (DebianSource, error) {
+	return d.defaults().fetch(ctx, name)
+}
+
+// fetch fetches the package name, or the kernel when name is "".
+func (d Debian) fetch(ctx context.Context, name string) (DebianSource, error) {
+	if src, err := d.cached(name); err == nil {
 		return src, nil
 	}
 	rel, err := d.release(ctx)
@@ -141,7 +151,7 @@ func (d Debian) Fetch(ctx context.Context) (DebianSource, error) {
 	if err != nil {
 		return DebianSource{}, err
 	}
-	pkg, err := d.resolve(pkgsPath)
+	pkg, err := d.resolve(pkgsPath, name)
 	if err != nil {
 		return DebianSource{}, err
 	}
@@ -151,18 +161,21 @@ func (d Debian) Fetch(ctx context.Context) (DebianSource, error) {
 	}
 	src := DebianSource{Mirror: d.Mirror, Suite: d.Suite, Package: pkg.name, Version: pkg.version,
 		SHA256: pkg.file.sha256, Path: debPath}
-	return src, d.record(src)
+	return src, d.record(name, src)
 }
 
 // recordPath is the file naming the package an earlier Fetch resolved
 // for d: one per mirror, suite, arch and version.
-func (d Debian) recordPath() string {
+func (d Debian) recordPath(name string) string {
 	m := sha256.Sum256([]byte(d.Mirror))
 	v := d.Version
 	if v == "" {
 		v = "current"
 	}
-	return filepath.Join(d.Cache, "debian", "resolved", hex.EncodeToString(m[:6]), d.Suite+"_"+d.Arch+"_"+v+".json")
+	if name == "" {
+		name = "kernel"
+	}
+	return filepath.Join(d.Cache, "debian", "resolved", hex.EncodeToString(m[:6]), d.Suite+"_"+d.Arch+"_"+name+"_"+v+".json")
 }
 
 func (d Debian) blobPath(sum string) string {
@@ -171,8 +184,8 @@ func (d Debian) blobPath(sum string) string {
 
 // cached returns the earlier resolution of d when its .deb is still in
 // the cache with the digest recorded.
-func (d Debian) cached() (DebianSource, error) {
-	b, err := os.ReadFile(d.recordPath())
+func (d Debian) cached(name string) (DebianSource, error) {
+	b, err := os.ReadFile(d.recordPath(name))
 	if err != nil {
 		return DebianSource{}, err
 	}
@@ -188,12 +201,12 @@ func (d Debian) cached() (DebianSource, error) {
 	return src, nil
 }
 
-func (d Debian) record(src DebianSource) error {
+func (d Debian) record(name string, src DebianSource) error {
 	b, err := json.MarshalIndent(src, "", "  ")
 	if err != nil {
 		return err
 	}
-	p := d.recordPath()
+	p := d.recordPath(name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("caching kernel record: %w", err)
 	}
@@ -438,10 +451,11 @@ type debPackage struct {
 	file                             fileRef
 }
 
-// resolve finds the kernel package in Packages.xz: the metapackage
-// (MetaPackage) at d.Version or the only one listed, then the versioned
-// linux-image-N... package its Depends names, as apt-get install would.
-func (d Debian) resolve(pkgsPath string) (debPackage, error) {
+// resolve finds the package name in Packages.xz at d.Version (or the
+// only one listed), or for name "" the kernel: the metapackage
+// (MetaPackage), then the versioned linux-image-N... package its Depends
+// names, as apt-get install would.
+func (d Debian) resolve(pkgsPath, name string) (debPackage, error) {
 	f, err := os.Open(pkgsPath)
 	if err != nil {
 		return debPackage{}, err
@@ -453,10 +467,10 @@ func (d Debian) resolve(pkgsPath string) (debPackage, error) {
 	}
 	byName := map[string][]debPackage{}
 	err = stanzas(zr, func(s map[string]string) bool {
-		name := s["Package"]
-		if strings.HasPrefix(name, "linux-image-") {
+		n := s["Package"]
+		if n == name || name == "" && strings.HasPrefix(n, "linux-image-") {
 			size, _ := strconv.ParseInt(s["Size"], 10, 64)
-			byName[name] = append(byName[name], debPackage{name: name, version: s["Version"], depends: s["Depends"],
+			byName[n] = append(byName[n], debPackage{name: n, version: s["Version"], depends: s["Depends"],
 				filename: s["Filename"], file: fileRef{size: size, sha256: s["SHA256"]}})
 		}
 		return true
@@ -464,13 +478,15 @@ func (d Debian) resolve(pkgsPath string) (debPackage, error) {
 	if err != nil {
 		return debPackage{}, fmt.Errorf("reading Packages.xz: %w", err)
 	}
-	meta, err := pick(byName, MetaPackage(d.Arch), d.Version)
-	if err != nil {
-		return debPackage{}, err
-	}
-	name, version := kernelDepends(meta.depends)
+	version := d.Version
 	if name == "" {
-		return debPackage{}, fmt.Errorf("%s %s depends on no linux-image-N package: %q", meta.name, meta.version, meta.depends)
+		meta, err := pick(byName, MetaPackage(d.Arch), d.Version)
+		if err != nil {
+			return debPackage{}, err
+		}
+		if name, version = kernelDepends(meta.depends); name == "" {
+			return debPackage{}, fmt.Errorf("%s %s depends on no linux-image-N package: %q", meta.name, meta.version, meta.depends)
+		}
 	}
 	pkg, err := pick(byName, name, version)
 	if err != nil {
