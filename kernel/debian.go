@@ -128,7 +128,7 @@ func (d Debian) Fetch(ctx context.Context) (DebianSource, error) {
 }
 
 // FetchPackage is Fetch for any binary package of the suite, by name
-// (the tests take riscv64's busybox-static this way).
+// (the tests take riscv64's busybox-static this way); name "" is Fetch.
 func (d Debian) FetchPackage(ctx context.Context, name string) (DebianSource, error) {
 	return d.defaults().fetch(ctx, name)
 }
@@ -206,15 +206,22 @@ func (d Debian) record(name string, src DebianSource) error {
 	if err != nil {
 		return err
 	}
-	p := d.recordPath(name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("caching kernel record: %w", err)
+	pinned := d
+	pinned.Version = src.Version
+	// The suite's current package is also what a later pin to its
+	// version (--kernel debian:SUITE=VERSION) finds without the network.
+	for _, p := range []string{d.recordPath(name), pinned.recordPath(name)} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("caching package record: %w", err)
+		}
+		if err := os.WriteFile(p+".tmp", append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("caching package record: %w", err)
+		}
+		if err := os.Rename(p+".tmp", p); err != nil {
+			return fmt.Errorf("caching package record: %w", err)
+		}
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("caching kernel record: %w", err)
-	}
-	return os.Rename(tmp, p)
+	return nil
 }
 
 // checkFile checks that p's content has the SHA256 sum.

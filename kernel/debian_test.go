@@ -149,6 +149,7 @@ func TestDebianFetch(t *testing.T) {
 		signedAt time.Time
 		keyring  *openpgp.Entity // nil = signer
 		version  string
+		pkg      string // "" = the kernel
 		release  func(string) string
 		served   map[string][]byte
 		wantErr  string // "" = fetches
@@ -167,6 +168,7 @@ func TestDebianFetch(t *testing.T) {
 			wantErr: `for suite "stable" (trixie), not "bookworm"`},
 		{name: "Valid-Until past", release: func(r string) string { return r + "Valid-Until: Sat, 01 Jan 2022 00:00:00 UTC\n" },
 			wantErr: "expired at"},
+		{name: "package without Filename", pkg: "busybox", wantErr: "busybox 1: no valid Filename"},
 		{name: "tampered InRelease", served: map[string][]byte{"/dists/bookworm/InRelease": nil}, wantErr: "not a clear-signed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,7 +190,7 @@ func TestDebianFetch(t *testing.T) {
 			cache := t.TempDir()
 			d := Debian{Mirror: srv.URL + "/", Arch: "arm64", Version: tc.version, Cache: cache,
 				Keyring: writeKeyring(t, kr), Now: func() time.Time { return testNow }}
-			src, err := d.Fetch(context.Background())
+			src, err := d.FetchPackage(context.Background(), tc.pkg)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Fetch() = %v, want an error with %q", err, tc.wantErr)
@@ -212,6 +214,11 @@ func TestDebianFetch(t *testing.T) {
 			want.Cached = true
 			if err != nil || again != want {
 				t.Fatalf("cached Fetch() = %+v, %v; want %+v", again, err, want)
+			}
+			// So does a pin to the version fetched.
+			d.Version = want.Version
+			if again, err := d.Fetch(context.Background()); err != nil || again != want {
+				t.Fatalf("cached pinned Fetch() = %+v, %v; want %+v", again, err, want)
 			}
 		})
 	}
