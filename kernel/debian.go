@@ -147,7 +147,15 @@ func (d Debian) fetch(ctx context.Context, name string) (DebianSource, error) {
 	if !ok {
 		return DebianSource{}, fmt.Errorf("%s/dists/%s/InRelease lists no %s", d.Mirror, d.Suite, idx)
 	}
-	pkgsPath, err := d.blob(ctx, d.Mirror+"/dists/"+d.Suite+"/"+idx, sum)
+	url := d.Mirror + "/dists/" + d.Suite + "/" + idx
+	if rel.byHash {
+		// The file by its digest, as apt fetches it: a mirror mid-update
+		// serves the new InRelease beside the old Packages.xz, but every
+		// by-hash name InRelease lists is there (DebianRepository/Format,
+		// "Acquire-By-Hash").
+		url = d.Mirror + "/dists/" + d.Suite + "/main/binary-" + d.Arch + "/by-hash/SHA256/" + sum.sha256
+	}
+	pkgsPath, err := d.blob(ctx, url, sum)
 	if err != nil {
 		return DebianSource{}, err
 	}
@@ -306,6 +314,7 @@ func (d Debian) blob(ctx context.Context, url string, want fileRef) (string, err
 // release is what c2vm reads of a suite's signed Release file.
 type release struct {
 	sha256 map[string]fileRef // by path under dists/SUITE
+	byHash bool               // Acquire-By-Hash: yes
 }
 
 // maxInRelease bounds InRelease (Debian's: 150 kB).
@@ -399,7 +408,7 @@ func parseRelease(text []byte, suite string, now time.Time) (*release, error) {
 			return nil, fmt.Errorf("signed Release expired at %s (Valid-Until)", v)
 		}
 	}
-	rel := &release{sha256: map[string]fileRef{}}
+	rel := &release{sha256: map[string]fileRef{}, byHash: f["Acquire-By-Hash"] == "yes"}
 	for _, line := range strings.Split(f["SHA256"], "\n") {
 		fs := strings.Fields(line)
 		if len(fs) != 3 {

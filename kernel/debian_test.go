@@ -122,6 +122,7 @@ func (a *fakeArchive) serve(t *testing.T) *httptest.Server {
 		"/dists/bookworm/main/binary-arm64/Packages.xz": a.packagesXZ,
 		"/pool/main/l/linux-signed-arm64/linux-image-6.1.0-99-cloud-arm64_" + a.version + "_arm64.deb": a.deb,
 	}
+	files["/dists/bookworm/main/binary-arm64/by-hash/SHA256/"+sum(a.packagesXZ)] = a.packagesXZ
 	for p, b := range a.served {
 		files[p] = b
 	}
@@ -155,6 +156,8 @@ func TestDebianFetch(t *testing.T) {
 		wantErr  string // "" = fetches
 	}{
 		{name: "current"},
+		{name: "by hash", release: func(r string) string { return r + "Acquire-By-Hash: yes\n" },
+			served: map[string][]byte{"/dists/bookworm/main/binary-arm64/Packages.xz": []byte("stale")}},
 		{name: "pinned version", version: "6.1.99-1"},
 		{name: "pinned version absent", version: "6.1.1-1", wantErr: `at 6.1.99-1, not "6.1.1-1"`},
 		{name: "tampered deb", served: map[string][]byte{debPath: []byte("!<arch>\nnot really a kernel packagf\n")},
