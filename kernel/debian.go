@@ -219,17 +219,41 @@ func (d Debian) record(name string, src DebianSource) error {
 	// The suite's current package is also what a later pin to its
 	// version (--kernel debian:SUITE=VERSION) finds without the network.
 	for _, p := range []string{d.recordPath(name), pinned.recordPath(name)} {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return fmt.Errorf("caching package record: %w", err)
-		}
-		if err := os.WriteFile(p+".tmp", append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("caching package record: %w", err)
-		}
-		if err := os.Rename(p+".tmp", p); err != nil {
+		if err := writeAtomic(p, bytes.NewReader(append(b, '\n')), nil); err != nil {
 			return fmt.Errorf("caching package record: %w", err)
 		}
 	}
 	return nil
+}
+
+// writeAtomic writes r to p through a temporary file beside it, renamed
+// only when check (if any) passes, so that concurrent conversions sharing
+// the cache never see a partial or unchecked file.
+func writeAtomic(p string, r io.Reader, check func() error) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".part-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if _, err := io.Copy(tmp, r); err != nil {
+		return err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
 }
 
 // checkFile checks that p's content has the SHA256 sum.
@@ -284,31 +308,33 @@ func (d Debian) blob(ctx context.Context, url string, want fileRef) (string, err
 		return "", err
 	}
 	defer body.Close()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return "", fmt.Errorf("caching %s: %w", url, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".part-*")
-	if err != nil {
-		return "", fmt.Errorf("caching %s: %w", url, err)
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(body, want.size+1))
+	// Bounded by the size the signed index gives, checked before the
+	// file takes its name.
+	r := io.TeeReader(io.LimitReader(body, want.size+1), h)
+	var n int64
+	err = writeAtomic(p, &countReader{r: r, n: &n}, func() error {
+		if got := hex.EncodeToString(h.Sum(nil)); n != want.size || got != want.sha256 {
+			return fmt.Errorf("refused: sha256 %s (%d bytes), the signed index says sha256 %s (%d bytes)",
+				got, n, want.sha256, want.size)
+		}
+		return nil
+	})
 	if err != nil {
 		return "", fmt.Errorf("downloading %s: %w", url, err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); n != want.size || got != want.sha256 {
-		return "", fmt.Errorf("%s refused: sha256 %s (%d bytes), the signed index says sha256 %s (%d bytes)",
-			url, got, n, want.sha256, want.size)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("caching %s: %w", url, err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return "", fmt.Errorf("caching %s: %w", url, err)
-	}
 	return p, nil
+}
+
+type countReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c *countReader) Read(b []byte) (int, error) {
+	k, err := c.r.Read(b)
+	*c.n += int64(k)
+	return k, err
 }
 
 // release is what c2vm reads of a suite's signed Release file.

@@ -163,7 +163,7 @@ func TestDebianFetch(t *testing.T) {
 		{name: "tampered deb", served: map[string][]byte{debPath: []byte("!<arch>\nnot really a kernel packagf\n")},
 			wantErr: "the signed index says sha256 " + sum([]byte("!<arch>\nnot really a kernel package\n"))},
 		{name: "tampered Packages.xz", served: map[string][]byte{"/dists/bookworm/main/binary-arm64/Packages.xz": []byte("xz?")},
-			wantErr: "Packages.xz refused: sha256 " + sum([]byte("xz?"))},
+			wantErr: "Packages.xz: refused: sha256 " + sum([]byte("xz?"))},
 		{name: "wrong key", keyring: testKey(t, testNow.Add(-time.Hour), 0), wantErr: "signature check"},
 		{name: "expired key", signer: testKey(t, testNow.Add(-48*time.Hour), 24*time.Hour),
 			signedAt: testNow.Add(-47 * time.Hour), wantErr: "signature check"},
