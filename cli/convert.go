@@ -24,7 +24,7 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		quiet           bool
 	)
 	fs.StringVar(&o.Platform, "platform", "", "image platform os/arch[/variant] (default: the image's only one, else the host's)")
-	fs.StringVar(&o.Kernel, "kernel", "", "kernel: image file, linux-image .deb, directory, or debian:SUITE[=VERSION] (default: one the image carries, else Debian's, fetched once into $C2VM_CACHE)")
+	fs.StringVar(&o.Kernel, "kernel", "", "kernel: image file, linux-image .deb, directory, debian:SUITE[=VERSION], or a kernel image oci:/oci-archive:/docker-archive:REF (LinuxKit or distro layout) (default: one the image carries, else Debian's, fetched once into $C2VM_CACHE)")
 	fs.StringVar(&o.KernelMirror, "kernel-mirror", os.Getenv("C2VM_DEBIAN_MIRROR"), "Debian archive the default kernel comes from (default: $C2VM_DEBIAN_MIRROR, else "+kernel.DefaultMirror+")")
 	fs.StringVar(&o.KernelKeyring, "kernel-keyring", "", "OpenPGP keyring the Debian archive's InRelease is checked against (default: Debian's archive keys shipped with c2vm)")
 	fs.StringVar(&o.RootfsFormat, "rootfs", "", "root filesystem format: squashfs (default) or ext4")

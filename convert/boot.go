@@ -14,9 +14,11 @@ import (
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/bootcfg"
 	"github.com/c2vm/c2vm/bootcfg/plan"
+	"github.com/c2vm/c2vm/image"
 	"github.com/c2vm/c2vm/initramfs"
 	"github.com/c2vm/c2vm/internal/cache"
 	"github.com/c2vm/c2vm/kernel"
+	"github.com/c2vm/c2vm/rootfs"
 	"github.com/c2vm/c2vm/vmconfig"
 )
 
@@ -57,6 +59,9 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 		return err
 	}
 	defer k.Close()
+	if c.kernelTree != nil {
+		defer c.kernelTree.Close()
+	}
 	if err := k.CheckArch(vm.GOARCH); err != nil {
 		return err
 	}
@@ -87,7 +92,7 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 		return err
 	}
 	c.manifest.VMArch = vm.GOARCH
-	c.manifest.Kernel = &KernelInfo{Version: k.Version, Arch: k.Arch, Format: k.Format, Shares: shareFS(k), Source: c.kernelSource}
+	c.manifest.Kernel = &KernelInfo{Version: k.Version, Arch: k.Arch, Format: k.Format, Shares: shareFS(k), Source: c.kernelSource, Image: c.kernelImage}
 	for _, m := range mods {
 		c.manifest.Kernel.Modules = append(c.manifest.Kernel.Modules, m.Name)
 	}
@@ -148,6 +153,9 @@ func (c *conversion) openKernel(ctx context.Context, vm arch.Arch) (*kernel.Kern
 	if suite, version, ok := kernel.ParseDebianRef(c.o.Kernel); ok {
 		return c.debianKernel(ctx, vm, suite, version)
 	}
+	if isImageRef(c.o.Kernel) {
+		return c.imageKernel(ctx, vm)
+	}
 	if c.o.Kernel != "" {
 		k, err := kernel.Open(c.o.Kernel)
 		if err != nil {
@@ -163,6 +171,49 @@ func (c *conversion) openKernel(ctx context.Context, vm arch.Arch) (*kernel.Kern
 	if err != nil {
 		return nil, fmt.Errorf("kernel in the image: %w", err)
 	}
+	return k, nil
+}
+
+// isImageRef reports whether --kernel names a container image in a form
+// convert reads (a plain path stays a kernel file, .deb or directory).
+func isImageRef(ref string) bool {
+	for _, t := range []string{"oci:", "oci-archive:", "docker-archive:", "docker://"} {
+		if strings.HasPrefix(ref, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// imageKernel reads the kernel from a container image for the VM's
+// platform: LinuxKit's layout (/kernel + /kernel.tar) or a distro's
+// (/boot/vmlinuz-* with /lib/modules or /usr/lib/modules). The image's
+// flattened tree stays open (c.kernelTree) while the kernel is read.
+func (c *conversion) imageKernel(ctx context.Context, vm arch.Arch) (*kernel.Kernel, error) {
+	img, err := image.OpenContext(ctx, c.o.Kernel, image.Options{Platform: "linux/" + vm.GOARCH})
+	if err != nil {
+		return nil, fmt.Errorf("kernel image: %w", err)
+	}
+	defer img.Close()
+	layers := make([]rootfs.Layer, len(img.Layers))
+	for i := range img.Layers {
+		layers[i] = img.Layers[i]
+	}
+	tree, err := rootfs.Flatten(ctx, layers, rootfs.FlattenOptions{SpoolDir: c.st.dir, ModTime: c.o.Epoch})
+	if err != nil {
+		return nil, fmt.Errorf("kernel image %s: %w", c.o.Kernel, err)
+	}
+	c.kernelTree = tree
+	c.kernelImage = &ImageInfo{Ref: c.o.Kernel, ManifestDigest: img.ManifestDigest.String(), ConfigDigest: img.ConfigDigest.String()}
+	layout, open := "distro", kernel.FromFS
+	if kernel.IsLinuxKit(tree.FS()) {
+		layout, open = "linuxkit", kernel.FromLinuxKit
+	}
+	k, err := open(tree.FS())
+	if err != nil {
+		return nil, fmt.Errorf("kernel image %s (%s layout): %w", c.o.Kernel, layout, err)
+	}
+	c.o.progress("kernel: from image %s %s (%s layout)", c.o.Kernel, short(img.ManifestDigest.String()), layout)
 	return k, nil
 }
 

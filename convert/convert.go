@@ -117,6 +117,9 @@ type conversion struct {
 	manifest Manifest
 	// kernelSource is set when the kernel came from a Debian mirror.
 	kernelSource *kernel.DebianSource
+	// kernelTree and kernelImage are set when --kernel is an image.
+	kernelTree  *rootfs.Tree
+	kernelImage *ImageInfo
 }
 
 func (c *conversion) run(ctx context.Context) error {

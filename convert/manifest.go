@@ -57,6 +57,8 @@ type KernelInfo struct {
 	// Source is the Debian package the kernel came from, when c2vm
 	// fetched it (--kernel debian:SUITE=VERSION pins it again).
 	Source *kernel.DebianSource `json:"source,omitempty"`
+	// Image is the container image the kernel came from (--kernel oci:...).
+	Image *ImageInfo `json:"image,omitempty"`
 }
 
 // Artifact is one output file's identity.

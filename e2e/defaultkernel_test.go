@@ -13,6 +13,7 @@ import (
 
 	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/internal/fixtures"
+	"github.com/c2vm/c2vm/internal/testkernel"
 )
 
 var (
@@ -169,4 +170,91 @@ func TestDefaultKernel(t *testing.T) {
 			t.Errorf("offline convert left %v beside the output", ents)
 		}
 	})
+}
+
+// kernelImage builds, with umoci, a one-layer image for linux/amd64
+// holding Debian's cloud kernel in LinuxKit's layout (/kernel and
+// /kernel.tar with lib/modules) or a distro's (/boot/vmlinuz-* and
+// /lib/modules).
+func kernelImage(t *testing.T, layout string) string {
+	t.Helper()
+	fixtures.NeedTools(t, "umoci", "dpkg-deb", "tar")
+	x := t.TempDir()
+	if out, err := exec.Command("dpkg-deb", "-x", testkernel.Deb(t, "amd64"), x).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x: %v\n%s", err, out)
+	}
+	vmlinuz, _ := filepath.Glob(filepath.Join(x, "boot", "vmlinuz-*"))
+	if len(vmlinuz) != 1 {
+		t.Fatalf("kernel package has %d vmlinuz", len(vmlinuz))
+	}
+	tarArgs := []string{"--numeric-owner", "--owner=0", "--group=0", "--mtime=@1700000000", "--sort=name"}
+	root := x
+	members := []string{"boot", "lib"}
+	if layout == "linuxkit" {
+		root = t.TempDir()
+		if err := os.Rename(vmlinuz[0], filepath.Join(root, "kernel")); err != nil {
+			t.Fatal(err)
+		}
+		// LinuxKit's kernels carry their config (CONFIG_IKCONFIG); Debian's
+		// does not, so it travels in kernel.tar as lib/modules/V/config.
+		v := strings.TrimPrefix(filepath.Base(vmlinuz[0]), "vmlinuz-")
+		if err := os.Rename(filepath.Join(x, "boot", "config-"+v), filepath.Join(x, "lib", "modules", v, "config")); err != nil {
+			t.Fatal(err)
+		}
+		tarTo(t, filepath.Join(root, "kernel.tar"), x, append(tarArgs, "lib")...)
+		members = []string{"kernel", "kernel.tar"}
+	}
+	layer := filepath.Join(t.TempDir(), "layer.tar")
+	tarTo(t, layer, root, append(tarArgs, members...)...)
+	img := filepath.Join(t.TempDir(), "kernel-"+layout)
+	ref := img + ":latest"
+	umoci(t, "init", "--layout", img)
+	umoci(t, "new", "--image", ref)
+	umoci(t, "raw", "add-layer", "--image", ref, layer)
+	umoci(t, "config", "--image", ref, "--os", "linux", "--architecture", "amd64", "--created", "2023-11-14T22:13:20Z")
+	return img
+}
+
+// tarTo writes tar -C dir ARGS into file.
+func tarTo(t *testing.T, file, dir string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("tar", append([]string{"-C", dir, "-cf", file}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("tar %s: %v\n%s", file, err, out)
+	}
+}
+
+// TestKernelImage: --kernel takes a kernel shipped as a container image,
+// in LinuxKit's layout or a distro's; the VM boots and manifest.json
+// names the kernel image.
+func TestKernelImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	fixtures.NeedTools(t, "qemu-system-x86_64")
+	for _, layout := range []string{"linuxkit", "distro"} {
+		t.Run(layout, func(t *testing.T) {
+			img := kernelImage(t, layout)
+			dir := filepath.Join(t.TempDir(), "busybox.vm")
+			code, stderr := c2vm(t, "convert", "--init", initFor(t, "amd64"), "--kernel", "oci:"+img, "-o", dir,
+				"--cmd", `["/bin/sh","-c","echo kernel from an image; exit 4"]`,
+				"oci:"+filepath.Join(fixtures.Dir(t), "busybox-amd64"))
+			if code != 0 {
+				t.Fatalf("convert: exit %d: %s", code, stderr)
+			}
+			if !strings.Contains(stderr, "("+layout+" layout)") {
+				t.Errorf("convert does not name the %s layout:\n%s", layout, stderr)
+			}
+			m, err := convert.ReadManifest(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Kernel.Image == nil || m.Kernel.Image.Ref != "oci:"+img || !strings.HasPrefix(m.Kernel.Image.ManifestDigest, "sha256:") || len(m.Kernel.Modules) == 0 {
+				t.Errorf("manifest kernel = %+v", m.Kernel)
+			}
+			stdout, stderr, code := runVM(t, dir)
+			if code != 4 || !strings.Contains(stdout, "kernel from an image\n") {
+				t.Errorf("c2vm run: exit %d stdout %q; stderr:\n%s", code, stdout, stderr)
+			}
+		})
+	}
 }
