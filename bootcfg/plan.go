@@ -27,6 +27,9 @@ type PlanOptions struct {
 	// Volumes are the data disks, mounted in the container's root before
 	// the process runs and unmounted after it.
 	Volumes []Volume
+	// Verity, when set, checks the root disk with dm-verity: its
+	// DataBlocks, HashOffset, RootHash and Salt; rootSteps fills the rest.
+	Verity *plan.VerityRoot
 }
 
 // User-mode networking's fixed addresses (QEMU's slirp and passt, and
@@ -114,21 +117,27 @@ func modules(paths []string) []plan.Step {
 	return out
 }
 
-// rootSteps mount the root disk read-only under a tmpfs overlay: the
+// rootSteps mount the root disk read-only (through dm-verity when the
+// options say so) under a tmpfs overlay: the
 // container may write, and every boot starts from the image.
 func rootSteps(o PlanOptions) []plan.Step {
 	wait := o.WaitSeconds
 	if wait == 0 {
 		wait = 10
 	}
-	return []plan.Step{
-		step(&plan.FindRoot{FSType: o.FSType, WaitSeconds: wait, Target: lowerDir}),
+	find := []plan.Step{step(&plan.FindRoot{FSType: o.FSType, WaitSeconds: wait, Target: lowerDir})}
+	if o.Verity != nil {
+		v := *o.Verity
+		v.FSType, v.WaitSeconds, v.Name = o.FSType, wait, plan.VerityRootName
+		find = []plan.Step{step(&v), step(&plan.Mount{Source: v.Device(), Target: lowerDir, FSType: o.FSType, Options: []string{"ro"}})}
+	}
+	return append(find,
 		step(&plan.Mount{Source: "tmpfs", Target: rwDir, FSType: "tmpfs", Options: []string{"mode=0755"}}),
 		step(&plan.Mkdir{Path: rwDir + "/upper", Mode: 0o755}),
 		step(&plan.Mkdir{Path: rwDir + "/work", Mode: 0o755}),
 		step(&plan.Mount{Source: "overlay", Target: newRoot, FSType: "overlay",
 			Options: []string{"lowerdir=" + lowerDir, "upperdir=" + rwDir + "/upper", "workdir=" + rwDir + "/work"}}),
-	}
+	)
 }
 
 // binfmtSteps register the emulators c2vm put into the initramfs, before
@@ -258,6 +267,10 @@ func Requirements(o PlanOptions) []string {
 	if len(o.Volumes) > 0 {
 		// The data disks are ext4 whatever the root's format.
 		req = append(req, "CONFIG_EXT4_FS")
+	}
+	if o.Verity != nil {
+		// The device-mapper core and its verity target.
+		req = append(req, "CONFIG_BLK_DEV_DM", "CONFIG_DM_VERITY")
 	}
 	return req
 }

@@ -48,6 +48,7 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(&volumes, "volume", "also give the VM a data disk mounted at this path, like an image VOLUME (repeatable)")
 	fs.StringVar(&dataSize, "data-size", "", "size of each new data disk: bytes or 512M, 2G... (default 1G)")
 	fs.Var(&disks, "data-disk", "reuse this data disk (e.g. an earlier output's data-0.img), copied, for the next volume in sorted order (repeatable)")
+	fs.BoolVar(&o.Verity, "verity", false, "write rootfs.verity, a dm-verity hash tree the VM checks its root disk against (root hash in manifest.json)")
 	fs.BoolVar(&o.NoKernel, "no-kernel", false, "write only rootfs.img, config.json and manifest.json")
 	fs.BoolVar(&quiet, "q", false, "no progress lines")
 	pos, _, err := parseInterspersed(fs, args)

@@ -69,7 +69,7 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	if err != nil {
 		return err
 	}
-	po.Exposed, po.Volumes = exposed, vols
+	po.Exposed, po.Volumes, po.Verity = exposed, vols, c.verityStep()
 	mods, err := k.ClosureOptional(bootcfg.Requirements(po), bootcfg.Optional())
 	if err != nil {
 		return err

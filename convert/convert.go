@@ -24,10 +24,15 @@ import (
 
 // Options are convert's inputs; the zero value of each field is its default.
 type Options struct {
-	Image        string // image reference (a path or transport:path[:ref])
-	Platform     string // os/arch[/variant]
-	Kernel       string // kernel file, .deb, directory or debian:SUITE[=VERSION]; "" = one the image carries, else Debian's
-	NoKernel     bool   // write only rootfs.img, config.json and manifest.json
+	Image    string // image reference (a path or transport:path[:ref])
+	Platform string // os/arch[/variant]
+	// Kernel is a kernel file, .deb, directory, debian:SUITE[=VERSION] or
+	// kernel image (oci:...); "" = one the image carries, else Debian's.
+	Kernel   string
+	NoKernel bool // write only rootfs.img, config.json and manifest.json
+	// Verity writes rootfs.verity, a dm-verity hash tree over rootfs.img,
+	// which the init then checks the root against (--verity).
+	Verity       bool
 	RootfsFormat string // "squashfs" (default) or "ext4"
 	Output       string // output directory; "" = <image name>.vm
 	Overrides    bootcfg.Overrides
@@ -135,6 +140,9 @@ func (c *conversion) run(ctx context.Context) error {
 	c.tree = tree
 	fsType, err := c.writeRootfs(ctx)
 	if err != nil {
+		return err
+	}
+	if err := c.writeVerity(); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {

@@ -33,6 +33,8 @@ type Manifest struct {
 	// each one serves.
 	DataDisks []string     `json:"dataDisks,omitempty"`
 	Volumes   []VolumeInfo `json:"volumes,omitempty"`
+	// Verity is the root disk's dm-verity hash tree, when --verity made one.
+	Verity *VerityInfo `json:"verity,omitempty"`
 	// Artifacts maps each file in the directory (but manifest.json) to its
 	// digest and size.
 	Artifacts map[string]Artifact `json:"artifacts"`

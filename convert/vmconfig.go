@@ -26,6 +26,7 @@ func (c *conversion) writeVMConfigs(a arch.Arch, vmlinux string) error {
 		// Set before by c.forwards (writeBoot) and the volumes.
 		Forwards:  c.manifest.Forwards,
 		DataDisks: c.manifest.DataDisks,
+		Verity:    c.verityDisk(),
 	}
 	for _, t := range vmconfig.All() {
 		var buf bytes.Buffer

@@ -32,3 +32,19 @@ func matchesFS(head []byte, fstype string) bool {
 	m, ok := magics[fstype]
 	return ok && len(head) >= m.off+len(m.magic) && bytes.Equal(head[m.off:m.off+len(m.magic)], m.magic)
 }
+
+// verityMagic starts the superblock of a dm-verity hash disk as
+// veritysetup format writes it (cryptsetup lib/verity/verity.c, struct
+// verity_sb: signature, then little-endian fields; salt_size is a 16-bit
+// count at byte 80, the salt at byte 88).
+var verityMagic = []byte("verity\x00\x00")
+
+// matchesVerity reports whether head (a disk's first bytes) is a verity
+// hash disk made with salt: the salt tells one image's tree from another's.
+func matchesVerity(head, salt []byte) bool {
+	if len(head) < 88+256 || !bytes.Equal(head[:8], verityMagic) {
+		return false
+	}
+	n := int(binary.LittleEndian.Uint16(head[80:]))
+	return n <= 256 && bytes.Equal(head[88:88+n], salt)
+}

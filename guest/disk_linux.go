@@ -24,11 +24,23 @@ func (s *initState) findRoot(r *plan.FindRoot) error {
 	return mount(&plan.Mount{Source: dev, Target: r.Target, FSType: r.FSType, Options: []string{"ro"}})
 }
 
-// waitRoot polls the block devices until one holds the root filesystem,
-// saying once what it waits for, and giving up after the plan's bound
-// with the devices it saw.
+// waitRoot polls the block devices until one holds the root filesystem.
 func (s *initState) waitRoot(r *plan.FindRoot) (string, error) {
-	wait := time.Duration(r.WaitSeconds) * time.Second
+	var dev string
+	err := s.waitDisks(r.WaitSeconds, fmt.Sprintf("the %s root filesystem", r.FSType),
+		fmt.Sprintf("the root disk (an %s image on a virtio-blk or Xen disk)", r.FSType),
+		func(devs []string) bool {
+			dev = firstDev(devs, func(d string) bool { return probe(d, r.FSType) })
+			return dev != ""
+		})
+	return dev, err
+}
+
+// waitDisks polls the block devices until found says all is there,
+// saying once what it waits for (waitingFor), and giving up after
+// waitSeconds with the devices it saw and what no disk held (missing).
+func (s *initState) waitDisks(waitSeconds int, missing, waitingFor string, found func(devs []string) bool) error {
+	wait := time.Duration(waitSeconds) * time.Second
 	if wait <= 0 {
 		wait = 10 * time.Second
 	}
@@ -37,24 +49,32 @@ func (s *initState) waitRoot(r *plan.FindRoot) (string, error) {
 	said := false
 	for {
 		devs := blockDevices()
-		for _, d := range devs {
-			if probe(d, r.FSType) {
-				return d, nil
-			}
+		if found(devs) {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			msg := fmt.Sprintf("no disk holds the %s root filesystem after %s; block devices seen: %s", r.FSType, wait, orNone(devs))
+			msg := fmt.Sprintf("no disk holds %s after %s; block devices seen: %s", missing, wait, orNone(devs))
 			if len(s.moduleErrs) > 0 {
 				msg += "; module errors: " + strings.Join(s.moduleErrs, "; ")
 			}
-			return "", errors.New(msg)
+			return errors.New(msg)
 		}
 		if !said && time.Since(start) > time.Second {
-			fmt.Fprintf(s.console, plan.LogPrefix+"waiting up to %s for the root disk (an %s image on a virtio-blk or Xen disk)...\n", wait, r.FSType)
+			fmt.Fprintf(s.console, plan.LogPrefix+"waiting up to %s for %s...\n", wait, waitingFor)
 			said = true
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// firstDev is the first of devs that match accepts, or "".
+func firstDev(devs []string, match func(string) bool) string {
+	for _, d := range devs {
+		if match(d) {
+			return d
+		}
+	}
+	return ""
 }
 
 func orNone(l []string) string {
@@ -90,13 +110,20 @@ func blockDevices() []string {
 }
 
 func probe(dev, fstype string) bool {
+	head := readHead(dev)
+	// A data disk is ext4 too: it is never the root.
+	return matchesFS(head, fstype) && !plan.IsDataDisk(head)
+}
+
+// readHead reads a disk's first 2 KiB (less when it is shorter or
+// unreadable).
+func readHead(dev string) []byte {
 	f, err := os.Open(dev)
 	if err != nil {
-		return false
+		return nil
 	}
 	defer f.Close()
 	head := make([]byte, 2048)
 	n, _ := f.ReadAt(head, 0)
-	// A data disk is ext4 too: it is never the root.
-	return matchesFS(head[:n], fstype) && !plan.IsDataDisk(head[:n])
+	return head[:n]
 }

@@ -115,6 +115,8 @@ func (s *initState) do(a plan.Action) error {
 		return loadModule(a.Path)
 	case *plan.FindRoot:
 		return s.findRoot(a)
+	case *plan.VerityRoot:
+		return s.verityRoot(a)
 	case *plan.Mkdir:
 		return os.MkdirAll(a.Path, os.FileMode(a.Mode))
 	case *plan.Move:

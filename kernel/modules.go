@@ -45,6 +45,8 @@ var configModule = map[string]string{
 	"CONFIG_INPUT_EVDEV":         "evdev",
 	"CONFIG_VIRTIO_FS":           "virtiofs",
 	"CONFIG_9P_FS":               "9p",
+	"CONFIG_BLK_DEV_DM":          "dm_mod",
+	"CONFIG_DM_VERITY":           "dm_verity",
 	"CONFIG_NET_9P_VIRTIO":       "9pnet_virtio",
 	"CONFIG_TMPFS":               "", // built in or absent, never a module
 }

@@ -146,9 +146,13 @@ func loadVM(o *Options) (vmconfig.VM, *convert.Manifest, error) {
 	if err != nil {
 		return vmconfig.VM{}, nil, err
 	}
-	return vmconfig.VM{Arch: m.VMArch, Memory: o.Memory, CPUs: o.CPUs, Dir: dir,
+	vm := vmconfig.VM{Arch: m.VMArch, Memory: o.Memory, CPUs: o.CPUs, Dir: dir,
 		Kernel: "kernel", Initrd: "initramfs.img", Rootfs: "rootfs.img",
-		Forwards: fs, DataDisks: m.DataDisks}, m, nil
+		Forwards: fs, DataDisks: m.DataDisks}
+	if m.Verity != nil {
+		vm.Verity = m.Verity.File
+	}
+	return vm, m, nil
 }
 
 // qemuBinary is the override, else the VM arch's qemu-system.

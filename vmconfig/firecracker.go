@@ -84,8 +84,11 @@ func (Firecracker) Write(w io.Writer, vm VM) error {
 		MachineConfig:     fcMachine{VCPUCount: vm.cpus(), MemSizeMiB: vm.memory()},
 		NetworkInterfaces: []fcNet{{IfaceID: "eth0", HostDevName: FirecrackerTap}},
 	}
-	if err := checkDataDisks(vm.DataDisks); err != nil {
+	if _, _, err := vm.disks(); err != nil {
 		return fmt.Errorf("firecracker: %w", err)
+	}
+	if vm.Verity != "" {
+		c.Drives = append(c.Drives, fcDrive{DriveID: "verity", PathOnHost: vm.path(vm.Verity), IsReadOnly: true})
 	}
 	// Data disks after the root disk, writable; drive ids are
 	// alphanumeric (Firecracker's API).

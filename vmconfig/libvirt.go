@@ -169,12 +169,12 @@ func (Libvirt) Write(w io.Writer, vm VM) error {
 	if vm.Cmdline != "" {
 		d.OS.Cmdline += " " + vm.Cmdline
 	}
-	if err := checkDataDisks(vm.DataDisks); err != nil {
+	disks, readOnly, err := vm.disks()
+	if err != nil {
 		return fmt.Errorf("libvirt: %w", err)
 	}
-	d.Devices.Disks = []disk{newDisk(vm.path(vm.Rootfs), diskDev("vd", 0), true)}
-	for i, name := range vm.DataDisks {
-		d.Devices.Disks = append(d.Devices.Disks, newDisk(vm.path(name), diskDev("vd", i+1), false))
+	for i, name := range disks {
+		d.Devices.Disks = append(d.Devices.Disks, newDisk(vm.path(name), diskDev("vd", i), i < readOnly))
 	}
 	if d.QEMU, err = libvirtNet(vm.Forwards); err != nil {
 		return fmt.Errorf("libvirt: %w", err)

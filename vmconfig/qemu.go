@@ -31,7 +31,8 @@ func qemuArgs(vm VM, accel, memory, cpus, dir, appendArgs string) ([]string, err
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDataDisks(vm.DataDisks); err != nil {
+	disks, readOnly, err := vm.disks()
+	if err != nil {
 		return nil, err
 	}
 	args := append([]string{}, a.QEMU.Args...)
@@ -44,12 +45,16 @@ func qemuArgs(vm VM, accel, memory, cpus, dir, appendArgs string) ([]string, err
 		"-device", netDevice+",netdev="+netdevID,
 		"-kernel", dir+vm.Kernel,
 		"-initrd", dir+vm.Initrd,
-		"-drive", "file="+dir+vm.Rootfs+",if=virtio,format=raw,readonly=on",
 	)
-	// Data disks after the root disk, writable: virtio-blk devices take
-	// PCI slots, and so vdb, vdc..., in command-line order.
-	for _, d := range vm.DataDisks {
-		args = append(args, "-drive", "file="+dir+d+",if=virtio,format=raw")
+	// The root disk and its hash tree read-only, then the data disks,
+	// writable: virtio-blk devices take PCI slots, and so vda, vdb...,
+	// in command-line order.
+	for i, d := range disks {
+		drive := "file=" + dir + d + ",if=virtio,format=raw"
+		if i < readOnly {
+			drive += ",readonly=on"
+		}
+		args = append(args, "-drive", drive)
 	}
 	return append(args, "-append", joinArgs("console="+a.Console, "panic=-1", vm.Cmdline, appendArgs)), nil
 }

@@ -40,6 +40,26 @@ type VM struct {
 	// DataDisks are writable ext4 images in Dir (the VOLUMEs), attached
 	// after the root disk in this order; the init finds each by label.
 	DataDisks []string
+	// Verity is the root disk's dm-verity hash tree (rootfs.verity) in
+	// Dir, "" for none: attached read-only right after the root disk; the
+	// init finds it by its superblock.
+	Verity string
+}
+
+// disks lists the disk files in attach order — the root, its hash tree,
+// the data disks — after checking their names, and how many of the first
+// are read-only.
+func (vm VM) disks() (files []string, readOnly int, err error) {
+	files = []string{vm.Rootfs}
+	if vm.Verity != "" {
+		files = append(files, vm.Verity)
+	}
+	readOnly = len(files)
+	files = append(files, vm.DataDisks...)
+	if err := checkDataDisks(files[1:]); err != nil {
+		return nil, 0, err
+	}
+	return files, readOnly, nil
 }
 
 // Defaults.

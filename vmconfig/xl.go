@@ -22,7 +22,8 @@ func (XL) Write(w io.Writer, vm VM) error {
 		_, err := fmt.Fprintf(w, "# Xen has no %s guests; no domain configuration.\n", vm.Arch)
 		return err
 	}
-	if err := checkDataDisks(vm.DataDisks); err != nil {
+	files, readOnly, err := vm.disks()
+	if err != nil {
 		return fmt.Errorf("xl.cfg: %w", err)
 	}
 	extra := "console=hvc0 panic=-1 " + dhcpArg
@@ -31,11 +32,15 @@ func (XL) Write(w io.Writer, vm VM) error {
 	}
 	// target= last: xl reads the rest of the string as the path
 	// (xl-disk-configuration.txt).
-	disks := []string{strconv.Quote("format=raw, vdev=xvda, access=ro, target=" + vm.path(vm.Rootfs))}
-	for i, name := range vm.DataDisks {
-		disks = append(disks, strconv.Quote(fmt.Sprintf("format=raw, vdev=%s, access=rw, target=%s", diskDev("xvd", i+1), vm.path(name))))
+	var disks []string
+	for i, name := range files {
+		access := "rw"
+		if i < readOnly {
+			access = "ro"
+		}
+		disks = append(disks, strconv.Quote(fmt.Sprintf("format=raw, vdev=%s, access=%s, target=%s", diskDev("xvd", i), access, vm.path(name))))
 	}
-	_, err := fmt.Fprintf(w, `# Xen domain for %s (%s), written by c2vm: xl create -c xl.cfg
+	_, err = fmt.Fprintf(w, `# Xen domain for %s (%s), written by c2vm: xl create -c xl.cfg
 name = %s
 type = "pvh"
 kernel = %s

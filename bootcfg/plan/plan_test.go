@@ -18,6 +18,7 @@ func everyStep() []Step {
 		{Action: &Cmdline{}},
 		{Action: &LoadModule{Path: "/lib/modules/x.ko"}, Optional: true},
 		{Action: &FindRoot{FSType: "squashfs", WaitSeconds: 10, Target: "/run/c2vm/lower"}},
+		{Action: &VerityRoot{FSType: "squashfs", WaitSeconds: 10, Name: "c2vm-root", DataBlocks: 3, HashOffset: 4096, RootHash: "ab", Salt: "cd"}},
 		{Action: &Mkdir{Path: "/run/x", Mode: 0o755}},
 		{Action: &Move{From: "/dev", To: "/newroot/dev"}},
 		{Action: &WriteFile{Path: "/etc/hosts", Data: "127.0.0.1 localhost\n", Mode: 0o644, IfMissing: true}, Optional: true},
@@ -162,5 +163,16 @@ func TestParseSignal(t *testing.T) {
 				t.Errorf("ParseSignal(%q) = %d, %v; want %d", tc.in, n, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestVerityTable(t *testing.T) {
+	v := &VerityRoot{Name: VerityRootName, DataBlocks: 300, HashOffset: 4096, RootHash: "ab12", Salt: "cd34"}
+	want := "1 /dev/vda /dev/vdb 4096 4096 300 1 sha256 ab12 cd34"
+	if got := v.Table("/dev/vda", "/dev/vdb"); got != want {
+		t.Errorf("Table = %q, want %q", got, want)
+	}
+	if v.Sectors() != 300*8 || v.Device() != "/dev/mapper/c2vm-root" {
+		t.Errorf("Sectors %d, Device %s", v.Sectors(), v.Device())
 	}
 }
