@@ -211,6 +211,8 @@ func (c *conversion) imageKernel(ctx context.Context, vm arch.Arch) (*kernel.Ker
 	}
 	k, err := open(tree.FS())
 	if err != nil {
+		tree.Close()
+		c.kernelTree = nil
 		return nil, fmt.Errorf("kernel image %s (%s layout): %w", c.o.Kernel, layout, err)
 	}
 	c.o.progress("kernel: from image %s %s (%s layout)", c.o.Kernel, short(img.ManifestDigest.String()), layout)
