@@ -151,6 +151,7 @@ func TestDebianFetch(t *testing.T) {
 		keyring  *openpgp.Entity // nil = signer
 		version  string
 		pkg      string // "" = the kernel
+		tamper   bool   // change the signed text after signing
 		release  func(string) string
 		served   map[string][]byte
 		wantErr  string // "" = fetches
@@ -172,6 +173,7 @@ func TestDebianFetch(t *testing.T) {
 		{name: "Valid-Until past", release: func(r string) string { return r + "Valid-Until: Sat, 01 Jan 2022 00:00:00 UTC\n" },
 			wantErr: "expired at"},
 		{name: "package without Filename", pkg: "busybox", wantErr: "busybox 1: no valid Filename"},
+		{name: "signed text changed", tamper: true, wantErr: "signature check"},
 		{name: "tampered InRelease", served: map[string][]byte{"/dists/bookworm/InRelease": nil}, wantErr: "not a clear-signed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,6 +190,9 @@ func TestDebianFetch(t *testing.T) {
 			}
 			for p, b := range tc.served {
 				a.served[p] = b
+			}
+			if tc.tamper {
+				a.served["/dists/bookworm/InRelease"] = bytes.Replace(a.inRelease(t), []byte("Origin: Debian"), []byte("Origin: Debiam"), 1)
 			}
 			srv := a.serve(t)
 			cache := t.TempDir()
