@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"reflect"
 	"strings"
@@ -54,6 +55,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run"}, 2, "exactly one DIR"},
 		{[]string{"run", "/nonexistent"}, 1, "not a bootable c2vm output"},
 		{[]string{"version"}, 0, ""},
+		{[]string{"inspect"}, 2, "exactly one IMAGE"},
+		{[]string{"inspect", "/nonexistent"}, 1, "no such file"},
+		{[]string{"convert", "--tls-verify=maybe", "x"}, 2, "tls-verify"},
+		{[]string{"inspect", "--creds", "nopassword", "docker://x/y"}, 2, "USER:PASSWORD"},
 	} {
 		var out, errb bytes.Buffer
 		code := Main(context.Background(), tc.args, &out, &errb)
@@ -81,5 +86,51 @@ func TestUsageErrors(t *testing.T) {
 	var errb bytes.Buffer
 	if code := Main(context.Background(), []string{"convert", "x"}, &bytes.Buffer{}, &errb); code != 2 || !strings.Contains(errb.String(), "SOURCE_DATE_EPOCH") {
 		t.Errorf("bad SOURCE_DATE_EPOCH: %d %q", code, errb.String())
+	}
+}
+
+// TestJSONErrors: with --json, a failure is also one JSON document on
+// stdout carrying the message and the exit status; stderr keeps its line.
+func TestJSONErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"convert", "--json"}, 2},
+		{[]string{"convert", "/nonexistent", "--json"}, 1},
+		{[]string{"convert", "--json", "--no-such-flag", "x"}, 2},
+		{[]string{"inspect", "--json", "/nonexistent"}, 1},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Main(context.Background(), tc.args, &out, &errb)
+			var got errorResult
+			if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+				t.Fatalf("stdout %q: %v", out.String(), err)
+			}
+			if code != tc.code || got.ExitCode != code || got.Error == "" || !strings.Contains(errb.String(), got.Error) {
+				t.Errorf("exit %d, stdout %+v, stderr %q; want %d", code, got, errb.String(), tc.code)
+			}
+		})
+	}
+}
+
+func TestTLSVerifyFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		insecure bool
+	}{
+		{nil, false},
+		{[]string{"--tls-verify"}, false},
+		{[]string{"--tls-verify=true"}, false},
+		{[]string{"--tls-verify=false"}, true},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		var p, c string
+		var insecure bool
+		registryFlags(fs, &p, &c, &insecure)
+		if err := fs.Parse(tc.args); err != nil || insecure != tc.insecure {
+			t.Errorf("%q: insecure %v, err %v; want %v", tc.args, insecure, err, tc.insecure)
+		}
 	}
 }

@@ -92,7 +92,7 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 		return err
 	}
 	c.manifest.VMArch = vm.GOARCH
-	c.manifest.Kernel = &KernelInfo{Version: k.Version, Arch: k.Arch, Format: k.Format, Shares: shareFS(k), Source: c.kernelSource, Image: c.kernelImage}
+	c.manifest.Kernel = &KernelInfo{Source: c.kernelSource(), Version: k.Version, Arch: k.Arch, Format: k.Format, Shares: shareFS(k), Debian: c.kernelDebian, Image: c.kernelImage}
 	for _, m := range mods {
 		c.manifest.Kernel.Modules = append(c.manifest.Kernel.Modules, m.Name)
 	}
@@ -147,6 +147,19 @@ func (c *conversion) annotations() map[string]string {
 		"io.c2vm.image.manifest-digest": c.img.ManifestDigest.String(),
 		"io.c2vm.image.config-digest":   c.img.ConfigDigest.String(),
 	}
+}
+
+// kernelSource names where the kernel came from, for manifest.json:
+// what --kernel named, "debian:SUITE=VERSION" for the default Debian
+// kernel (the form that pins it), or "image".
+func (c *conversion) kernelSource() string {
+	switch {
+	case c.o.Kernel != "":
+		return c.o.Kernel
+	case c.kernelDebian != nil:
+		return "debian:" + c.kernelDebian.Suite + "=" + c.kernelDebian.Version
+	}
+	return "image"
 }
 
 func (c *conversion) openKernel(ctx context.Context, vm arch.Arch) (*kernel.Kernel, error) {
@@ -244,7 +257,7 @@ func (c *conversion) debianKernel(ctx context.Context, vm arch.Arch, suite, vers
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", src.Path, err)
 	}
-	c.kernelSource = &src
+	c.kernelDebian = &src
 	return k, nil
 }
 

@@ -24,10 +24,13 @@ import (
 
 // Options are convert's inputs; the zero value of each field is its default.
 type Options struct {
-	Image    string // image reference (a path or transport:path[:ref])
-	Platform string // os/arch[/variant]
+	Image       string // image reference (a path, transport:path[:ref] or docker://REF)
+	Platform    string // os/arch[/variant]
+	Creds       string // USER:PASSWORD for a docker:// registry; "" = as skopeo and Docker find them
+	InsecureTLS bool   // plain HTTP or unverified TLS for a docker:// registry (--tls-verify=false)
 	// Kernel is a kernel file, .deb, directory, debian:SUITE[=VERSION] or
-	// kernel image (oci:...); "" = one the image carries, else Debian's.
+	// kernel image (oci:..., docker://...); "" = one the image carries,
+	// else Debian's.
 	Kernel   string
 	NoKernel bool // write only rootfs.img, config.json and manifest.json
 	// Verity writes rootfs.verity, a dm-verity hash tree over rootfs.img,
@@ -68,6 +71,7 @@ type Options struct {
 	Epoch       time.Time // the one clock for every timestamp c2vm creates
 	Version     string    // c2vm's version for manifest.json
 	Progress    io.Writer // one line per stage; nil = silent
+	Meter       Meter     // live display of layer downloads and reads (a terminal's); nil = none
 }
 
 // Result describes a finished conversion.
@@ -82,7 +86,7 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	if o.Output == "" {
 		o.Output = defaultOutput(o.Image)
 	}
-	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: o.Platform})
+	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: o.Platform, Creds: o.Creds, InsecureTLS: o.InsecureTLS, Meter: o.Meter})
 	if err != nil {
 		return nil, err
 	}
@@ -120,8 +124,8 @@ type conversion struct {
 	st       *stage
 	tree     *rootfs.Tree
 	manifest Manifest
-	// kernelSource is set when the kernel came from a Debian mirror.
-	kernelSource *kernel.DebianSource
+	// kernelDebian is set when the kernel came from a Debian mirror.
+	kernelDebian *kernel.DebianSource
 	// kernelTree and kernelImage are set when --kernel is an image.
 	kernelTree  *rootfs.Tree
 	kernelImage *ImageInfo
@@ -131,6 +135,9 @@ func (c *conversion) run(ctx context.Context) error {
 	layers := make([]rootfs.Layer, len(c.img.Layers))
 	for i := range c.img.Layers {
 		layers[i] = c.img.Layers[i]
+	}
+	if c.o.Meter != nil {
+		meteredLayers(layers, c.o.Meter)
 	}
 	tree, err := rootfs.Flatten(ctx, layers, rootfs.FlattenOptions{SpoolDir: c.st.dir, ModTime: c.o.Epoch})
 	if err != nil {
@@ -163,9 +170,13 @@ func (o Options) progress(format string, a ...any) {
 	}
 }
 
-// defaultOutput names the output after the image: ./alpine.tar → alpine.vm.
+// defaultOutput names the output after the image: ./alpine.tar → alpine.vm,
+// docker://example.com/app@sha256:… → app.vm.
 func defaultOutput(ref string) string {
 	p := ref
+	if r, ok := strings.CutPrefix(p, "docker://"); ok {
+		p, _, _ = strings.Cut(r, "@")
+	}
 	for _, t := range []string{"oci:", "oci-archive:", "docker-archive:"} {
 		p = strings.TrimPrefix(p, t)
 	}

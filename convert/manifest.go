@@ -49,6 +49,8 @@ type ImageInfo struct {
 
 // KernelInfo identifies the kernel in the output.
 type KernelInfo struct {
+	// Source is what --kernel named, or "image" for the image's own.
+	Source  string   `json:"source,omitempty"`
 	Version string   `json:"version"`
 	Arch    string   `json:"arch"`
 	Format  string   `json:"format"`
@@ -56,9 +58,9 @@ type KernelInfo struct {
 	// Shares are the host-share filesystems the VM can mount (c2vm run
 	// -v): "virtiofs", "9p", both or none.
 	Shares []string `json:"shares,omitempty"`
-	// Source is the Debian package the kernel came from, when c2vm
+	// Debian is the Debian package the kernel came from, when c2vm
 	// fetched it (--kernel debian:SUITE=VERSION pins it again).
-	Source *kernel.DebianSource `json:"source,omitempty"`
+	Debian *kernel.DebianSource `json:"debian,omitempty"`
 	// Image is the container image the kernel came from (--kernel oci:...).
 	Image *ImageInfo `json:"image,omitempty"`
 }
@@ -99,7 +101,7 @@ func (c *conversion) writeManifest(fsType string) error {
 		if e.Name() == "manifest.json" || !e.Type().IsRegular() {
 			continue
 		}
-		a, err := digestFile(c.st.path(e.Name()))
+		a, err := DigestFile(c.st.path(e.Name()))
 		if err != nil {
 			return err
 		}
@@ -108,7 +110,8 @@ func (c *conversion) writeManifest(fsType string) error {
 	return writeJSON(c.st.path("manifest.json"), m)
 }
 
-func digestFile(p string) (Artifact, error) {
+// DigestFile gives the sha256 and size of the file p.
+func DigestFile(p string) (Artifact, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return Artifact{}, err

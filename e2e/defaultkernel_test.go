@@ -117,8 +117,8 @@ func TestDefaultKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := m.Kernel.Source
-	if src == nil || src.Mirror != "https://deb.debian.org/debian" || src.Suite != "bookworm" ||
+	src := m.Kernel.Debian
+	if src == nil || m.Kernel.Source != "debian:bookworm="+src.Version || src.Mirror != "https://deb.debian.org/debian" || src.Suite != "bookworm" ||
 		!strings.HasSuffix(src.Package, "-cloud-arm64") || src.Version == "" || len(src.SHA256) != 64 {
 		t.Fatalf("manifest kernel source = %+v", src)
 	}

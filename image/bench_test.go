@@ -1,8 +1,12 @@
 package image
 
 import (
+	"crypto/sha256"
 	"io"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/c2vm/c2vm/internal/fixtures"
 )
@@ -45,4 +49,67 @@ func BenchmarkLayerVerify(b *testing.B) {
 			rc.Close()
 		}
 	})
+}
+
+// BenchmarkRemotePull measures what spooling a registry blob once costs
+// against streaming it straight into the decoder, on the bench image's
+// gzip layer served by go-containerregistry's in-process registry over
+// loopback: "spool" is what docker:// does (download and verify into a
+// temp file, hash it again, decode it); "stream" is download, verify and
+// decode in one pass, the least a streaming pull could do (the tar hashed
+// for its diff_id as Layer.Open does).
+func BenchmarkRemotePull(b *testing.B) {
+	host, _ := pushLayout(b, fixtures.Big(b), "bench:latest")
+	ref := "docker://" + host + "/bench:latest"
+	img, err := Open(ref, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	img.Close()
+	l := img.Layers[0]
+	b.Run("spool", func(b *testing.B) {
+		b.SetBytes(l.Size)
+		for b.Loop() {
+			img, err := Open(ref, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			drain(b, img.Layers[0].Open)
+			img.Close()
+		}
+	})
+	b.Run("stream", func(b *testing.B) {
+		b.SetBytes(l.Size)
+		for b.Loop() {
+			drain(b, func() (io.ReadCloser, error) {
+				d, err := name.NewDigest(host + "/bench@" + l.Digest.String())
+				if err != nil {
+					return nil, err
+				}
+				rl, err := remote.Layer(d)
+				if err != nil {
+					return nil, err
+				}
+				rc, err := rl.Uncompressed() // verifies the compressed digest at EOF
+				if err != nil {
+					return nil, err
+				}
+				return struct {
+					io.Reader
+					io.Closer
+				}{io.TeeReader(rc, sha256.New()), rc}, nil
+			})
+		}
+	})
+}
+
+func drain(b *testing.B, open func() (io.ReadCloser, error)) {
+	rc, err := open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		b.Fatal(err)
+	}
+	rc.Close()
 }

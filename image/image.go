@@ -17,6 +17,7 @@ package image
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -29,6 +30,15 @@ type Options struct {
 	// Platform is os/arch[/variant]; "" picks the image's only platform,
 	// else the host's.
 	Platform string
+	// Creds is USER:PASSWORD for a docker:// registry; "" = as Docker and
+	// skopeo find them (see Keychain).
+	Creds string
+	// InsecureTLS allows plain HTTP and unverified certificates for a
+	// docker:// registry (skopeo's --tls-verify=false).
+	InsecureTLS bool
+	// Meter, when set, shows each docker:// blob download live: it gets
+	// a name and the total bytes, is written the bytes, and is closed.
+	Meter func(what string, total int64) io.WriteCloser
 }
 
 // Image is one resolved image: a manifest, its config and layers.
@@ -37,9 +47,12 @@ type Image struct {
 	ManifestDigest digest.Digest
 	ConfigDigest   digest.Digest
 	Platform       ocispec.Platform
-	Config         ocispec.Image
-	Layers         []Layer
-	store          store
+	// Platforms are all an OCI index (or a registry's) offers; empty for
+	// a docker-archive, whose one platform is Platform.
+	Platforms []ocispec.Platform
+	Config    ocispec.Image
+	Layers    []Layer
+	store     store
 }
 
 // Close releases the archive or directory the image is read from.
@@ -93,6 +106,9 @@ func Open(ref string, opts Options) (*Image, error) {
 // OpenContext is Open whose layer streams stop (with ctx.Err()) once ctx
 // is done, so a cancelled conversion stops mid-layer.
 func OpenContext(ctx context.Context, ref string, opts Options) (*Image, error) {
+	if r, ok := strings.CutPrefix(ref, string(TransportDocker)+"://"); ok {
+		return openRemote(ctx, r, opts)
+	}
 	t, p, name := ParseRef(ref)
 	fi, err := os.Stat(p)
 	if err != nil {

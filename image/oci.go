@@ -106,7 +106,14 @@ func resolveOCI(s store, name string, opts Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return loadManifest(s, c)
+	img, err := loadManifest(s, c)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cands { // choosePlatform filled in every platform
+		img.Platforms = append(img.Platforms, *c.platform)
+	}
+	return img, nil
 }
 
 // refName is how an index entry names its image.

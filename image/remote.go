@@ -1,0 +1,321 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// TransportDocker is a registry reference, as skopeo spells it:
+// docker://[REGISTRY/]REPO[:TAG|@DIGEST].
+const TransportDocker Transport = "docker"
+
+// Errors naming why a registry refused or could not be reached.
+var (
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrTLS          = errors.New("TLS failure")
+	ErrNetwork      = errors.New("network failure")
+)
+
+// openRemote resolves a registry reference through go-containerregistry's
+// remote package. The registry is made to look like an OCI layout (a
+// one-entry index.json over the reference's manifest), so platform choice,
+// bounds and digest checks are the local layout's, and only the blobs of
+// the chosen platform are ever fetched.
+func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
+	s, err := newRemoteStore(ctx, ref, opts)
+	if err != nil {
+		return nil, fmt.Errorf("image docker://%s: %w", ref, err)
+	}
+	img, err := resolveOCI(s, "", opts)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("image docker://%s: %w", ref, err)
+	}
+	img.Ref = "docker://" + ref
+	img.store = s
+	for i := range img.Layers {
+		img.Layers[i].ctx = ctx
+	}
+	return img, nil
+}
+
+// remoteStore serves a registry repository as the files of an OCI layout:
+// index.json is made up, blobs/ALG/HEX is a manifest (fetched from the
+// manifests endpoint, which a registry alone serves them from) or a blob
+// (spooled once to a temp file, so Layer.Open's hash pass and decode pass
+// download it once).
+type remoteStore struct {
+	ctx       context.Context
+	repo      name.Repository
+	registry  string
+	index     []byte
+	opts      []remote.Option
+	mu        sync.Mutex
+	manifests map[digest.Digest]bool  // digests to fetch as manifests
+	top       *remote.Descriptor      // the reference's own manifest, fetched first
+	sizes     map[digest.Digest]int64 // blob sizes the manifests give, for the meter
+	meter     func(string, int64) io.WriteCloser
+	spool     string // temp dir; "" until the first blob
+	spooled   map[digest.Digest]string
+}
+
+var _ store = (*remoteStore)(nil)
+
+func newRemoteStore(ctx context.Context, ref string, opts Options) (*remoteStore, error) {
+	var nameOpts []name.Option
+	if opts.InsecureTLS {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	r, err := name.ParseReference(ref, nameOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotImage, err)
+	}
+	s := &remoteStore{ctx: ctx, repo: r.Context(), registry: r.Context().RegistryStr(), manifests: map[digest.Digest]bool{}, sizes: map[digest.Digest]int64{}, meter: opts.Meter, spooled: map[digest.Digest]string{}}
+	s.opts, err = remoteOptions(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	top, err := remote.Get(r, s.opts...)
+	if err != nil {
+		return nil, s.explain(err)
+	}
+	d := digest.Digest(top.Digest.String())
+	s.manifests[d] = true
+	s.top = top
+	mt := string(top.MediaType)
+	if !isIndex(mt) && !isManifest(mt) {
+		mt = "" // the walk sniffs the body
+	}
+	s.index, err = json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, Manifests: []ocispec.Descriptor{{MediaType: mt, Digest: d, Size: top.Size}}})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// remoteOptions are the registry client's options: credentials as Docker
+// and skopeo find them (or --creds), and TLS as --tls-verify says.
+func remoteOptions(ctx context.Context, opts Options) ([]remote.Option, error) {
+	o := []remote.Option{remote.WithContext(ctx), remote.WithUserAgent("c2vm")}
+	if opts.Creds != "" {
+		user, pass, ok := strings.Cut(opts.Creds, ":")
+		if !ok || user == "" {
+			return nil, fmt.Errorf("--creds: want USER:PASSWORD: %w", ErrUnauthorized)
+		}
+		o = append(o, remote.WithAuth(&authn.Basic{Username: user, Password: pass}))
+	} else {
+		o = append(o, remote.WithAuthFromKeychain(Keychain))
+	}
+	if opts.InsecureTLS {
+		t := remote.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // --tls-verify=false asked for it
+		o = append(o, remote.WithTransport(t))
+	}
+	return o, nil
+}
+
+// open serves index.json, oci-layout, and blobs by digest.
+func (s *remoteStore) open(p string) (io.ReadCloser, int64, error) {
+	switch p {
+	case "index.json":
+		return io.NopCloser(bytes.NewReader(s.index)), int64(len(s.index)), nil
+	case "oci-layout":
+		return io.NopCloser(strings.NewReader(`{"imageLayoutVersion":"1.0.0"}`)), 30, nil
+	}
+	d, err := blobDigest(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	s.mu.Lock()
+	isManifest := s.manifests[d]
+	s.mu.Unlock()
+	if isManifest {
+		return s.openManifest(d)
+	}
+	f, err := s.openBlob(d)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+func blobDigest(p string) (digest.Digest, error) {
+	dir, hex := path.Split(p)
+	alg, ok := strings.CutPrefix(strings.TrimSuffix(dir, "/"), "blobs/")
+	if !ok {
+		return "", fmt.Errorf("%s: %w", p, ErrMissingBlob)
+	}
+	d := digest.NewDigestFromEncoded(digest.Algorithm(alg), hex)
+	return d, checkDigest(d)
+}
+
+// openManifest fetches a manifest by digest (go-containerregistry checks
+// the body against it) and notes the children of an index as manifests.
+func (s *remoteStore) openManifest(d digest.Digest) (io.ReadCloser, int64, error) {
+	desc := s.top
+	if d.String() != desc.Digest.String() {
+		var err error
+		if desc, err = remote.Get(s.repo.Digest(d.String()), s.opts...); err != nil {
+			return nil, 0, s.explain(err)
+		}
+	}
+	type ref struct {
+		Digest digest.Digest `json:"digest"`
+		Size   int64         `json:"size"`
+	}
+	var m struct {
+		Manifests []ref `json:"manifests"`
+		Layers    []ref `json:"layers"`
+	}
+	if json.Unmarshal(desc.Manifest, &m) == nil {
+		s.mu.Lock()
+		for _, c := range m.Manifests {
+			s.manifests[c.Digest] = true
+		}
+		for _, l := range m.Layers {
+			s.sizes[l.Digest] = l.Size
+		}
+		s.mu.Unlock()
+	}
+	return io.NopCloser(bytes.NewReader(desc.Manifest)), int64(len(desc.Manifest)), nil
+}
+
+// openBlob downloads a blob once into the spool directory and opens it.
+// go-containerregistry hashes the body as it streams and fails the read at
+// EOF on a mismatch, so no unverified blob is kept; Layer.Open hashes the
+// spooled copy again before decoding it, as it does every local blob.
+func (s *remoteStore) openBlob(d digest.Digest) (*os.File, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.spooled[d]; ok {
+		return os.Open(p)
+	}
+	if s.spool == "" {
+		dir, err := os.MkdirTemp("", "c2vm-pull-")
+		if err != nil {
+			return nil, fmt.Errorf("spooling blob %s: %w", d, err)
+		}
+		s.spool = dir
+	}
+	p := filepath.Join(s.spool, d.Encoded())
+	if err := s.download(d, p); err != nil {
+		os.Remove(p)
+		return nil, err
+	}
+	s.spooled[d] = p
+	return os.Open(p)
+}
+
+func (s *remoteStore) download(d digest.Digest, p string) error {
+	l, err := remote.Layer(s.repo.Digest(d.String()), s.opts...)
+	if err != nil {
+		return s.explain(err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return s.explain(err)
+	}
+	defer rc.Close()
+	f, err := os.Create(p)
+	if err != nil {
+		return fmt.Errorf("spooling blob %s: %w", d, err)
+	}
+	var src io.Reader = ctxReader{s.ctx, rc}
+	if size, ok := s.sizes[d]; ok && s.meter != nil { // a layer: show it
+		m := s.meter("pull "+d.Encoded()[:12], size)
+		defer m.Close()
+		src = io.TeeReader(src, m)
+	}
+	_, err = io.Copy(f, src)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if strings.Contains(err.Error(), "error verifying") {
+			return fmt.Errorf("%w: %w", ErrDigestMismatch, err) // the caller names the blob
+		}
+		return fmt.Errorf("downloading: %w", s.explain(err))
+	}
+	return nil
+}
+
+// exists: every blob a manifest names is taken to be there; fetching it
+// says otherwise (a HEAD per layer would cost a round trip each).
+func (s *remoteStore) exists(string) bool { return true }
+
+func (s *remoteStore) Close() error {
+	if s.spool == "" {
+		return nil
+	}
+	return os.RemoveAll(s.spool)
+}
+
+// explain turns a registry client error into one line naming its cause:
+// unauthorized (and how to log in), not found, TLS, or network.
+func (s *remoteStore) explain(err error) error {
+	var te *transport.Error
+	var ue x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ce x509.CertificateInvalidError
+	var re tls.RecordHeaderError
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.As(err, &ue), errors.As(err, &he), errors.As(err, &ce), errors.As(err, &re),
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"), strings.Contains(err.Error(), "tls: "),
+		strings.Contains(err.Error(), "HTTP request to an HTTPS server"): // a TLS-only registry's answer to the plain-HTTP try (loopback)
+		return fmt.Errorf("registry %s: %w: %s (for a plain-HTTP or self-signed registry give --tls-verify=false)", s.registry, ErrTLS, oneLineErr(err))
+	case errors.As(err, &te):
+		switch {
+		case te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden || hasCode(te, transport.UnauthorizedErrorCode, transport.DeniedErrorCode):
+			return fmt.Errorf("%s: %w (%s): give --creds USER:PASSWORD or log in with `skopeo login %s` or `docker login %s`",
+				s.repo, ErrUnauthorized, http.StatusText(te.StatusCode), s.registry, s.registry)
+		case te.StatusCode == http.StatusNotFound || hasCode(te, transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode, transport.BlobUnknownErrorCode):
+			return fmt.Errorf("%s: %w: the registry has no such repository, tag or digest (%s)", s.repo, ErrNoSuchImage, oneLineErr(te))
+		}
+		return fmt.Errorf("registry %s: %s", s.registry, oneLineErr(te))
+	case errors.As(err, &ne):
+		return fmt.Errorf("registry %s: %w: %s", s.registry, ErrNetwork, oneLineErr(err))
+	}
+	return err
+}
+
+func hasCode(te *transport.Error, codes ...transport.ErrorCode) bool {
+	for _, d := range te.Errors {
+		for _, c := range codes {
+			if d.Code == c {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func oneLineErr(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
