@@ -203,7 +203,9 @@ func isImageRef(ref string) bool {
 // (/boot/vmlinuz-* with /lib/modules or /usr/lib/modules). The image's
 // flattened tree stays open (c.kernelTree) while the kernel is read.
 func (c *conversion) imageKernel(ctx context.Context, vm arch.Arch) (*kernel.Kernel, error) {
-	img, err := image.OpenContext(ctx, c.o.Kernel, image.Options{Platform: "linux/" + vm.GOARCH})
+	// The same registry credentials as the image: one --creds, one login.
+	img, err := image.OpenContext(ctx, c.o.Kernel, image.Options{Platform: "linux/" + vm.GOARCH,
+		Creds: c.o.Creds, InsecureTLS: c.o.InsecureTLS, Meter: c.o.Meter})
 	if err != nil {
 		return nil, fmt.Errorf("kernel image: %w", err)
 	}
