@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -54,6 +55,8 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&a.dataSize, "data-size", "", "size of each new data disk: bytes or 512M, 2G... (default 1G)")
 	fs.Var(&a.disks, "data-disk", "reuse this data disk (e.g. an earlier output's data-0.img), copied, for the next volume in sorted order (repeatable)")
 	fs.BoolVar(&a.o.Verity, "verity", false, "write rootfs.verity, a dm-verity hash tree the VM checks its root disk against (root hash in manifest.json)")
+	fs.StringVar(&a.o.Disk, "disk", "", "also write one bootable GPT disk image: raw (disk.img) or qcow2 (disk.qcow2), booted by UEFI firmware")
+	fs.StringVar(&a.o.EFIStub, "efi-stub", "", "systemd EFI stub the disk's kernel image is built on (default: Debian's systemd-boot-efi one)")
 	fs.BoolVar(&a.o.NoKernel, "no-kernel", false, "write only rootfs.img, config.json and manifest.json")
 	fs.BoolVar(&a.quiet, "q", false, "no progress lines")
 	fs.BoolVar(&a.json, "json", false, "print one JSON document on stdout when done: every artifact, the image, the kernel, c2vm's version ({\"error\": ...} on failure)")
@@ -109,6 +112,9 @@ func (a *convertArgs) options() (convert.Options, error) {
 		return o, err
 	}
 	o.Volumes, o.DataDisks = a.volumes, a.disks
+	if err := checkDisk(o); err != nil {
+		return o, err
+	}
 	if a.dataSize != "" {
 		if o.DataSize, err = convert.ParseSize(a.dataSize); err != nil {
 			return o, usagef("--data-size: %v", err)
@@ -154,4 +160,23 @@ func sourceDateEpoch() (time.Time, error) {
 		return time.Time{}, usagef("SOURCE_DATE_EPOCH=%q is not a non-negative integer", v)
 	}
 	return time.Unix(n, 0).UTC(), nil
+}
+
+// checkDisk refuses --disk and --efi-stub combinations that cannot work.
+func checkDisk(o convert.Options) error {
+	switch {
+	case o.Disk != "" && o.Disk != "raw" && o.Disk != "qcow2":
+		return usagef("--disk %q: want raw or qcow2", o.Disk)
+	case o.Disk != "" && o.NoKernel:
+		return usagef("--disk needs a kernel: drop --no-kernel")
+	case o.EFIStub != "" && o.Disk == "":
+		return usagef("--efi-stub is only used with --disk")
+	}
+	// Before the conversion's work, not after it.
+	if o.EFIStub != "" {
+		if _, err := os.Stat(o.EFIStub); err != nil {
+			return fmt.Errorf("--efi-stub: %w", err)
+		}
+	}
+	return nil
 }

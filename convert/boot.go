@@ -100,7 +100,10 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	for _, w := range k.XenWarnings() {
 		c.o.progress("warning: xl.cfg: %s", w)
 	}
-	return c.writeVMConfigs(vm, vmlinux)
+	if err := c.writeVMConfigs(vm, vmlinux); err != nil {
+		return err
+	}
+	return c.writeDisk(vm, k.Version)
 }
 
 // planOptions gathers what the boot plan needs from the image: the

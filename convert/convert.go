@@ -40,6 +40,8 @@ type Options struct {
 	Output       string // output directory; "" = <image name>.vm
 	Overrides    bootcfg.Overrides
 	Init         string // guest init binary override
+	Disk         string // "" (none), "raw" or "qcow2": also write a UEFI-bootable disk image
+	EFIStub      string // systemd EFI stub for the disk's UKI; "" = Debian's
 
 	// KernelMirror is the Debian archive for the default kernel; "" =
 	// kernel.DefaultMirror. KernelKeyring replaces the Debian archive keys

@@ -35,6 +35,8 @@ type Manifest struct {
 	Volumes   []VolumeInfo `json:"volumes,omitempty"`
 	// Verity is the root disk's dm-verity hash tree, when --verity made one.
 	Verity *VerityInfo `json:"verity,omitempty"`
+	// Disk is the UEFI-bootable disk image (--disk), when written.
+	Disk *DiskInfo `json:"disk,omitempty"`
 	// Artifacts maps each file in the directory (but manifest.json) to its
 	// digest and size.
 	Artifacts map[string]Artifact `json:"artifacts"`

@@ -3,8 +3,6 @@ package convert
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/vmconfig"
@@ -33,14 +31,7 @@ func (c *conversion) writeVMConfigs(a arch.Arch, vmlinux string) error {
 		if err := t.Write(&buf, vm); err != nil {
 			return fmt.Errorf("writing %s: %w", t.Name(), err)
 		}
-		mode := os.FileMode(0o644)
-		if filepath.Ext(t.Name()) == ".sh" {
-			mode = 0o755
-		}
-		if err := os.WriteFile(c.st.path(t.Name()), buf.Bytes(), mode); err != nil {
-			return err
-		}
-		if err := os.Chmod(c.st.path(t.Name()), mode); err != nil {
+		if err := writeConfig(c.st.path(t.Name()), buf.Bytes()); err != nil {
 			return err
 		}
 	}

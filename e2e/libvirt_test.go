@@ -61,8 +61,14 @@ type domain struct {
 // The domain is destroyed and undefined when the test ends.
 func defineDomain(t *testing.T, dir string) *domain {
 	t.Helper()
+	return defineDomainFile(t, dir, "libvirt.xml")
+}
+
+// defineDomainFile is defineDomain for another of dir's domain files.
+func defineDomainFile(t *testing.T, dir, file string) *domain {
+	t.Helper()
 	openToQEMU(t, dir)
-	xmlBytes, err := os.ReadFile(filepath.Join(dir, "libvirt.xml"))
+	xmlBytes, err := os.ReadFile(filepath.Join(dir, file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +87,9 @@ func defineDomain(t *testing.T, dir string) *domain {
 	d.virsh("define", domXML)
 	t.Cleanup(func() {
 		exec.Command("virsh", "-c", "qemu:///system", "destroy", d.name).Run()
-		exec.Command("virsh", "-c", "qemu:///system", "undefine", d.name).Run()
+		// --nvram: a UEFI domain (libvirt-disk.xml) has an NVRAM file,
+		// and undefine refuses to leave it behind.
+		exec.Command("virsh", "-c", "qemu:///system", "undefine", "--nvram", d.name).Run()
 	})
 	return d
 }

@@ -114,9 +114,12 @@ type domainOS struct {
 		Machine string `xml:"machine,attr"`
 		Value   string `xml:",chardata"`
 	} `xml:"type"`
-	Kernel  string `xml:"kernel"`
-	Initrd  string `xml:"initrd"`
-	Cmdline string `xml:"cmdline"`
+	// Firmware is "efi" for a disk booted by UEFI firmware (libvirt-disk.xml).
+	Firmware string      `xml:"firmware,attr,omitempty"`
+	Features *fwFeatures `xml:"firmware,omitempty"`
+	Kernel   string      `xml:"kernel,omitempty"`
+	Initrd   string      `xml:"initrd,omitempty"`
+	Cmdline  string      `xml:"cmdline,omitempty"`
 }
 
 type features struct {
@@ -147,11 +150,21 @@ type devices struct {
 
 // Write implements Target.
 func (Libvirt) Write(w io.Writer, vm VM) error {
-	d := domain{Type: "qemu", Name: vm.Name, VCPU: vm.cpus(), OnPoweroff: "destroy", OnReboot: "destroy", OnCrash: "destroy"}
+	d, err := libvirtDomain(vm)
+	if err != nil {
+		return err
+	}
+	return writeDomain(w, d)
+}
+
+// libvirtDomain is libvirt.xml's domain; libvirt-disk.xml changes its
+// boot and disks.
+func libvirtDomain(vm VM) (*domain, error) {
+	d := &domain{Type: "qemu", Name: vm.Name, VCPU: vm.cpus(), OnPoweroff: "destroy", OnReboot: "destroy", OnCrash: "destroy"}
 	d.Memory.Unit, d.Memory.Value = "MiB", vm.memory()
 	a, err := arch.VM(vm.Arch)
 	if err != nil {
-		return fmt.Errorf("libvirt: %w", err)
+		return nil, fmt.Errorf("libvirt: %w", err)
 	}
 	d.OS.Type.Arch, d.OS.Type.Machine = a.Uname, a.QEMU.Machine
 	switch {
@@ -171,18 +184,22 @@ func (Libvirt) Write(w io.Writer, vm VM) error {
 	}
 	disks, readOnly, err := vm.disks()
 	if err != nil {
-		return fmt.Errorf("libvirt: %w", err)
+		return nil, fmt.Errorf("libvirt: %w", err)
 	}
 	for i, name := range disks {
 		d.Devices.Disks = append(d.Devices.Disks, newDisk(vm.path(name), diskDev("vd", i), i < readOnly))
 	}
 	if d.QEMU, err = libvirtNet(vm.Forwards); err != nil {
-		return fmt.Errorf("libvirt: %w", err)
+		return nil, fmt.Errorf("libvirt: %w", err)
 	}
 	d.QEMUNS = qemuNS
 	d.Devices.Serial.Type = "pty"
 	d.Devices.Console.Type = "pty"
 	d.Devices.Console.Target.Type = "serial"
+	return d, nil
+}
+
+func writeDomain(w io.Writer, d *domain) error {
 	b, err := xml.MarshalIndent(d, "", "  ")
 	if err != nil {
 		return err

@@ -1,0 +1,178 @@
+package convert
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/c2vm/c2vm/arch"
+	"github.com/c2vm/c2vm/disk"
+	"github.com/c2vm/c2vm/vmconfig"
+)
+
+// DiskInfo is the disk image (--disk) in manifest.json: its file, format
+// and partitions.
+type DiskInfo struct {
+	File   string `json:"file"`
+	Format string `json:"format"` // raw or qcow2
+	disk.Layout
+}
+
+// efiStub is Debian's systemd EFI stub per GOARCH and the package that
+// ships it (systemd-boot-efi; the arm64 one is systemd-boot-efi:arm64,
+// which `apt-get download` fetches on any host).
+var efiStub = map[string]struct{ path, pkg string }{
+	"amd64": {"/usr/lib/systemd/boot/efi/linuxx64.efi.stub", "systemd-boot-efi"},
+	"arm64": {"/usr/lib/systemd/boot/efi/linuxaa64.efi.stub", "systemd-boot-efi:arm64"},
+}
+
+// writeDisk writes the UEFI-bootable disk image (--disk) from the
+// artifacts already in the output — kernel, initramfs.img, rootfs.img
+// and the data disks — and its qemu-disk.sh and libvirt-disk.xml. The
+// separate artifacts stay: the disk is one more way to boot them.
+func (c *conversion) writeDisk(vm arch.Arch, uname string) error {
+	if c.o.Disk == "" {
+		return nil
+	}
+	uki, err := c.buildUKI(vm, uname)
+	if err != nil {
+		return err
+	}
+	o := disk.Options{Arch: vm.GOARCH, UKI: uki, Root: c.st.path("rootfs.img"), Epoch: c.o.Epoch}
+	// GUIDs from the image and everything booted from it: one input, one
+	// disk identity.
+	sum := sha256.Sum256(uki)
+	o.Seed = c.img.ManifestDigest.String() + " " + hex.EncodeToString(sum[:])
+	for _, v := range c.manifest.Volumes {
+		o.Data = append(o.Data, disk.Data{Name: v.Label, File: c.st.path(v.Disk)})
+	}
+	// The hash tree in its own partition; the root hash is in the boot
+	// plan, inside the UKI's initramfs. The init finds both partitions by
+	// content, as it finds the disks.
+	if f := c.verityDisk(); f != "" {
+		o.Verity = c.st.path(f)
+	}
+	name := "disk.img"
+	if c.o.Disk == "qcow2" {
+		name = "disk.qcow2"
+	}
+	raw := c.st.path("disk.img")
+	l, err := disk.Write(raw, o)
+	if err != nil {
+		return err
+	}
+	if c.o.Disk == "qcow2" {
+		if err := toQcow2(raw, c.st.path(name)); err != nil {
+			return err
+		}
+	}
+	c.manifest.Disk = &DiskInfo{File: name, Format: c.o.Disk, Layout: *l}
+	c.o.progress("disk: %s (%s), %d partitions, UKI %s", name, formatSize(l.Size), len(l.Partitions), l.BootFile)
+	return c.writeDiskConfigs(vm, name)
+}
+
+// buildUKI builds the Unified Kernel Image on the EFI stub, with the
+// command line the direct-boot configs pass (the init finds the root
+// partition by its content, as it finds a root disk).
+func (c *conversion) buildUKI(vm arch.Arch, uname string) ([]byte, error) {
+	stubPath := c.o.EFIStub
+	if stubPath == "" {
+		def, ok := efiStub[vm.GOARCH]
+		if !ok {
+			return nil, fmt.Errorf("--disk: no EFI stub known for %s: give one with --efi-stub", vm.GOARCH)
+		}
+		stubPath = def.path
+		if _, err := os.Stat(stubPath); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("--disk: EFI stub %s not found: install Debian's %s package, or give a stub with --efi-stub", stubPath, def.pkg)
+		}
+	}
+	stub, err := os.ReadFile(stubPath)
+	if err != nil {
+		return nil, fmt.Errorf("EFI stub: %w", err)
+	}
+	kernel, err := os.ReadFile(c.st.path("kernel"))
+	if err != nil {
+		return nil, err
+	}
+	initrd, err := os.ReadFile(c.st.path("initramfs.img"))
+	if err != nil {
+		return nil, err
+	}
+	u := disk.UKISections{
+		OSRel:   c.osRelease(),
+		Cmdline: "console=" + vm.Console + " panic=-1",
+		Uname:   uname,
+		Initrd:  initrd,
+		Linux:   kernel,
+	}
+	uki, err := disk.BuildUKI(stub, vm.GOARCH, u)
+	if err != nil {
+		return nil, fmt.Errorf("building the UKI on %s: %w", stubPath, err)
+	}
+	return uki, nil
+}
+
+// osRelease is the UKI's .osrel: what a boot menu shows for it
+// (os-release(5) fields).
+func (c *conversion) osRelease() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "ID=c2vm\nNAME=c2vm\nPRETTY_NAME=\"c2vm %s\"\nIMAGE_ID=%s\nIMAGE_VERSION=%s\n",
+		filepath.Base(defaultOutput(c.o.Image)), "c2vm-"+shortHex(c.img.ManifestDigest.Encoded()), c.o.Version)
+	return b.Bytes()
+}
+
+// toQcow2 converts the raw image with qemu-img, then removes it. QEMU's
+// own converter rather than a Go qcow2 writer: it is present wherever the
+// qcow2 will be booted, its output is deterministic (no timestamps or
+// random fields in the qcow2 header), and `qemu-img check` is the
+// verifier anyway.
+func toQcow2(raw, out string) error {
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		return fmt.Errorf("--disk qcow2: qemu-img not found: install Debian's qemu-utils package, or use --disk raw")
+	}
+	cmd := exec.Command("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("qemu-img convert %s: %w: %s", filepath.Base(raw), err, strings.TrimSpace(string(b)))
+	}
+	return os.Remove(raw)
+}
+
+// writeDiskConfigs writes qemu-disk.sh and libvirt-disk.xml.
+func (c *conversion) writeDiskConfigs(a arch.Arch, name string) error {
+	vm := vmconfig.DiskVM{
+		VM: vmconfig.VM{Name: "c2vm-" + shortHex(c.img.ManifestDigest.Encoded()), Arch: a.GOARCH,
+			Memory: c.o.Memory, CPUs: c.o.CPUs, Dir: c.st.target, Forwards: c.manifest.Forwards},
+		Disk: name, Format: c.o.Disk,
+	}
+	for _, t := range vmconfig.DiskTargets() {
+		var buf bytes.Buffer
+		if err := t.Write(&buf, vm); err != nil {
+			return fmt.Errorf("writing %s: %w", t.Name(), err)
+		}
+		if err := writeConfig(c.st.path(t.Name()), buf.Bytes()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeConfig writes a hypervisor config, executable when it is a
+// script.
+func writeConfig(p string, b []byte) error {
+	mode := os.FileMode(0o644)
+	if filepath.Ext(p) == ".sh" {
+		mode = 0o755
+	}
+	if err := os.WriteFile(p, b, mode); err != nil {
+		return err
+	}
+	// WriteFile's mode passes through the umask.
+	return os.Chmod(p, mode)
+}

@@ -1,0 +1,210 @@
+package disk
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Section is one PE section a UKI adds to its stub.
+type Section struct {
+	Name string // at most 8 bytes: ".linux", ".initrd", ...
+	Data []byte
+}
+
+// UKISections are the sections of a Unified Kernel Image, added in the
+// order systemd's ukify adds them (make_uki: .osrel, .cmdline, .initrd,
+// .uname, and .linux last, "to leave breathing room for decompression").
+// See https://uapi-group.org/specifications/specs/unified_kernel_image/.
+type UKISections struct {
+	OSRel   []byte // os-release(5) text, for boot menus
+	Cmdline string // the kernel command line
+	Uname   string // the kernel's version (uname -r)
+	Initrd  []byte
+	Linux   []byte // an EFI-stub kernel: bzImage (amd64), Image (arm64)
+}
+
+func (u UKISections) list() []Section {
+	var out []Section
+	add := func(name string, b []byte) {
+		if len(b) > 0 {
+			out = append(out, Section{name, b})
+		}
+	}
+	add(".osrel", u.OSRel)
+	add(".cmdline", []byte(u.Cmdline))
+	add(".initrd", u.Initrd)
+	add(".uname", []byte(u.Uname))
+	add(".linux", u.Linux)
+	return out
+}
+
+// PE machine types (PE/COFF specification, "Machine Types").
+const (
+	machineAMD64 = 0x8664
+	machineARM64 = 0xaa64
+)
+
+// StubMachine maps a GOARCH to the PE machine its EFI stub must have.
+var stubMachine = map[string]uint16{"amd64": machineAMD64, "arm64": machineARM64}
+
+// ErrNotPE is returned for a stub that is not a PE32+ image.
+var ErrNotPE = errors.New("not a PE32+ EFI image")
+
+// peFile is what UKI needs to know of a PE32+ file; offsets are into the file.
+type peFile struct {
+	machine      uint16
+	nsections    int
+	optHdr       int // optional header
+	sectionTable int
+	sizeOfHdrs   int
+	secAlign     uint32
+	fileAlign    uint32
+	endVA        uint32 // end of the last section in memory
+}
+
+// Offsets in the PE/COFF headers (PE/COFF specification, sections 3 and
+// 4: "COFF File Header", "Optional Header (Image Only)", "Section Table").
+const (
+	peSigOffset     = 0x3c // MS-DOS stub: offset of "PE\0\0"
+	coffSize        = 20
+	optMagicPE32P   = 0x20b
+	optSizeOfInit   = 8
+	optSecAlign     = 32
+	optFileAlign    = 36
+	optSizeOfImage  = 56
+	optSizeOfHdrs   = 60
+	optCheckSum     = 64
+	optSecurityDir  = 144 // PE32+ data directory 4, the certificate table
+	sectionHdrSize  = 40
+	scnInitRead     = 0x40000040 // IMAGE_SCN_CNT_INITIALIZED_DATA | IMAGE_SCN_MEM_READ
+	scnCodeRead     = 0x40000020 // IMAGE_SCN_CNT_CODE | IMAGE_SCN_MEM_READ
+	maxSectionName  = 8
+	minOptionalSize = optSecurityDir + 8
+)
+
+func parsePE(b []byte) (*peFile, error) {
+	if len(b) < 0x40 || b[0] != 'M' || b[1] != 'Z' {
+		return nil, fmt.Errorf("%w: no MZ header", ErrNotPE)
+	}
+	sig := int(binary.LittleEndian.Uint32(b[peSigOffset:]))
+	if sig < 0 || sig+4+coffSize > len(b) || string(b[sig:sig+4]) != "PE\x00\x00" {
+		return nil, fmt.Errorf("%w: no PE signature at offset %#x", ErrNotPE, sig)
+	}
+	coff := sig + 4
+	p := &peFile{
+		machine:   binary.LittleEndian.Uint16(b[coff:]),
+		nsections: int(binary.LittleEndian.Uint16(b[coff+2:])),
+		optHdr:    coff + coffSize,
+	}
+	optSize := int(binary.LittleEndian.Uint16(b[coff+16:]))
+	if optSize < minOptionalSize || p.optHdr+optSize > len(b) || binary.LittleEndian.Uint16(b[p.optHdr:]) != optMagicPE32P {
+		return nil, fmt.Errorf("%w: optional header at offset %#x is not PE32+", ErrNotPE, p.optHdr)
+	}
+	o := b[p.optHdr:]
+	p.secAlign = binary.LittleEndian.Uint32(o[optSecAlign:])
+	p.fileAlign = binary.LittleEndian.Uint32(o[optFileAlign:])
+	p.sizeOfHdrs = int(binary.LittleEndian.Uint32(o[optSizeOfHdrs:]))
+	p.sectionTable = p.optHdr + optSize
+	if binary.LittleEndian.Uint32(o[optSecurityDir:]) != 0 {
+		// Appending sections would break the signature (ukify refuses too).
+		return nil, fmt.Errorf("%w: the stub is signed (it has a certificate table)", ErrNotPE)
+	}
+	if p.secAlign == 0 || p.fileAlign == 0 || p.sectionTable+p.nsections*sectionHdrSize > len(b) {
+		return nil, fmt.Errorf("%w: section table at offset %#x is truncated", ErrNotPE, p.sectionTable)
+	}
+	for i := range p.nsections {
+		s := b[p.sectionTable+i*sectionHdrSize:]
+		end := binary.LittleEndian.Uint32(s[12:]) + binary.LittleEndian.Uint32(s[8:])
+		p.endVA = max(p.endVA, end)
+	}
+	return p, nil
+}
+
+// BuildUKI appends the sections to a copy of the EFI stub, the way
+// systemd's ukify does it (src/ukify/ukify.py, pe_add_sections): each
+// new section starts in memory at the next SectionAlignment boundary
+// after the previous one — systemd's stub finds them by name in its own
+// loaded image, so they must lie inside SizeOfImage, after the stub's own
+// sections — and in the file at the next FileAlignment boundary; the
+// section headers go in the slack between the stub's section table and
+// SizeOfHeaders (rounded up to FileAlignment, as ukify does: the first
+// section's data starts there), which must have room for them. .linux is
+// marked code, as ukify marks it, for kernels that the stub runs in place
+// through the EFI handover protocol. The checksum is recomputed (ukify
+// zeroes it; firmware does not check it). goarch is the VM's: the stub's
+// machine must match it.
+func BuildUKI(stub []byte, goarch string, u UKISections) ([]byte, error) {
+	p, err := parsePE(stub)
+	if err != nil {
+		return nil, err
+	}
+	if want, ok := stubMachine[goarch]; !ok || p.machine != want {
+		return nil, fmt.Errorf("EFI stub is for PE machine %#x, not %s", p.machine, goarch)
+	}
+	secs := u.list()
+	hdrs := int(alignUp(uint32(p.sizeOfHdrs), p.fileAlign))
+	tableEnd := p.sectionTable + (p.nsections+len(secs))*sectionHdrSize
+	if tableEnd > hdrs {
+		return nil, fmt.Errorf("EFI stub's headers (%d bytes) have no room for %d more section headers", hdrs, len(secs))
+	}
+	out := append([]byte(nil), stub...)
+	va := alignUp(p.endVA, p.secAlign)
+	var initSize uint32
+	for i, s := range secs {
+		if len(s.Name) > maxSectionName {
+			return nil, fmt.Errorf("PE section name %q is longer than 8 bytes", s.Name)
+		}
+		if uint64(len(s.Data)) > 1<<31 {
+			return nil, fmt.Errorf("PE section %s: %d bytes is too big", s.Name, len(s.Data))
+		}
+		raw := alignUp(uint32(len(s.Data)), p.fileAlign)
+		off := alignUp(uint32(len(out)), p.fileAlign)
+		out = append(out, make([]byte, int(off)-len(out))...)
+		out = append(out, s.Data...)
+		out = append(out, make([]byte, int(off+raw)-len(out))...)
+		h := out[p.sectionTable+(p.nsections+i)*sectionHdrSize:][:sectionHdrSize]
+		copy(h, s.Name)
+		binary.LittleEndian.PutUint32(h[8:], uint32(len(s.Data))) // VirtualSize
+		binary.LittleEndian.PutUint32(h[12:], va)                 // VirtualAddress
+		binary.LittleEndian.PutUint32(h[16:], raw)                // SizeOfRawData
+		binary.LittleEndian.PutUint32(h[20:], off)                // PointerToRawData
+		flags := uint32(scnInitRead)
+		if s.Name == ".linux" {
+			flags = scnCodeRead
+		}
+		binary.LittleEndian.PutUint32(h[36:], flags) // Characteristics
+		va = alignUp(va+uint32(len(s.Data)), p.secAlign)
+		initSize += uint32(len(s.Data))
+	}
+	coff := p.optHdr - coffSize
+	binary.LittleEndian.PutUint16(out[coff+2:], uint16(p.nsections+len(secs)))
+	o := out[p.optHdr:]
+	binary.LittleEndian.PutUint32(o[optSizeOfHdrs:], uint32(hdrs))
+	binary.LittleEndian.PutUint32(o[optSizeOfInit:], binary.LittleEndian.Uint32(o[optSizeOfInit:])+initSize)
+	binary.LittleEndian.PutUint32(o[optSizeOfImage:], va)
+	binary.LittleEndian.PutUint32(o[optCheckSum:], peChecksum(out, p.optHdr+optCheckSum))
+	return out, nil
+}
+
+// peChecksum is the image checksum of the PE format (the algorithm of
+// ImageHlp's CheckSumMappedFile): the 16-bit one's-complement-style sum
+// of the file, skipping the checksum field, plus the file's length.
+func peChecksum(b []byte, field int) uint32 {
+	var sum uint64
+	for i := 0; i < len(b); i += 2 {
+		if i == field || i == field+2 {
+			continue
+		}
+		w := uint64(b[i])
+		if i+1 < len(b) {
+			w |= uint64(b[i+1]) << 8
+		}
+		sum += w
+		sum = (sum & 0xffff) + (sum >> 16)
+	}
+	sum = (sum & 0xffff) + (sum >> 16)
+	return uint32(sum) + uint32(len(b))
+}
+
+func alignUp(n, a uint32) uint32 { return (n + a - 1) / a * a }

@@ -1,0 +1,166 @@
+package vmconfig
+
+import (
+	"fmt"
+	"io"
+	"text/template"
+
+	"github.com/c2vm/c2vm/arch"
+)
+
+// DiskVM is a VM booted from its one disk image by UEFI firmware (c2vm
+// convert --disk): the firmware finds the Unified Kernel Image on the
+// disk's EFI system partition, so there is no -kernel, and the root and
+// data file systems are partitions of that disk.
+type DiskVM struct {
+	VM
+	Disk   string // the image's file name in Dir
+	Format string // "raw" or "qcow2"
+}
+
+// Firmware is the UEFI firmware QEMU boots a disk with, per GOARCH: the
+// files of Debian's ovmf and qemu-efi-aarch64 packages, each a whole
+// flash image that -bios loads read-only (no NVRAM: the firmware then
+// boots the removable-media path, \EFI\BOOT\BOOT<ARCH>.EFI).
+var Firmware = map[string]string{
+	"amd64": "/usr/share/ovmf/OVMF.fd",
+	"arm64": "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd",
+}
+
+// FirmwarePackage names the Debian package of each Firmware file.
+var FirmwarePackage = map[string]string{"amd64": "ovmf", "arm64": "qemu-efi-aarch64"}
+
+// DiskTarget is a configuration file for a DiskVM.
+type DiskTarget interface {
+	Name() string
+	Write(w io.Writer, vm DiskVM) error
+}
+
+// DiskTargets lists the disk-boot configurations: qemu-disk.sh and
+// libvirt-disk.xml.
+func DiskTargets() []DiskTarget { return []DiskTarget{QEMUDiskScript{}, LibvirtDisk{}} }
+
+// QEMUDiskArgs is QEMU's command line for a DiskVM: the machine, the
+// firmware, the disk as one writable virtio-blk drive, and the same NIC
+// and console as QEMUArgs.
+func QEMUDiskArgs(vm DiskVM, accel, dir string) ([]string, error) {
+	return qemuDiskArgs(vm, accel, fmt.Sprint(vm.memory()), fmt.Sprint(vm.cpus()), dir)
+}
+
+func qemuDiskArgs(vm DiskVM, accel, memory, cpus, dir string) ([]string, error) {
+	a, err := arch.VM(vm.Arch)
+	if err != nil {
+		return nil, err
+	}
+	fw, ok := Firmware[a.GOARCH]
+	if !ok {
+		return nil, fmt.Errorf("no UEFI firmware known for %s", a.GOARCH)
+	}
+	nd, err := netdev(netdevID, vm.Forwards)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{}, a.QEMU.Args...)
+	return append(args,
+		"-accel", accel,
+		"-m", memory,
+		"-smp", cpus,
+		"-nographic", "-no-reboot",
+		"-bios", fw,
+		"-netdev", nd,
+		"-device", netDevice+",netdev="+netdevID,
+		"-drive", "file="+dir+vm.Disk+",if=virtio,format="+vm.Format,
+	), nil
+}
+
+// QEMUDiskScript writes qemu-disk.sh.
+type QEMUDiskScript struct{}
+
+// Name implements DiskTarget.
+func (QEMUDiskScript) Name() string { return "qemu-disk.sh" }
+
+var qemuDiskTmpl = template.Must(template.New("qemu-disk.sh").Parse(`#!/bin/sh
+# Boots {{.Name}} ({{.Arch}}) from its disk image {{.Disk}} with UEFI
+# firmware ({{.Firmware}}, from Debian's {{.Package}} package): the
+# kernel, initramfs and command line are the Unified Kernel Image on the
+# disk's EFI system partition; root and data file systems are its other
+# partitions (the data partitions are written by the VM). The console is
+# this terminal; the last line is C2VM_EXIT_STATUS=<n>. Written by c2vm.
+#   C2VM_ACCEL=auto|kvm|tcg  accelerator (auto: KVM when qemu.sh or
+#                            c2vm run found it working on this host boot)
+#   C2VM_MEMORY, C2VM_CPUS   override memory (MiB) and CPUs
+#   extra arguments are passed to QEMU.
+set -eu
+DIR=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
+accel=${C2VM_ACCEL:-auto}
+if [ "$accel" = auto ]; then
+	accel=tcg
+	cache=${C2VM_CACHE:-${HOME:-/nonexistent}/.cache/c2vm}/{{.ProbeCache}}
+	boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || :)
+	if [ -n "$boot" ] && [ -r "$cache" ] && read -r id cached <"$cache" && [ "$id" = "$boot" ] && [ "$cached" = kvm ]; then
+		accel=kvm
+	fi
+fi
+exec {{.Binary}} \
+	{{.Args}}\
+	"$@"
+`))
+
+// Write implements DiskTarget.
+func (QEMUDiskScript) Write(w io.Writer, vm DiskVM) error {
+	a, err := arch.VM(vm.Arch)
+	if err != nil {
+		return err
+	}
+	args, err := qemuDiskArgs(vm, phAccel, phMemory, phCPUs, phDir)
+	if err != nil {
+		return err
+	}
+	return qemuDiskTmpl.Execute(w, map[string]any{
+		"Name": vm.Name, "Arch": vm.Arch, "Disk": vm.Disk, "Binary": a.QEMU.Binary,
+		"Firmware": Firmware[a.GOARCH], "Package": FirmwarePackage[a.GOARCH],
+		"Args": shellWords(args, vm.VM), "ProbeCache": ProbeCacheFile(vm.Arch),
+	})
+}
+
+// LibvirtDisk writes libvirt-disk.xml: libvirt.xml's domain booting the
+// disk with UEFI firmware, which libvirt picks from the firmware
+// descriptors the ovmf and qemu-efi-aarch64 packages install
+// (https://libvirt.org/formatdomain.html#bios-bootloader, firmware="efi").
+type LibvirtDisk struct{}
+
+// Name implements DiskTarget.
+func (LibvirtDisk) Name() string { return "libvirt-disk.xml" }
+
+// Write implements DiskTarget.
+func (LibvirtDisk) Write(w io.Writer, vm DiskVM) error {
+	d, err := libvirtDomain(VM{Name: vm.Name, Arch: vm.Arch, Memory: vm.Memory, CPUs: vm.CPUs, Forwards: vm.Forwards})
+	if err != nil {
+		return err
+	}
+	d.OS.Firmware = "efi"
+	// Without secure boot: libvirt would otherwise prefer Debian's
+	// firmware with Microsoft's keys enrolled (40-edk2-*-secure-enrolled.json
+	// in /usr/share/qemu/firmware), which refuses the unsigned UKI.
+	d.OS.Features = &fwFeatures{Feature: []fwFeature{{Enabled: "no", Name: "secure-boot"}}}
+	d.OS.Kernel, d.OS.Initrd, d.OS.Cmdline = "", "", ""
+	if vm.Arch == "arm64" {
+		// UEFI provides ACPI on arm64, which libvirt allows only with it.
+		d.Features = &features{ACPI: &struct{}{}}
+	}
+	root := newDisk(vm.path(vm.Disk), diskDev("vd", 0), false)
+	root.Driver.Type = vm.Format
+	d.Devices.Disks = []disk{root}
+	return writeDomain(w, d)
+}
+
+// fwFeatures is <os><firmware>: features the firmware libvirt picks must
+// have or lack (https://libvirt.org/formatdomain.html#bios-bootloader).
+type fwFeatures struct {
+	Feature []fwFeature `xml:"feature"`
+}
+
+type fwFeature struct {
+	Enabled string `xml:"enabled,attr"`
+	Name    string `xml:"name,attr"`
+}
