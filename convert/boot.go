@@ -14,8 +14,11 @@ import (
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/bootcfg"
 	"github.com/c2vm/c2vm/bootcfg/plan"
+	"github.com/c2vm/c2vm/image"
 	"github.com/c2vm/c2vm/initramfs"
+	"github.com/c2vm/c2vm/internal/cache"
 	"github.com/c2vm/c2vm/kernel"
+	"github.com/c2vm/c2vm/rootfs"
 	"github.com/c2vm/c2vm/vmconfig"
 )
 
@@ -51,11 +54,14 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	if err != nil {
 		return err
 	}
-	k, err := c.openKernel()
+	k, err := c.openKernel(ctx, vm)
 	if err != nil {
 		return err
 	}
 	defer k.Close()
+	if c.kernelTree != nil {
+		defer c.kernelTree.Close()
+	}
 	if err := k.CheckArch(vm.GOARCH); err != nil {
 		return err
 	}
@@ -86,7 +92,7 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 		return err
 	}
 	c.manifest.VMArch = vm.GOARCH
-	c.manifest.Kernel = &KernelInfo{Source: c.kernelSource(), Version: k.Version, Arch: k.Arch, Format: k.Format, Shares: shareFS(k)}
+	c.manifest.Kernel = &KernelInfo{Source: c.kernelSource(), Version: k.Version, Arch: k.Arch, Format: k.Format, Shares: shareFS(k), Debian: c.kernelDebian, Image: c.kernelImage}
 	for _, m := range mods {
 		c.manifest.Kernel.Modules = append(c.manifest.Kernel.Modules, m.Name)
 	}
@@ -146,15 +152,26 @@ func (c *conversion) annotations() map[string]string {
 	}
 }
 
-// kernelSource names where the kernel came from, for manifest.json.
+// kernelSource names where the kernel came from, for manifest.json:
+// what --kernel named, "debian:SUITE=VERSION" for the default Debian
+// kernel (the form that pins it), or "image".
 func (c *conversion) kernelSource() string {
-	if c.o.Kernel != "" {
+	switch {
+	case c.o.Kernel != "":
 		return c.o.Kernel
+	case c.kernelDebian != nil:
+		return "debian:" + c.kernelDebian.Suite + "=" + c.kernelDebian.Version
 	}
 	return "image"
 }
 
-func (c *conversion) openKernel() (*kernel.Kernel, error) {
+func (c *conversion) openKernel(ctx context.Context, vm arch.Arch) (*kernel.Kernel, error) {
+	if suite, version, ok := kernel.ParseDebianRef(c.o.Kernel); ok {
+		return c.debianKernel(ctx, vm, suite, version)
+	}
+	if isImageRef(c.o.Kernel) {
+		return c.imageKernel(ctx, vm)
+	}
 	if c.o.Kernel != "" {
 		k, err := kernel.Open(c.o.Kernel)
 		if err != nil {
@@ -164,11 +181,88 @@ func (c *conversion) openKernel() (*kernel.Kernel, error) {
 	}
 	k, err := kernel.FromFS(c.tree.FS())
 	if errors.Is(err, kernel.ErrNoKernel) {
-		return nil, fmt.Errorf("the image carries no kernel (/boot/vmlinuz-*, /usr/lib/modules/*/vmlinuz): give one with --kernel (a kernel file, a linux-image .deb or a directory), or use --no-kernel for the root filesystem only")
+		// The image carries none: Debian's, as --kernel debian: would.
+		return c.debianKernel(ctx, vm, "", "")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kernel in the image: %w", err)
 	}
+	return k, nil
+}
+
+// isImageRef reports whether --kernel names a container image in a form
+// convert reads (a plain path stays a kernel file, .deb or directory).
+func isImageRef(ref string) bool {
+	for _, t := range []string{"oci:", "oci-archive:", "docker-archive:", "docker://"} {
+		if strings.HasPrefix(ref, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// imageKernel reads the kernel from a container image for the VM's
+// platform: LinuxKit's layout (/kernel + /kernel.tar) or a distro's
+// (/boot/vmlinuz-* with /lib/modules or /usr/lib/modules). The image's
+// flattened tree stays open (c.kernelTree) while the kernel is read.
+func (c *conversion) imageKernel(ctx context.Context, vm arch.Arch) (*kernel.Kernel, error) {
+	// The same registry credentials as the image: one --creds, one login.
+	img, err := image.OpenContext(ctx, c.o.Kernel, image.Options{Platform: "linux/" + vm.GOARCH,
+		Creds: c.o.Creds, InsecureTLS: c.o.InsecureTLS, Meter: c.o.Meter})
+	if err != nil {
+		return nil, fmt.Errorf("kernel image: %w", err)
+	}
+	defer img.Close()
+	layers := make([]rootfs.Layer, len(img.Layers))
+	for i := range img.Layers {
+		layers[i] = img.Layers[i]
+	}
+	tree, err := rootfs.Flatten(ctx, layers, rootfs.FlattenOptions{SpoolDir: c.st.dir, ModTime: c.o.Epoch})
+	if err != nil {
+		return nil, fmt.Errorf("kernel image %s: %w", c.o.Kernel, err)
+	}
+	c.kernelTree = tree
+	c.kernelImage = &ImageInfo{Ref: c.o.Kernel, ManifestDigest: img.ManifestDigest.String(), ConfigDigest: img.ConfigDigest.String()}
+	layout, open := "distro", kernel.FromFS
+	if kernel.IsLinuxKit(tree.FS()) {
+		layout, open = "linuxkit", kernel.FromLinuxKit
+	}
+	k, err := open(tree.FS())
+	if err != nil {
+		tree.Close()
+		c.kernelTree = nil
+		return nil, fmt.Errorf("kernel image %s (%s layout): %w", c.o.Kernel, layout, err)
+	}
+	c.o.progress("kernel: from image %s %s (%s layout)", c.o.Kernel, short(img.ManifestDigest.String()), layout)
+	return k, nil
+}
+
+// debianKernel fetches (or finds in the cache) Debian's kernel for vm and
+// records where it came from in the manifest.
+func (c *conversion) debianKernel(ctx context.Context, vm arch.Arch, suite, version string) (*kernel.Kernel, error) {
+	dir, err := cache.Dir()
+	if err != nil {
+		return nil, err
+	}
+	d := kernel.Debian{Mirror: c.o.KernelMirror, Suite: suite, Version: version, Arch: vm.Debian,
+		Keyring: c.o.KernelKeyring, Cache: dir}
+	src, err := d.Fetch(ctx)
+	if errors.Is(err, kernel.ErrUnreachable) {
+		return nil, fmt.Errorf("no Debian kernel for %s in the cache %s and the mirror is unreachable (%w): give one with --kernel (a kernel file, a linux-image .deb, a directory) or fetch once with network", vm.Debian, dir, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("Debian kernel for %s: %w", vm.Debian, err)
+	}
+	how := "downloaded"
+	if src.Cached {
+		how = "cached"
+	}
+	c.o.progress("kernel: Debian %s %s %s from %s, sha256 %s (%s: %s)", src.Suite, src.Package, src.Version, src.Mirror, src.SHA256, how, src.Path)
+	k, err := kernel.Open(src.Path)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", src.Path, err)
+	}
+	c.kernelDebian = &src
 	return k, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/c2vm/c2vm/bootcfg"
 	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/image"
+	"github.com/c2vm/c2vm/kernel"
 	"github.com/c2vm/c2vm/rootfs"
 )
 
@@ -27,8 +28,11 @@ type Options struct {
 	Platform    string // os/arch[/variant]
 	Creds       string // USER:PASSWORD for a docker:// registry; "" = as skopeo and Docker find them
 	InsecureTLS bool   // plain HTTP or unverified TLS for a docker:// registry (--tls-verify=false)
-	Kernel      string // kernel file, .deb or directory; "" = one the image carries
-	NoKernel    bool   // write only rootfs.img, config.json and manifest.json
+	// Kernel is a kernel file, .deb, directory, debian:SUITE[=VERSION] or
+	// kernel image (oci:..., docker://...); "" = one the image carries,
+	// else Debian's.
+	Kernel   string
+	NoKernel bool // write only rootfs.img, config.json and manifest.json
 	// Verity writes rootfs.verity, a dm-verity hash tree over rootfs.img,
 	// which the init then checks the root against (--verity).
 	Verity       bool
@@ -38,6 +42,11 @@ type Options struct {
 	Init         string // guest init binary override
 	Disk         string // "" (none), "raw" or "qcow2": also write a UEFI-bootable disk image
 	EFIStub      string // systemd EFI stub for the disk's UKI; "" = Debian's
+
+	// KernelMirror is the Debian archive for the default kernel; "" =
+	// kernel.DefaultMirror. KernelKeyring replaces the Debian archive keys
+	// its InRelease is checked against.
+	KernelMirror, KernelKeyring string
 
 	VMArch            string   // GOARCH of the VM; "" = the image's
 	BinfmtInterpreter string   // static qemu-user binary for foreign images
@@ -117,6 +126,11 @@ type conversion struct {
 	st       *stage
 	tree     *rootfs.Tree
 	manifest Manifest
+	// kernelDebian is set when the kernel came from a Debian mirror.
+	kernelDebian *kernel.DebianSource
+	// kernelTree and kernelImage are set when --kernel is an image.
+	kernelTree  *rootfs.Tree
+	kernelImage *ImageInfo
 }
 
 func (c *conversion) run(ctx context.Context) error {

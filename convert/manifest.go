@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/c2vm/c2vm/bootcfg/plan"
+	"github.com/c2vm/c2vm/kernel"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -59,6 +60,11 @@ type KernelInfo struct {
 	// Shares are the host-share filesystems the VM can mount (c2vm run
 	// -v): "virtiofs", "9p", both or none.
 	Shares []string `json:"shares,omitempty"`
+	// Debian is the Debian package the kernel came from, when c2vm
+	// fetched it (--kernel debian:SUITE=VERSION pins it again).
+	Debian *kernel.DebianSource `json:"debian,omitempty"`
+	// Image is the container image the kernel came from (--kernel oci:...).
+	Image *ImageInfo `json:"image,omitempty"`
 }
 
 // Artifact is one output file's identity.

@@ -6,7 +6,7 @@
 # or on PATH.
 set -eu
 
-PKGS="qemu-system-x86 qemu-system-arm qemu-user-static umoci skopeo busybox-static
+PKGS="qemu-system-x86 qemu-system-arm qemu-system-misc qemu-user-static umoci skopeo busybox-static
 e2fsprogs squashfs-tools squashfs-tools-ng cpio zstd xz-utils gzip attr libcap2-bin
 libvirt-clients libxml2-utils shellcheck time util-linux jq make bc iproute2 curl procps
 cryptsetup-bin docker-registry apache2-utils
