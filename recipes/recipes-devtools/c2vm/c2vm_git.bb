@@ -11,7 +11,7 @@ LIC_FILES_CHKSUM = "file://src/${GO_IMPORT}/LICENSE;md5=3b83ef96387f14655fc854dd
 # toolchain download: go 1.26.3. c2vm-go-mods.inc must match its go.sum
 # (internal/yoctomods regenerates it; its test checks it is current).
 SRC_URI = "git://github.com/c2vm/c2vm.git;protocol=https;branch=main;destsuffix=${GO_SRCURI_DESTSUFFIX}"
-SRCREV = "ae7de99d2bec099702b3a7511e0c9269da37b040"
+SRCREV = "632142dcf728d9229ef7ac9351c30ab8012c0296"
 PV = "0.1+git"
 
 require ${BPN}-go-mods.inc
