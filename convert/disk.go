@@ -151,16 +151,7 @@ func (c *conversion) writeDiskConfigs(a arch.Arch, name string) error {
 			Memory: c.o.Memory, CPUs: c.o.CPUs, Dir: c.st.target, Forwards: c.manifest.Forwards},
 		Disk: name, Format: c.o.Disk,
 	}
-	for _, t := range vmconfig.DiskTargets() {
-		var buf bytes.Buffer
-		if err := t.Write(&buf, vm); err != nil {
-			return fmt.Errorf("writing %s: %w", t.Name(), err)
-		}
-		if err := writeConfig(c.st.path(t.Name()), buf.Bytes()); err != nil {
-			return err
-		}
-	}
-	return nil
+	return writeTargets(c.st, vmconfig.DiskTargets(), vm)
 }
 
 // writeConfig writes a hypervisor config, executable when it is a

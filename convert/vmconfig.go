@@ -3,6 +3,7 @@ package convert
 import (
 	"bytes"
 	"fmt"
+	"io"
 
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/vmconfig"
@@ -26,12 +27,20 @@ func (c *conversion) writeVMConfigs(a arch.Arch, vmlinux string) error {
 		DataDisks: c.manifest.DataDisks,
 		Verity:    c.verityDisk(),
 	}
-	for _, t := range vmconfig.All() {
+	return writeTargets(c.st, vmconfig.All(), vm)
+}
+
+// writeTargets writes each hypervisor config for vm into the stage.
+func writeTargets[VM any, T interface {
+	Name() string
+	Write(io.Writer, VM) error
+}](st *stage, targets []T, vm VM) error {
+	for _, t := range targets {
 		var buf bytes.Buffer
 		if err := t.Write(&buf, vm); err != nil {
 			return fmt.Errorf("writing %s: %w", t.Name(), err)
 		}
-		if err := writeConfig(c.st.path(t.Name()), buf.Bytes()); err != nil {
+		if err := writeConfig(st.path(t.Name()), buf.Bytes()); err != nil {
 			return err
 		}
 	}

@@ -71,7 +71,7 @@ func TestReproducible(t *testing.T) {
 // TestInitBinary builds the real init for each VM arch and checks it.
 func TestInitBinary(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the init three times")
+		t.Skip("-short: builds the init three times")
 	}
 	need(t, "go")
 	for _, name := range arch.VMNames() {

@@ -26,7 +26,7 @@ import (
 func bootDir(t *testing.T, goarch, script string) string {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("boots a VM")
+		t.Skip("-short: boots a VM")
 	}
 	a, err := arch.VM(goarch)
 	if err != nil {

@@ -67,7 +67,7 @@ func TestEmptyRoot(t *testing.T) {
 // extended file inode's 64-bit size, and a block start past 4 GiB.
 func TestHuge(t *testing.T) {
 	if testing.Short() {
-		t.Skip("5 GiB of zeros")
+		t.Skip("-short: 5 GiB of zeros")
 	}
 	tr := rootfs.NewTree(*dir(0o755))
 	const huge = 5<<30 + 12345

@@ -85,7 +85,7 @@ func peakHeap(t *testing.T, tr *rootfs.Tree, o Options) uint64 {
 // contents are streamed and only a few blocks per worker are in flight.
 func TestBoundedMemory(t *testing.T) {
 	if testing.Short() {
-		t.Skip("writes 200 MB")
+		t.Skip("-short: writes 200 MB")
 	}
 	tree := func(files int, size int64) *rootfs.Tree {
 		tr := rootfs.NewTree(*dir(0o755))
