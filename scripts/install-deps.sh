@@ -8,7 +8,7 @@ set -eu
 
 PKGS="qemu-system-x86 qemu-system-arm qemu-system-misc qemu-user-static umoci skopeo busybox-static
 e2fsprogs squashfs-tools squashfs-tools-ng cpio zstd xz-utils gzip attr libcap2-bin
-libvirt-clients libxml2-utils shellcheck time util-linux jq make bc iproute2 curl procps gcc
+libvirt-clients libxml2-utils shellcheck time util-linux jq make bc iproute2 curl procps gcc gcc-12
 cryptsetup-bin docker-registry apache2-utils
 ovmf qemu-efi-aarch64 systemd-boot-efi qemu-utils dosfstools fdisk mtools
 buildah debootstrap chrpath diffstat gawk lz4 file locales"
