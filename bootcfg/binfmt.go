@@ -1,10 +1,10 @@
 package bootcfg
 
 import (
+	"github.com/c2vm/c2vm/internal/safeio"
+
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path"
 	"sort"
 
@@ -78,7 +78,7 @@ func interpreter(rootfs fs.FS, a, vm arch.Arch, static string) ([]byte, error) {
 	var err error
 	if static != "" {
 		from = static
-		data, err = readHostFile(static)
+		data, err = safeio.ReadFile(static, maxInterpreter)
 	} else {
 		data, from, err = imageInterpreter(rootfs, a.User)
 	}
@@ -103,22 +103,6 @@ func imageInterpreter(rootfs fs.FS, q string) ([]byte, string, error) {
 // maxInterpreter bounds a qemu-user binary read from the host (Debian's
 // largest, qemu-system-like qemu-aarch64-static, is about 6 MB).
 const maxInterpreter = 256 << 20
-
-func readHostFile(p string) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > maxInterpreter {
-		return nil, fmt.Errorf("%s: not a regular file of at most %d MiB", p, maxInterpreter>>20)
-	}
-	return io.ReadAll(io.LimitReader(f, maxInterpreter))
-}
 
 // BinfmtDFiles lists the image's systemd-binfmt files
 // (usr/lib/binfmt.d/*.conf, etc/binfmt.d/*.conf), sorted by file name;

@@ -1,6 +1,8 @@
 package guest
 
 import (
+	"github.com/c2vm/c2vm/internal/safeio"
+
 	"errors"
 	"fmt"
 	"os"
@@ -88,7 +90,7 @@ func registerBinfmt(line string) error {
 func binfmtD(files []string) error {
 	var entries []plan.Binfmt
 	for _, f := range files {
-		b, err := readBounded(f, 1<<20)
+		b, err := safeio.ReadFile(f, 1<<20)
 		if err != nil {
 			return err
 		}
@@ -112,18 +114,6 @@ func binfmtD(files []string) error {
 		}
 	}
 	return nil
-}
-
-// readBounded reads a regular file of at most max bytes.
-func readBounded(p string, max int64) ([]byte, error) {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > max {
-		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", p, max)
-	}
-	return os.ReadFile(p)
 }
 
 // switchRoot moves dir over / and chroots into it (util-linux

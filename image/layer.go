@@ -1,6 +1,8 @@
 package image
 
 import (
+	"github.com/c2vm/c2vm/internal/safeio"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -83,7 +85,7 @@ func (l Layer) Open() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", l.name(), err)
 	}
-	br := bufio.NewReaderSize(ctxReader{l.context(), raw}, 64<<10)
+	br := bufio.NewReaderSize(safeio.Reader(l.context(), raw), 64<<10)
 	head, _ := br.Peek(4)
 	comp := DetectCompression(head)
 	verified, err := l.verifyStored(size, comp)
@@ -135,7 +137,7 @@ func (l Layer) verifyStored(size int64, comp Compression) (digest.Digest, error)
 		return "", fmt.Errorf("layer %s: %w", l.name(), err)
 	}
 	defer raw.Close()
-	v := &verifier{r: ctxReader{l.context(), raw}, h: want.Algorithm().Hash(), want: want, size: wantSize, what: "layer " + l.name()}
+	v := &verifier{r: safeio.Reader(l.context(), raw), h: want.Algorithm().Hash(), want: want, size: wantSize, what: "layer " + l.name()}
 	if _, err := io.Copy(io.Discard, io.LimitReader(v, wantSize+1)); err != nil {
 		return "", err
 	}

@@ -1,6 +1,8 @@
 package image
 
 import (
+	"github.com/c2vm/c2vm/internal/safeio"
+
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -246,7 +248,7 @@ func (s *remoteStore) download(d digest.Digest, p string) error {
 	if err != nil {
 		return fmt.Errorf("spooling blob %s: %w", d, err)
 	}
-	var src io.Reader = ctxReader{s.ctx, rc}
+	var src io.Reader = safeio.Reader(s.ctx, rc)
 	if size, ok := s.sizes[d]; ok && s.meter != nil { // a layer: show it
 		m := s.meter("pull "+d.Encoded()[:12], size)
 		defer m.Close()

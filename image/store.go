@@ -1,7 +1,6 @@
 package image
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -202,18 +201,4 @@ func readAll(s store, name string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: over the %d MiB limit for a JSON document: %w", name, maxJSON>>20, ErrTooLarge)
 	}
 	return b, nil
-}
-
-// ctxReader stops a stream once its context is done, so a cancelled
-// conversion stops within one read.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

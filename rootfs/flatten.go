@@ -1,6 +1,8 @@
 package rootfs
 
 import (
+	"github.com/c2vm/c2vm/internal/safeio"
+
 	"archive/tar"
 	"bufio"
 	"context"
@@ -77,7 +79,7 @@ func (t *Tree) applyLayer(ctx context.Context, l Layer, spoolDir string) error {
 		return err
 	}
 	t.OnClose(spool.f.Close)
-	if err := t.readLayer(ctx, ctxReader{ctx, rc}, spool); err != nil {
+	if err := t.readLayer(ctx, safeio.Reader(ctx, rc), spool); err != nil {
 		return err
 	}
 	if err := spool.w.Flush(); err != nil {
@@ -312,20 +314,6 @@ type spoolContent struct {
 
 func (s spoolContent) Open() (io.ReadCloser, error) {
 	return io.NopCloser(io.NewSectionReader(s.f, s.off, s.size)), nil
-}
-
-// ctxReader stops a layer's stream once ctx is done, so a cancel (SIGTERM
-// in the CLI) stops Flatten within one read, even inside a huge entry.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // shortName keeps an entry's name readable in a one-line error: a hostile

@@ -14,6 +14,8 @@
 package ext4
 
 import (
+	"github.com/c2vm/c2vm/internal/safeio"
+
 	"context"
 	"fmt"
 	"io"
@@ -47,21 +49,8 @@ func Write(ctx context.Context, t *rootfs.Tree, out *os.File, _ Options) error {
 	// Small files and symlinks go inline in their inodes: smaller images,
 	// fewer blocks to read at boot.
 	r := io.Reader(pr)
-	if err := tar2ext4.ConvertTarToExt4(ctxReader{ctx, r}, out, tar2ext4.InlineData); err != nil {
+	if err := tar2ext4.ConvertTarToExt4(safeio.Reader(ctx, r), out, tar2ext4.InlineData); err != nil {
 		return fmt.Errorf("tar2ext4: %w", err)
 	}
 	return padInodeBitmaps(out, out)
-}
-
-// ctxReader stops a conversion when the context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -1,0 +1,48 @@
+// Package safeio holds the small readers every stage uses on untrusted or
+// long-running input: a reader that stops when its context is done, and a
+// bounded read of a regular file. Standard library only: the guest init
+// links it.
+package safeio
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+)
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+// Reader returns r stopping with ctx's error once ctx is done, so a
+// cancelled conversion (SIGTERM in the CLI) stops within one read, even
+// inside a huge stream.
+func Reader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// ReadFile reads p when it is a regular file (after symlinks) of at most
+// limit bytes; a FIFO, a device or a larger file is refused before any
+// read.
+func ReadFile(p string, limit int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > limit {
+		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", p, limit)
+	}
+	return io.ReadAll(io.LimitReader(f, limit))
+}
