@@ -24,50 +24,29 @@ func (s *initState) mountVolume(v *plan.MountVolume) error {
 	return mount(&plan.Mount{Source: dev, Target: v.Path, FSType: "ext4"})
 }
 
-// waitLabel polls the block devices until one holds the ext4 filesystem
-// labelled v.Label, saying once what it waits for, and giving up after
-// the plan's bound with the labels it saw.
+// waitLabel waits, as for the root disk, for the device holding the ext4
+// filesystem labelled v.Label; when several do, it says so and takes the
+// first.
 func (s *initState) waitLabel(v *plan.MountVolume) (string, error) {
-	wait := time.Duration(v.WaitSeconds) * time.Second
-	if wait <= 0 {
-		wait = 10 * time.Second
-	}
-	start := time.Now()
-	said := false
-	for {
-		var found, seen []string
-		for _, d := range blockDevices() {
-			l, ok := diskLabel(d)
-			if ok && l == v.Label {
-				found = append(found, d)
+	var dev string
+	err := s.waitDisks(v.WaitSeconds, fmt.Sprintf("the ext4 filesystem labelled %s (the data disk for %s)", v.Label, v.Path),
+		fmt.Sprintf("the data disk labelled %s (for %s)", v.Label, v.Path),
+		func(devs []string) bool {
+			var found []string
+			for _, d := range devs {
+				if l, ok := diskLabel(d); ok && l == v.Label {
+					found = append(found, d)
+				}
 			}
-			seen = append(seen, fmt.Sprintf("%s (%s)", d, describeLabel(l, ok)))
-		}
-		if len(found) > 1 {
-			fmt.Fprintf(s.console, plan.LogPrefix+"%d disks are labelled %s (%s): using %s\n", len(found), v.Label, strings.Join(found, ", "), found[0])
-		}
-		if len(found) > 0 {
-			return found[0], nil
-		}
-		if time.Since(start) > wait {
-			return "", fmt.Errorf("no disk holds the ext4 filesystem labelled %s (the data disk for %s) after %s; block devices seen: %s", v.Label, v.Path, wait, orNone(seen))
-		}
-		if !said && time.Since(start) > time.Second {
-			fmt.Fprintf(s.console, plan.LogPrefix+"waiting up to %s for the data disk labelled %s (for %s)...\n", wait, v.Label, v.Path)
-			said = true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func describeLabel(l string, ext4 bool) string {
-	switch {
-	case !ext4:
-		return "not ext4"
-	case l == "":
-		return "ext4, no label"
-	}
-	return fmt.Sprintf("ext4 %q", l)
+			if len(found) > 1 {
+				fmt.Fprintf(s.console, plan.LogPrefix+"%d disks are labelled %s (%s): using %s\n", len(found), v.Label, strings.Join(found, ", "), found[0])
+			}
+			if len(found) > 0 {
+				dev = found[0]
+			}
+			return dev != ""
+		})
+	return dev, err
 }
 
 // diskLabel reads a device's ext4 label.
