@@ -54,7 +54,7 @@ func (n *node) inode(iu uint32) (le, error) {
 		b = b.u16(format).u16(icount).u16(mode).u16(uint16(ino.Nlink)).u32(uint32(n.size)).u32(0).
 			u32(iu).u32(n.num).u16(uint16(ino.UID)).u16(uint16(ino.GID)).u32(0)
 	} else {
-		b = b.u16(format|1).u16(icount).u16(mode).u16(0).u64(uint64(n.size)).
+		b = b.u16(format | 1).u16(icount).u16(mode).u16(0).u64(uint64(n.size)).
 			u32(iu).u32(n.num).u32(uint32(ino.UID)).u32(uint32(ino.GID)).
 			u64(uint64(ino.ModTime.Unix())).u32(uint32(ino.ModTime.Nanosecond())).u32(ino.Nlink)
 		b = append(b, make([]byte, 16)...)
