@@ -33,7 +33,7 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&a.o.Kernel, "kernel", "", "kernel: image file, linux-image .deb, directory, debian:SUITE[=VERSION], or a kernel image oci:/oci-archive:/docker-archive:/docker://REF (LinuxKit or distro layout) (default: one the image carries, else Debian's, fetched once into $C2VM_CACHE)")
 	fs.StringVar(&a.o.KernelMirror, "kernel-mirror", os.Getenv("C2VM_DEBIAN_MIRROR"), "Debian archive the default kernel comes from (default: $C2VM_DEBIAN_MIRROR, else "+kernel.DefaultMirror+")")
 	fs.StringVar(&a.o.KernelKeyring, "kernel-keyring", "", "OpenPGP keyring the Debian archive's InRelease is checked against (default: Debian's archive keys shipped with c2vm)")
-	fs.StringVar(&a.o.RootfsFormat, "rootfs", "", "root filesystem format: squashfs (default) or ext4")
+	fs.StringVar(&a.o.RootfsFormat, "rootfs", "", "root filesystem format: squashfs (default), erofs or ext4")
 	fs.StringVar(&a.o.Output, "output", "", "output directory (default: ./<image name>.vm)")
 	fs.StringVar(&a.o.Output, "o", "", "shorthand for --output")
 	fs.StringVar(&a.entrypoint, "entrypoint", "", "override the image's entrypoint (a JSON array or a single path; \"\" clears it)")

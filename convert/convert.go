@@ -36,7 +36,7 @@ type Options struct {
 	// Verity writes rootfs.verity, a dm-verity hash tree over rootfs.img,
 	// which the init then checks the root against (--verity).
 	Verity       bool
-	RootfsFormat string // "squashfs" (default) or "ext4"
+	RootfsFormat string // "squashfs" (default), "erofs" or "ext4"
 	Output       string // output directory; "" = <image name>.vm
 	Overrides    bootcfg.Overrides
 	Init         string // guest init binary override

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/c2vm/c2vm/rootfs"
+	"github.com/c2vm/c2vm/rootfs/erofs"
 	"github.com/c2vm/c2vm/rootfs/ext4"
 	"github.com/c2vm/c2vm/rootfs/squashfs"
 )
@@ -18,6 +19,7 @@ const DefaultRootfs = "squashfs"
 // writers names the root filesystem formats: one rootfs.Writer each.
 func (c *conversion) writers() map[string]rootfs.Writer {
 	return map[string]rootfs.Writer{
+		"erofs":    erofs.Format{Options: erofs.Options{ModTime: c.o.Epoch}},
 		"ext4":     ext4.Format{},
 		"squashfs": squashfs.Format{Options: squashfs.Options{ModTime: c.o.Epoch}},
 	}

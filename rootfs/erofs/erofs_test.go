@@ -73,7 +73,7 @@ func featureTree(t testing.TB) *rootfs.Tree {
 	tr.Lookup("data/x").Xattrs = map[string]string{
 		"user.empty": "", "user.big": strings.Repeat("v", 3000), "trusted.t": "1",
 		"system.posix_acl_access": "\x02\x00\x00\x00\x01\x00\x06\x00\xff\xff\xff\xff\x04\x00\x04\x00\xff\xff\xff\xff\x20\x00\x04\x00\xff\xff\xff\xff",
-		"system.other": "dropped",
+		"system.other":            "dropped",
 	}
 	add("data/dir-xattr", rt.Dir(0o750))
 	tr.Lookup("data/dir-xattr").Xattrs = map[string]string{"user.d": "dir"}
