@@ -61,12 +61,13 @@ func (im *image) write(ctx context.Context, f *os.File) error {
 		return err
 	}
 	out := &output{w: bufio.NewWriterSize(f, 1<<20), blk: uint32(dataAt / blockSize), sum: sha256.New()}
-	c := im.newCompressor()
+	pl := im.startPipeline(ctx)
+	defer pl.stop()
 	for _, n := range im.nodes {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rec, err := im.writeNode(n, out, c)
+		rec, err := im.writeNode(ctx, n, out, pl)
 		if err != nil {
 			return fmt.Errorf("%s: %w", n.path, err)
 		}
@@ -87,11 +88,11 @@ func (im *image) write(ctx context.Context, f *os.File) error {
 }
 
 // writeNode writes n's data blocks and returns its metadata record.
-func (im *image) writeNode(n *node, out *output, c *compressor) ([]byte, error) {
+func (im *image) writeNode(ctx context.Context, n *node, out *output, pl *pipeline) ([]byte, error) {
 	ino := n.ino
 	switch {
 	case n.layout == compressedFull:
-		return im.writeCompressed(n, out, c)
+		return im.writeCompressed(ctx, n, out, pl)
 	case ino.Type == rootfs.TypeDir:
 		return n.flat(out, dirData(n.dir))
 	case ino.Type == rootfs.TypeSymlink:
