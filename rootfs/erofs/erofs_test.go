@@ -18,7 +18,7 @@ var when = rt.When
 // format is what an EROFS image keeps of a tree: mtimes to the
 // nanosecond, xattrs in the namespaces it has indexes for.
 var format = rt.Format{
-	MTime: func(ino *rootfs.Inode) int64 { return ino.ModTime.UnixNano() },
+	MTime: func(ino *rootfs.Inode) int64 { return mtime(ino).UnixNano() },
 	Stores: func(name string) bool {
 		_, _, ok := xattrIndex(name)
 		return ok

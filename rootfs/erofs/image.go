@@ -5,6 +5,7 @@ import (
 	"math"
 	"path"
 	"sort"
+	"time"
 
 	"github.com/c2vm/c2vm/rootfs"
 )
@@ -120,7 +121,7 @@ func (im *image) plan(n *node) error {
 		}
 	}
 	n.ext = ino.UID < 0 || ino.UID > math.MaxUint16 || ino.GID < 0 || ino.GID > math.MaxUint16 ||
-		ino.Nlink > math.MaxUint16 || n.size > math.MaxUint32 || !ino.ModTime.Equal(im.o.ModTime)
+		ino.Nlink > math.MaxUint16 || n.size > math.MaxUint32 || !mtime(ino).Equal(im.o.ModTime)
 	head := compactSize
 	if n.ext {
 		head = extSize
@@ -139,6 +140,15 @@ func (im *image) plan(n *node) error {
 		n.layout = flatPlain
 	}
 	return nil
+}
+
+// mtime is an inode's mtime; the zero time (none known) is the Unix
+// epoch, as in the squashfs writer.
+func mtime(ino *rootfs.Inode) time.Time {
+	if ino.ModTime.IsZero() {
+		return time.Unix(0, 0)
+	}
+	return ino.ModTime
 }
 
 // lclusters is the number of 4 KiB logical clusters of a file.

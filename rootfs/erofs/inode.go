@@ -56,7 +56,7 @@ func (n *node) inode(iu uint32) (le, error) {
 	} else {
 		b = b.u16(format | 1).u16(icount).u16(mode).u16(0).u64(uint64(n.size)).
 			u32(iu).u32(n.num).u32(uint32(ino.UID)).u32(uint32(ino.GID)).
-			u64(uint64(ino.ModTime.Unix())).u32(uint32(ino.ModTime.Nanosecond())).u32(ino.Nlink)
+			u64(uint64(mtime(ino).Unix())).u32(uint32(mtime(ino).Nanosecond())).u32(ino.Nlink)
 		b = append(b, make([]byte, 16)...)
 	}
 	return append(b, n.xattrs...), nil

@@ -3,7 +3,6 @@ package squashfs
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,36 +10,8 @@ import (
 	"testing"
 
 	"github.com/c2vm/c2vm/rootfs"
+	rt "github.com/c2vm/c2vm/rootfs/internal/rootfstest"
 )
-
-// zeroTail is size bytes of zeros ending in tail: a big file that costs no
-// memory.
-type zeroTail struct {
-	size int64
-	tail string
-}
-
-func (z zeroTail) Open() (io.ReadCloser, error) {
-	zeros := io.LimitReader(zeroReader{}, z.size-int64(len(z.tail)))
-	return io.NopCloser(io.MultiReader(zeros, strings.NewReader(z.tail))), nil
-}
-
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
-
-type failing struct{ open, read error }
-
-func (f failing) Open() (io.ReadCloser, error) {
-	if f.open != nil {
-		return nil, f.open
-	}
-	return io.NopCloser(io.MultiReader(strings.NewReader("some"), errReader{f.read})), nil
-}
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // checkAll runs every reader that needs no root on the image of tr.
 func checkAll(t *testing.T, tr *rootfs.Tree, o Options) string {
@@ -72,7 +43,7 @@ func TestHuge(t *testing.T) {
 	tr := rootfs.NewTree(*dir(0o755))
 	const huge = 5<<30 + 12345
 	mustAdd(t, tr, "huge", &rootfs.Inode{Type: rootfs.TypeRegular, Mode: 0o644, ModTime: when, Size: huge,
-		Content: zeroTail{huge, strings.Repeat("tail", 50000)}})
+		Content: rt.ZeroTail{Size: huge, Tail: strings.Repeat("tail", 50000)}})
 	mustAdd(t, tr, "small", file(0o644, []byte("after the huge one")))
 	img := checkAll(t, tr, Options{})
 	// The kernel reads it too: the size, a hole and the tail.
@@ -126,8 +97,8 @@ func TestContentErrors(t *testing.T) {
 		size    int64
 		want    error
 	}{
-		{"open", failing{open: boom}, 10, boom},
-		{"read", failing{read: boom}, 300000, boom},
+		{"open", rt.Failing{OpenErr: boom}, 10, boom},
+		{"read", rt.Failing{ReadErr: boom}, 300000, boom},
 		{"short", data("abc"), 4, ErrShortFile},
 		{"short-block", data(make([]byte, 200000)), 300000, ErrShortFile},
 	} {
@@ -138,7 +109,7 @@ func TestContentErrors(t *testing.T) {
 					mustAdd(t, tr, "etc", dir(0o755))
 					mustAdd(t, tr, "etc/bad", &rootfs.Inode{Type: rootfs.TypeRegular, Size: c.size, Content: c.content})
 					if dup { // same size: read for dedup first
-						mustAdd(t, tr, "etc/other", &rootfs.Inode{Type: rootfs.TypeRegular, Size: c.size, Content: zeroTail{c.size, ""}})
+						mustAdd(t, tr, "etc/other", &rootfs.Inode{Type: rootfs.TypeRegular, Size: c.size, Content: rt.ZeroTail{Size: c.size}})
 					}
 					f, err := os.Create(filepath.Join(t.TempDir(), "img"))
 					if err != nil {
