@@ -46,6 +46,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./convert/ ./rootfs/...
 	sh scripts/bench.sh
 	sh rootfs/squashfs/bench/compare.sh
+	sh rootfs/erofs/bench/compare.sh
 
 # Every fuzz target for FUZZTIME each (go test runs one -fuzz target at a
 # time); `make test` already runs each target's seed corpus.

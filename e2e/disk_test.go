@@ -97,7 +97,13 @@ func TestDiskVerity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots VMs")
 	}
-	dir := convertBusybox(t, "amd64", "--disk", "raw", "--verity", "--efi-stub", efiStub(t, "amd64"),
+	for _, rootfs := range []string{"squashfs", "erofs"} {
+		t.Run(rootfs, func(t *testing.T) { diskVerity(t, rootfs) })
+	}
+}
+
+func diskVerity(t *testing.T, rootfs string) {
+	dir := convertBusybox(t, "amd64", "--rootfs", rootfs, "--disk", "raw", "--verity", "--efi-stub", efiStub(t, "amd64"),
 		"--cmd", `["/bin/sh","-c","echo CONTAINER-RAN; exit 3"]`)
 	m := readManifest(t, dir)
 	img := filepath.Join(dir, m.Disk.File)

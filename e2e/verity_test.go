@@ -77,7 +77,8 @@ func TestVerity(t *testing.T) {
 }
 
 // flipFileByte flips the byte halfway through a squashfs image's data
-// area (see TestVerity) and returns its offset.
+// area (see TestVerity), or through an erofs image (whose metadata comes
+// first and is small: the middle is file data), and returns its offset.
 func flipFileByte(t *testing.T, img string) int64 {
 	t.Helper()
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
@@ -85,14 +86,23 @@ func flipFileByte(t *testing.T, img string) int64 {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	sb := make([]byte, 96)
-	if _, err := f.ReadAt(sb, 0); err != nil || string(sb[:4]) != "hsqs" {
-		t.Fatalf("rootfs.img is no squashfs image (%v)", err)
+	sb := make([]byte, 2048)
+	if _, err := f.ReadAt(sb, 0); err != nil {
+		t.Fatal(err)
 	}
-	inodeTable := int64(binary.LittleEndian.Uint64(sb[64:]))
-	off := (96 + inodeTable) / 2
-	if inodeTable <= 96+2*4096 {
-		t.Fatalf("inode table at %d: too little file data to corrupt", inodeTable)
+	var off, dataEnd int64
+	switch {
+	case string(sb[:4]) == "hsqs":
+		dataEnd = int64(binary.LittleEndian.Uint64(sb[64:])) // inode_table_start
+		off = (96 + dataEnd) / 2
+	case binary.LittleEndian.Uint32(sb[1024:]) == 0xE0F5E1E2: // erofs_fs.h: magic, then blocks at 36
+		dataEnd = int64(binary.LittleEndian.Uint32(sb[1024+36:])) * 4096
+		off = dataEnd / 2
+	default:
+		t.Fatal("rootfs.img is neither squashfs nor erofs")
+	}
+	if dataEnd <= 96+2*4096 {
+		t.Fatalf("data ends at %d: too little file data to corrupt", dataEnd)
 	}
 	b := make([]byte, 1)
 	if _, err := f.ReadAt(b, off); err != nil {
@@ -105,7 +115,7 @@ func flipFileByte(t *testing.T, img string) int64 {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("flipped byte %d of rootfs.img (file data: 96 to %d)", off, inodeTable)
+	t.Logf("flipped byte %d of rootfs.img (file data before %d)", off, dataEnd)
 	return off
 }
 

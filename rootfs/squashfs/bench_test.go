@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/c2vm/c2vm/rootfs/squashfs/internal/benchtree"
+	"github.com/c2vm/c2vm/rootfs/internal/benchtree"
 )
 
 // BenchmarkWrite writes the generated ~300 MB / 20,000-file tree (text,

@@ -13,7 +13,7 @@ CACHE=${C2VM_CACHE:-$HOME/.cache/c2vm}/bench
 W=$(mktemp -d "${TMPDIR:-/tmp}/sqbench-XXXXXX")
 trap 'rm -rf "$W"' EXIT
 mkdir -p "$CACHE"
-(cd "$ROOT" && go build -o "$W/bench" ./rootfs/squashfs/bench)
+(cd "$ROOT" && go build -o "$W/bench" ./rootfs/bench)
 if [ ! -f "$CACHE/gen.tar" ]; then
 	rm -rf "$CACHE/gen"
 	"$W/bench" gen -tar "$CACHE/gen.tar.tmp" -dir "$CACHE/gen"

@@ -1,7 +1,9 @@
-// Command bench feeds the squashfs writer for bench/compare.sh.
+// Command bench feeds the image writers for rootfs/squashfs/bench/compare.sh
+// and rootfs/erofs/bench/compare.sh.
 //
-//	bench gen -tar FILE -dir DIR   write the generated benchmark tree as a tar and extracted
-//	bench write -i TAR -o IMG      tar → rootfs.Flatten → squashfs, as c2vm convert does
+//	bench gen -tar FILE -dir DIR                write the generated benchmark tree as a tar and extracted
+//	bench write [-format F] [-comp C] -i TAR -o IMG   tar → rootfs.Flatten → squashfs (zstd, gzip, xz)
+//	                                            or erofs (lz4hc, lz4, none), as c2vm convert does
 package main
 
 import (
@@ -13,8 +15,9 @@ import (
 	"path/filepath"
 
 	"github.com/c2vm/c2vm/rootfs"
+	"github.com/c2vm/c2vm/rootfs/erofs"
+	"github.com/c2vm/c2vm/rootfs/internal/benchtree"
 	"github.com/c2vm/c2vm/rootfs/squashfs"
-	"github.com/c2vm/c2vm/rootfs/squashfs/internal/benchtree"
 )
 
 func main() {
@@ -33,7 +36,8 @@ func run(args []string) error {
 	dir := fs.String("dir", "", "directory to extract into (gen)")
 	in := fs.String("i", "", "input tar (write)")
 	out := fs.String("o", "", "output image (write)")
-	comp := fs.String("comp", "zstd", "zstd, gzip or xz (write)")
+	format := fs.String("format", "squashfs", "squashfs or erofs (write)")
+	comp := fs.String("comp", "", "squashfs: zstd (default), gzip or xz; erofs: lz4hc (default), lz4 or none (write)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -41,7 +45,11 @@ func run(args []string) error {
 	case "gen":
 		return gen(*tarPath, *dir)
 	case "write":
-		return write(*in, *out, *comp)
+		w, err := writer(*format, *comp)
+		if err != nil {
+			return err
+		}
+		return write(*in, *out, w)
 	}
 	return fmt.Errorf("unknown command %q", args[0])
 }
@@ -93,11 +101,35 @@ type tarLayer string
 
 func (l tarLayer) Open() (io.ReadCloser, error) { return os.Open(string(l)) }
 
-func write(in, out, comp string) error {
-	c, err := squashfs.ParseCompression(comp)
-	if err != nil {
-		return err
+// writer returns the format's writer with compression comp ("" for the
+// format's default).
+func writer(format, comp string) (rootfs.Writer, error) {
+	switch format {
+	case "squashfs":
+		var o squashfs.Options
+		if comp != "" {
+			c, err := squashfs.ParseCompression(comp)
+			if err != nil {
+				return nil, err
+			}
+			o.Compression = c
+		}
+		return squashfs.Format{Options: o}, nil
+	case "erofs":
+		var o erofs.Options
+		if comp != "" {
+			c, err := erofs.ParseCompression(comp)
+			if err != nil {
+				return nil, err
+			}
+			o.Compression = c
+		}
+		return erofs.Format{Options: o}, nil
 	}
+	return nil, fmt.Errorf("unknown format %q", format)
+}
+
+func write(in, out string, w rootfs.Writer) error {
 	ctx := context.Background()
 	t, err := rootfs.Flatten(ctx, []rootfs.Layer{tarLayer(in)}, rootfs.FlattenOptions{SpoolDir: filepath.Dir(out)})
 	if err != nil {
@@ -108,7 +140,7 @@ func write(in, out, comp string) error {
 	if err != nil {
 		return err
 	}
-	if err := squashfs.Write(ctx, t, f, squashfs.Options{Compression: c}); err != nil {
+	if err := w.Write(ctx, t, f); err != nil {
 		f.Close()
 		return err
 	}

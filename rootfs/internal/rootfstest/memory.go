@@ -1,0 +1,91 @@
+package rootfstest
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/c2vm/c2vm/rootfs"
+)
+
+// RandContent streams Size pseudo-random bytes without holding them.
+type RandContent struct {
+	Seed uint64
+	Size int64
+}
+
+// Open implements rootfs.Content.
+func (c RandContent) Open() (io.ReadCloser, error) {
+	return io.NopCloser(io.LimitReader(&randReader{r: rand.NewPCG(c.Seed, 7)}, c.Size)), nil
+}
+
+type randReader struct {
+	r   *rand.PCG
+	buf [8]byte
+	n   int
+}
+
+func (r *randReader) Read(p []byte) (int, error) {
+	for i := range p {
+		if r.n == 0 {
+			binary.LittleEndian.PutUint64(r.buf[:], r.r.Uint64())
+			r.n = 8
+		}
+		r.n--
+		p[i] = r.buf[r.n]
+	}
+	return len(p), nil
+}
+
+// RandTree has files files of about size random bytes each.
+func RandTree(t testing.TB, files int, size int64) *rootfs.Tree {
+	tr := rootfs.NewTree(*Dir(0o755))
+	for i := range files {
+		MustAdd(t, tr, "f"+Itoa(i), &rootfs.Inode{Type: rootfs.TypeRegular, Mode: 0o644, Size: size + int64(i),
+			Content: RandContent{uint64(i), size + int64(i)}})
+	}
+	return tr
+}
+
+// PeakHeap writes tr with w and returns the largest heap in use seen
+// while it ran.
+func PeakHeap(t testing.TB, w rootfs.Writer, tr *rootfs.Tree) uint64 {
+	t.Helper()
+	runtime.GC()
+	var peak uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	f, err := os.Create(filepath.Join(t.TempDir(), "img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = w.Write(context.Background(), tr, f)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return peak
+}
