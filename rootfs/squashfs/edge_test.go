@@ -137,7 +137,7 @@ func TestLongContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := entry{path: "f", kind: "file", mode: 0o644, size: 5, sum: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", nlink: 1}
+	want := entry{Path: "f", Kind: "file", Mode: 0o644, Size: 5, Sum: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", Nlink: 1}
 	if len(es) != 2 || es[1] != want {
 		t.Errorf("got %v, want %v", es, want)
 	}

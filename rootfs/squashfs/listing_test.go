@@ -12,6 +12,7 @@ import (
 
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/rootfs"
+	rt "github.com/c2vm/c2vm/rootfs/internal/rootfstest"
 )
 
 // llnLine matches one line of `unsquashfs -lln`:
@@ -108,7 +109,7 @@ func wantListing(t testing.TB, tr *rootfs.Tree) (paths []string, m map[string]li
 	m = map[string]listed{}
 	err := tr.Walk(func(e rootfs.Entry) error {
 		ino := e.Inode
-		l := listed{kind: kinds[ino.Type], mode: ino.Mode & 0o7777, uid: ino.UID, gid: ino.GID,
+		l := listed{kind: rt.Kinds[ino.Type], mode: ino.Mode & 0o7777, uid: ino.UID, gid: ino.GID,
 			mtime: time.Unix(int64(mtime(ino)), 0).UTC().Format("2006-01-02 15:04")}
 		switch ino.Type {
 		case rootfs.TypeRegular:

@@ -256,12 +256,12 @@ func (r *sqReader) readInode(ref uint64, p string, parent uint32, wantType uint1
 	if mode&^0o7777 != 0 {
 		r.fail("%s: mode %o has type bits", p, mode)
 	}
-	e := entry{path: p, mode: uint32(mode), uid: uid, gid: gid, mtime: int64(mt)}
+	e := entry{Path: p, Mode: uint32(mode), UID: uid, GID: gid, MTime: int64(mt) * 1e9}
 	if first, ok := r.firstPath[num]; ok {
 		if basic == dirType {
 			r.fail("%s: directory inode %d seen twice", p, num)
 		}
-		e.hardlink = first
+		e.Hardlink = first
 	} else {
 		r.firstPath[num] = p
 	}
@@ -271,39 +271,39 @@ func (r *sqReader) readInode(ref uint64, p string, parent uint32, wantType uint1
 	case typeDir, typeDir + extended:
 		var start, size, offset, nidx uint32
 		if typ == typeDir {
-			start, e.nlink, size, offset = c.u32(), c.u32(), uint32(c.u16()), uint32(c.u16())
+			start, e.Nlink, size, offset = c.u32(), c.u32(), uint32(c.u16()), uint32(c.u16())
 			if pi := c.u32(); pi != parent && parent != 0 {
 				r.fail("%s: parent inode %d, want %d", p, pi, parent)
 			}
 		} else {
-			e.nlink, size, start = c.u32(), c.u32(), c.u32()
+			e.Nlink, size, start = c.u32(), c.u32(), c.u32()
 			if pi := c.u32(); pi != parent && parent != 0 {
 				r.fail("%s: parent inode %d, want %d", p, pi, parent)
 			}
 			nidx, offset, xattr = uint32(c.u16()), uint32(c.u16()), c.u32()
 		}
-		e.kind = "dir"
+		e.Kind = "dir"
 		var index []dirIdx
 		for i := uint32(0); i < nidx; i++ {
 			x := dirIdx{index: c.u32(), start: c.u32()}
 			x.name = string(c.read(int(c.u32()) + 1))
 			index = append(index, x)
 		}
-		e.xattrs = r.xattrs(xattr)
+		e.Xattrs = r.xattrs(xattr)
 		r.out = append(r.out, e)
 		r.readDir(p, num, &e, start, offset, size, index)
 		return num
 	case typeFile, typeFile + extended:
 		var start, size, sparse uint64
 		var frag, fragOff uint32
-		e.nlink = 1
+		e.Nlink = 1
 		if typ == typeFile {
 			start, frag, fragOff, size = uint64(c.u32()), c.u32(), c.u32(), uint64(c.u32())
 		} else {
 			start, size, sparse = c.u64(), c.u64(), c.u64()
-			e.nlink, frag, fragOff, xattr = c.u32(), c.u32(), c.u32(), c.u32()
+			e.Nlink, frag, fragOff, xattr = c.u32(), c.u32(), c.u32(), c.u32()
 		}
-		e.kind = "file"
+		e.Kind = "file"
 		bs := uint64(r.blockSize)
 		nblocks := size / bs
 		if frag == noIndex && size%bs != 0 {
@@ -353,31 +353,31 @@ func (r *sqReader) readInode(ref uint64, p string, parent uint32, wantType uint1
 			}
 			h.Write(d[fragOff : uint64(fragOff)+tail])
 		}
-		e.size, e.sum = int64(size), fmt.Sprintf("%x", h.Sum(nil))
+		e.Size, e.Sum = int64(size), fmt.Sprintf("%x", h.Sum(nil))
 	case typeSymlink, typeSymlink + extended:
-		e.nlink = c.u32()
-		e.kind, e.link, e.mode = "symlink", string(c.read(int(c.u32()))), 0o777
+		e.Nlink = c.u32()
+		e.Kind, e.Link, e.Mode = "symlink", string(c.read(int(c.u32()))), 0o777
 		if typ != typeSymlink {
 			xattr = c.u32()
 		}
 	case typeBlock, typeChar, typeBlock + extended, typeChar + extended:
-		e.nlink = c.u32()
+		e.Nlink = c.u32()
 		rdev := c.u32()
-		e.major, e.minor = rdev&0xfff00>>8, rdev&0xff|rdev>>12&0xfff00
-		e.kind = map[uint16]string{typeBlock: "block", typeChar: "char"}[basic]
+		e.Major, e.Minor = rdev&0xfff00>>8, rdev&0xff|rdev>>12&0xfff00
+		e.Kind = map[uint16]string{typeBlock: "block", typeChar: "char"}[basic]
 		if typ != basic {
 			xattr = c.u32()
 		}
 	case typeFIFO, typeSocket, typeFIFO + extended, typeSocket + extended:
-		e.nlink = c.u32()
-		e.kind = map[uint16]string{typeFIFO: "fifo", typeSocket: "socket"}[basic]
+		e.Nlink = c.u32()
+		e.Kind = map[uint16]string{typeFIFO: "fifo", typeSocket: "socket"}[basic]
 		if typ != basic {
 			xattr = c.u32()
 		}
 	default:
 		r.fail("%s: inode type %d", p, typ)
 	}
-	e.xattrs = r.xattrs(xattr)
+	e.Xattrs = r.xattrs(xattr)
 	r.out = append(r.out, e)
 	return num
 }
@@ -453,10 +453,10 @@ func (r *sqReader) readDir(p string, num uint32, self *entry, start, offset, siz
 			r.fail("%s: listing overruns its size", p)
 		}
 	}
-	if self.nlink != 2+subdirs {
-		r.fail("%s: nlink %d, want %d", p, self.nlink, 2+subdirs)
+	if self.Nlink != 2+subdirs {
+		r.fail("%s: nlink %d, want %d", p, self.Nlink, 2+subdirs)
 	}
-	r.out[selfAt].nlink = self.nlink
+	r.out[selfAt].Nlink = self.Nlink
 	// The kernel's get_dir_index_using_name: it starts from the last index
 	// entry whose name is <= the wanted one, at block start, offset
 	// (index + directory offset) % 8 KiB, and must find a header there.
@@ -514,7 +514,7 @@ func (r *sqReader) xattrs(id uint32) string {
 	if total != int(size) {
 		r.fail("xattr set %d: size %d, read %d", id, size, total)
 	}
-	return xattrString(x)
+	return format.XattrString(x)
 }
 
 // checkRead reads img with the test reader and compares it with the tree.
@@ -530,8 +530,8 @@ func checkRead(t testing.TB, tr *rootfs.Tree, img string) {
 	}
 	want := treeManifest(t, tr)
 	for i := range want {
-		if want[i].kind == "symlink" {
-			want[i].mode = 0o777
+		if want[i].Kind == "symlink" {
+			want[i].Mode = 0o777
 		}
 	}
 	compare(t, "reader", want, got, nil)

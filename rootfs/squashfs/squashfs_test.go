@@ -3,36 +3,29 @@ package squashfs
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/rootfs"
+	rt "github.com/c2vm/c2vm/rootfs/internal/rootfstest"
 )
 
-// data is file content held in memory.
-type data []byte
+// The helpers every writer's tests share (rootfs/internal/rootfstest).
+type data = rt.Data
 
-func (d data) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(d)), nil }
-
-var when = time.Unix(1700000000, 0)
-
-func dir(mode uint32) *rootfs.Inode {
-	return &rootfs.Inode{Type: rootfs.TypeDir, Mode: mode, ModTime: when}
-}
-
-func file(mode uint32, b []byte) *rootfs.Inode {
-	ino := &rootfs.Inode{Type: rootfs.TypeRegular, Mode: mode, ModTime: when, Size: int64(len(b))}
-	if len(b) > 0 {
-		ino.Content = data(b)
-	}
-	return ino
-}
+var (
+	when    = rt.When
+	dir     = rt.Dir
+	file    = rt.File
+	run     = rt.Run
+	mustAdd = rt.MustAdd
+	gen     = rt.Gen
+	inode   = rt.Inode
+	itoa    = rt.Itoa
+	mount   = func(t *testing.T, img string) string { return rt.Mount(t, img, "squashfs") }
+)
 
 // writeImage writes tr into a temp file and returns its path.
 func writeImage(t testing.TB, tr *rootfs.Tree, o Options) string {
@@ -47,22 +40,6 @@ func writeImage(t testing.TB, tr *rootfs.Tree, o Options) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func mustAdd(t testing.TB, tr *rootfs.Tree, p string, ino *rootfs.Inode) {
-	t.Helper()
-	if err := tr.Add(p, ino); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestMinimal(t *testing.T) {

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,28 +15,6 @@ import (
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/rootfs"
 )
-
-// gen is deterministic pseudo-random content: text-like when
-// compressible, random bytes otherwise.
-func gen(seed uint64, n int, compressible bool) []byte {
-	r := rand.New(rand.NewPCG(seed, 42))
-	b := make([]byte, n)
-	if !compressible {
-		for i := range b {
-			b[i] = byte(r.Uint32())
-		}
-		return b
-	}
-	words := []string{"squashfs ", "kernel ", "block ", "inode ", "fragment ", "directory\n", "the ", "of "}
-	for i := 0; i < n; {
-		i += copy(b[i:], words[r.IntN(len(words))])
-	}
-	return b
-}
-
-func inode(typ rootfs.Type, mode uint32, uid, gid int) *rootfs.Inode {
-	return &rootfs.Inode{Type: typ, Mode: mode, UID: uid, GID: gid, ModTime: when}
-}
 
 // featureTree holds every kind of inode and the edge cases of the format.
 func featureTree(t testing.TB) *rootfs.Tree {
@@ -128,14 +104,6 @@ func bigDirTree(t testing.TB) *rootfs.Tree {
 	return tr
 }
 
-func itoa(i int) string {
-	const digits = "0123456789"
-	if i < 10 {
-		return digits[i : i+1]
-	}
-	return itoa(i/10) + digits[i%10:i%10+1]
-}
-
 func allReaders(t *testing.T, tr *rootfs.Tree, img string) {
 	want := treeManifest(t, tr)
 	t.Run("unsquashfs-lln", func(t *testing.T) {
@@ -167,43 +135,13 @@ func allReaders(t *testing.T, tr *rootfs.Tree, img string) {
 // fromExtract: unsquashfs gives no directory or symlink times and makes
 // directories' link counts its own file system's.
 func fromExtract(e entry) entry {
-	if e.kind == "dir" {
-		e.nlink = 0
+	if e.Kind == "dir" {
+		e.Nlink = 0
 	}
-	if e.kind == "symlink" {
-		e.mtime = 0
+	if e.Kind == "symlink" {
+		e.MTime = 0
 	}
 	return e
-}
-
-// mount loop-mounts img read-only and returns the mount point. It skips
-// where the kernel cannot be asked (not root, no loop devices, no
-// squashfs); there, a failing mount is the image's fault.
-func mount(t *testing.T, img string) string {
-	t.Helper()
-	if os.Getuid() != 0 {
-		fixtures.Skip(t, "mounting needs root")
-	}
-	if _, err := os.Stat("/dev/loop-control"); err != nil {
-		fixtures.Skip(t, "no loop devices (/dev/loop-control)")
-	}
-	if fss, _ := os.ReadFile("/proc/filesystems"); !bytes.Contains(fss, []byte("squashfs")) {
-		exec.Command("modprobe", "squashfs").Run()
-		if fss, _ := os.ReadFile("/proc/filesystems"); !bytes.Contains(fss, []byte("squashfs")) {
-			fixtures.Skip(t, "the kernel has no squashfs")
-		}
-	}
-	d := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "squashfs", "-o", "loop,ro", img, d).CombinedOutput(); err != nil {
-		dmesg, _ := exec.Command("sh", "-c", "dmesg | grep -i squashfs | tail -3").Output()
-		t.Fatalf("mount: %v: %s\n%s", err, out, dmesg)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", d).CombinedOutput(); err != nil {
-			t.Errorf("umount: %v: %s", err, out)
-		}
-	})
-	return d
 }
 
 func TestFeatures(t *testing.T) {
