@@ -10,33 +10,13 @@
 set -eu
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 CACHE=${C2VM_CACHE:-$HOME/.cache/c2vm}/bench
-W=$(mktemp -d "${TMPDIR:-/tmp}/sqbench-XXXXXX")
-trap 'rm -rf "$W"' EXIT
-mkdir -p "$CACHE"
-(cd "$ROOT" && go build -o "$W/bench" ./rootfs/bench)
-if [ ! -f "$CACHE/gen.tar" ]; then
-	rm -rf "$CACHE/gen"
-	"$W/bench" gen -tar "$CACHE/gen.tar.tmp" -dir "$CACHE/gen"
-	mv "$CACHE/gen.tar.tmp" "$CACHE/gen.tar"
-fi
+# shellcheck source=rootfs/bench/lib.sh
+. "$ROOT/rootfs/bench/lib.sh"
 if [ -d "$CACHE/minbase/usr" ] && [ ! -f "$CACHE/minbase.tar" ]; then
 	tar --xattrs --numeric-owner -C "$CACHE/minbase" -cf "$CACHE/minbase.tar.tmp" .
 	mv "$CACHE/minbase.tar.tmp" "$CACHE/minbase.tar"
 fi
 
-# measure NAME OUTPUT CMD...: runs CMD under GNU time.
-measure() {
-	name=$1 out=$2
-	shift 2
-	rm -f "$out"
-	sync
-	/usr/bin/time -f '%e %U %S %M' -o "$W/time" "$@" >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
-	set -- $(cat "$W/time")
-	printf '%-34s %8s %8s %12d %14d\n' "$name" "$1" "$(echo "$2 + $3" | bc)" $(($4 / 1024)) "$(stat -c %s "$out")"
-	rm -f "$out"
-}
-
-printf '%-34s %8s %8s %12s %14s\n' "tree / writer" "wall s" "cpu s" "peak RSS MB" "output bytes"
 for tree in gen minbase; do
 	[ -f "$CACHE/$tree.tar" ] || continue
 	echo "$tree: $(du -sm "$CACHE/$tree" | cut -f1) MB, $(find "$CACHE/$tree" | wc -l) names"
