@@ -4,21 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"reflect"
 	"strings"
 	"testing"
-)
 
-func TestParseInterspersed(t *testing.T) {
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	p := fs.String("platform", "", "")
-	q := fs.Bool("q", false, "")
-	pos, rest, err := parseInterspersed(fs, []string{"image.tar", "--platform", "linux/arm64", "-q", "--", "sh", "-c", "x"})
-	if err != nil || *p != "linux/arm64" || !*q || !reflect.DeepEqual(pos, []string{"image.tar"}) || !reflect.DeepEqual(rest, []string{"sh", "-c", "x"}) {
-		t.Errorf("pos %q rest %q platform %q q %v err %v", pos, rest, *p, *q, err)
-	}
-}
+	"github.com/spf13/pflag"
+)
 
 func TestParseCommand(t *testing.T) {
 	for _, tc := range []struct {
@@ -124,13 +115,16 @@ func TestTLSVerifyFlag(t *testing.T) {
 		{[]string{"--tls-verify"}, false},
 		{[]string{"--tls-verify=true"}, false},
 		{[]string{"--tls-verify=false"}, true},
+		{[]string{"--tls-verify=0"}, true},
 	} {
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		var p, c string
-		var insecure bool
-		registryFlags(fs, &p, &c, &insecure)
-		if err := fs.Parse(tc.args); err != nil || insecure != tc.insecure {
-			t.Errorf("%q: insecure %v, err %v; want %v", tc.args, insecure, err, tc.insecure)
-		}
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			var p, c string
+			var insecure bool
+			registryFlags(fs, &p, &c, &insecure)
+			if err := fs.Parse(tc.args); err != nil || insecure != tc.insecure {
+				t.Errorf("insecure %v, err %v; want %v", insecure, err, tc.insecure)
+			}
+		})
 	}
 }
