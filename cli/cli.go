@@ -103,7 +103,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 	root := a.root()
 	// Non-nil: cobra reads os.Args when given nil.
 	args = append([]string{}, args...)
-	if cmd, _, err := root.Find(args); err == nil && cmd != root {
+	if cmd, _, err := root.Find(args); err == nil {
 		cmd.InitDefaultHelpFlag()
 		args = goFlagForms(cmd.Flags(), args)
 	}
