@@ -173,7 +173,11 @@ func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, er
 	for _, s := range skipped {
 		o.progress("skipping %s: %s", platforms.Format(s.Platform), s.Reason)
 	}
-	o.progress("image: %s %s, %d platforms: %s", o.Image, short(x.Digest.String()), len(sel), formatList(x, sel))
+	index := ""
+	if x.Digest != "" {
+		index = " " + short(x.Digest.String())
+	}
+	o.progress("image: %s%s, platforms %s", o.Image, index, formatList(x, sel))
 	top, err := newStage(o.Output)
 	if err != nil {
 		return nil, err
@@ -193,7 +197,7 @@ func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, er
 		top.abort()
 		return nil, err
 	}
-	o.progress("done: %s (%d platforms)", top.target, len(sel))
+	o.progress("done: %s", top.target)
 	return r, nil
 }
 
