@@ -66,11 +66,11 @@ func errEmptyOrAll(s string) error {
 
 // CheckMulti refuses the options that name one architecture's files or
 // VM when several platforms are converted (errors wrap ErrMultiOption):
-// --vm-arch and --binfmt-interpreter, and a --kernel that is one kernel
-// file, .deb or directory. A --kernel that serves every arch is fine:
-// debian:SUITE[=VERSION] (each arch's package of the suite), a kernel
-// image (each platform takes its own arch's manifest), or ARCH=PATH,...
-// naming one kernel per arch.
+// --vm-arch and --binfmt-interpreter; a --kernel that is one kernel file,
+// .deb or directory; an --init that is one binary. A --kernel that serves
+// every arch is fine: debian:SUITE[=VERSION] (each arch's package of the
+// suite), a kernel image (each platform takes its own arch's manifest).
+// --kernel and --init also take ARCH=PATH,... naming one file per arch.
 func CheckMulti(o Options) error {
 	switch {
 	case o.VMArch != "":
@@ -81,7 +81,8 @@ func CheckMulti(o Options) error {
 	if _, err := kernelMap(o.Kernel); err != nil {
 		return err
 	}
-	return nil
+	_, err := initMap(o.Init)
+	return err
 }
 
 // kernelMap reads --kernel for several platforms: nil for a form that
@@ -90,16 +91,42 @@ func kernelMap(k string) (map[string]string, error) {
 	if _, _, ok := kernel.ParseDebianRef(k); ok || k == "" || isImageRef(k) {
 		return nil, nil
 	}
+	return archPaths("--kernel", k, "one kernel serves one arch; give debian:SUITE[=VERSION], a multi-arch kernel image, or ARCH=PATH,... (one kernel per arch)")
+}
+
+// initMap reads --init for several platforms: nil for the embedded (or
+// built) init of each arch, else the ARCH=PATH,... list by GOARCH.
+func initMap(v string) (map[string]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	return archPaths("--init", v, "an init binary serves one arch; give ARCH=PATH,... (one per arch)")
+}
+
+// archPaths parses ARCH=PATH,... (arch names as arch.Lookup takes them)
+// into paths by GOARCH.
+func archPaths(flag, v, hint string) (map[string]string, error) {
 	m := map[string]string{}
-	for _, e := range strings.Split(k, ",") {
+	for _, e := range strings.Split(v, ",") {
 		name, p, ok := strings.Cut(e, "=")
 		a, err := arch.Lookup(name)
 		if !ok || err != nil || p == "" {
-			return nil, fmt.Errorf("--kernel %s: one kernel serves one arch; give debian:SUITE[=VERSION], a multi-arch kernel image, or ARCH=PATH,... (one kernel per arch): %w", k, ErrMultiOption)
+			return nil, fmt.Errorf("%s %s: %s: %w", flag, v, hint, ErrMultiOption)
 		}
 		m[a.GOARCH] = p
 	}
 	return m, nil
+}
+
+// forArch picks the platform's path from an ARCH=PATH map (nil: keep v).
+func forArch(flag, v string, m map[string]string, goarch string) (string, error) {
+	if m == nil {
+		return v, nil
+	}
+	if p := m[goarch]; p != "" {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s names no file for %s", flag, goarch)
 }
 
 // MultiManifest is DIR/manifest.json of a multi-platform conversion: each
@@ -205,11 +232,12 @@ func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, er
 // subdirectories and gathers the top manifest.
 func convertEach(ctx context.Context, o Options, x *image.Index, sel []int, top *stage) (*MultiResult, error) {
 	r := &MultiResult{Dir: top.target, Manifest: MultiManifest{C2VMVersion: o.Version, Image: IndexInfo{Ref: o.Image, IndexDigest: x.Digest.String()}}}
-	kernels, _ := kernelMap(o.Kernel) // CheckMulti read it
+	kernels, _ := kernelMap(o.Kernel) // CheckMulti read them
+	inits, _ := initMap(o.Init)
 	for _, i := range sel {
 		p := x.Platforms[i]
 		name := platforms.Format(platforms.Normalize(p))
-		res, err := convertOne(ctx, o, x, i, top, kernels)
+		res, err := convertOne(ctx, o, x, i, top, perArch{kernels, inits})
 		if err != nil {
 			return nil, fmt.Errorf("platform %s: %w", name, err)
 		}
@@ -224,23 +252,36 @@ func convertEach(ctx context.Context, o Options, x *image.Index, sel []int, top 
 	return r, nil
 }
 
+// perArch are the ARCH=PATH maps of --kernel and --init (nil: as given).
+type perArch struct{ kernels, inits map[string]string }
+
+// pick sets o's kernel and init to the paths given for arch.
+func (pa perArch) pick(o *Options, name string) error {
+	if pa.kernels == nil && pa.inits == nil {
+		return nil
+	}
+	a, err := arch.Lookup(name)
+	if err != nil {
+		return err
+	}
+	if o.Kernel, err = forArch("--kernel", o.Kernel, pa.kernels, a.GOARCH); err != nil {
+		return err
+	}
+	o.Init, err = forArch("--init", o.Init, pa.inits, a.GOARCH)
+	return err
+}
+
 // convertOne converts x.Platforms[i] into its subdirectory of top, as
 // Convert would into a directory of its own: the same options but the
-// platform's kernel, the same stages, and the paths inside the configs
-// naming the final subdirectory.
-func convertOne(ctx context.Context, o Options, x *image.Index, i int, top *stage, kernels map[string]string) (*Result, error) {
+// platform's kernel and init, the same stages, and the paths inside the
+// configs naming the final subdirectory.
+func convertOne(ctx context.Context, o Options, x *image.Index, i int, top *stage, pa perArch) (*Result, error) {
 	p := x.Platforms[i]
 	o.Platform = platforms.Format(platforms.Normalize(p))
 	o.label = o.Platform + ": "
 	o.Meter = labelMeter(o.Meter, o.label)
-	if kernels != nil {
-		a, err := arch.Lookup(p.Architecture)
-		if err != nil {
-			return nil, err
-		}
-		if o.Kernel = kernels[a.GOARCH]; o.Kernel == "" {
-			return nil, fmt.Errorf("--kernel names no kernel for %s", a.GOARCH)
-		}
+	if err := pa.pick(&o, p.Architecture); err != nil {
+		return nil, err
 	}
 	st := &stage{dir: filepath.Join(top.dir, subdir(p)), target: filepath.Join(top.target, subdir(p))}
 	o.Output = st.target

@@ -69,6 +69,8 @@ func TestCheckMulti(t *testing.T) {
 		{"a kernel file", Options{Kernel: "/boot/vmlinuz"}, false},
 		{"an unknown arch", Options{Kernel: "amd64=/k/a.deb,vax=/k/v"}, false},
 		{"an empty path", Options{Kernel: "amd64="}, false},
+		{"one init per arch", Options{Init: "x86_64=/i/a,arm64=/i/b"}, true},
+		{"one init", Options{Init: "/i/c2vm-init"}, false},
 		{"--vm-arch", Options{VMArch: "amd64"}, false},
 		{"--binfmt-interpreter", Options{BinfmtInterpreter: "/usr/bin/qemu-aarch64-static"}, false},
 	} {
@@ -79,8 +81,16 @@ func TestCheckMulti(t *testing.T) {
 			}
 		})
 	}
-	if m, _ := kernelMap("amd64=/k/a.deb,aarch64=/k/b.deb"); m["arm64"] != "/k/b.deb" || m["amd64"] != "/k/a.deb" {
-		t.Errorf("kernel map %v; want by GOARCH", m)
+	kernels, _ := kernelMap("amd64=/k/a.deb,aarch64=/k/b.deb")
+	pa := perArch{kernels: kernels}
+	for _, tc := range []struct{ arch, kernel, err string }{
+		{"amd64", "/k/a.deb", ""}, {"arm64", "/k/b.deb", ""}, {"riscv64", "", "--kernel names no file for riscv64"},
+	} {
+		o := Options{Kernel: "amd64=/k/a.deb,aarch64=/k/b.deb", Init: "/i/keep"}
+		err := pa.pick(&o, tc.arch)
+		if tc.err != "" && (err == nil || err.Error() != tc.err) || tc.err == "" && (err != nil || o.Kernel != tc.kernel || o.Init != "/i/keep") {
+			t.Errorf("%s: kernel %q init %q, %v; want %q or %q", tc.arch, o.Kernel, o.Init, err, tc.kernel, tc.err)
+		}
 	}
 }
 
