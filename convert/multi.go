@@ -210,6 +210,12 @@ func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, er
 		return nil, err
 	}
 	defer top.abortOnPanic()
+	// An earlier one-platform output in DIR may hold the VM's data disks,
+	// which replacing it would delete.
+	if err := (&conversion{o: o, st: top}).checkOldDisks(); err != nil {
+		top.abort()
+		return nil, err
+	}
 	r, err := convertEach(ctx, o, x, sel, top)
 	if err != nil {
 		top.abort()
