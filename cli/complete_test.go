@@ -101,6 +101,7 @@ complete_words c2vm "$@"`
 		{[]string{"run", "--accel", ""}, "auto\nkvm\ntcg"},
 		{[]string{"run", "--pub"}, "--publish\n--publish-all"},
 		{[]string{"inspect", "--platform", "linux/arm6"}, "linux/arm64"},
+		{[]string{"convert", "--platform", "a"}, "all"},
 		{[]string{"completion", "z"}, "zsh"},
 	} {
 		t.Run(strings.Join(tc.words, " "), func(t *testing.T) {

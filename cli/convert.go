@@ -41,7 +41,7 @@ func (a *app) convertCmd() *cobra.Command {
 	}
 	c.fs = cmd.Flags()
 	c.flags(c.fs)
-	completeRegistryFlags(cmd)
+	completeRegistryFlags(cmd, "all")
 	complete(cmd, "rootfs", convert.Formats()...)
 	complete(cmd, "disk", "raw", "qcow2")
 	complete(cmd, "vm-arch", arch.VMNames()...)
@@ -93,6 +93,9 @@ func (c *convertArgs) run(ctx context.Context, a *app) error {
 	}
 	if !c.quiet {
 		o.Progress, o.Meter = a.stderr, terminalMeter(a.stderr)
+	}
+	if convert.IsMulti(o.Platform) {
+		return runMulti(ctx, o, c.json, a.stdout)
 	}
 	r, err := a.convert(ctx, o)
 	if err != nil || !c.json {

@@ -113,9 +113,10 @@ func registryFlags(fs *pflag.FlagSet, platform, creds *string, insecure *bool) {
 	fs.Lookup("tls-verify").NoOptDefVal = "true"
 }
 
-// completeRegistryFlags offers values for registryFlags in a shell.
-func completeRegistryFlags(cmd *cobra.Command) {
-	var ps []string
+// completeRegistryFlags offers values for registryFlags in a shell:
+// linux/ARCH for each architecture c2vm knows, and more (convert's "all").
+func completeRegistryFlags(cmd *cobra.Command, more ...string) {
+	ps := more
 	for _, n := range arch.Names() {
 		ps = append(ps, "linux/"+n)
 	}
