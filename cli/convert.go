@@ -80,6 +80,9 @@ func (a *convertArgs) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if !a.quiet {
 		o.Progress, o.Meter = stderr, terminalMeter(stderr)
 	}
+	if convert.IsMulti(o.Platform) {
+		return runMulti(ctx, o, a.json, stdout)
+	}
 	r, err := convert.Convert(ctx, o)
 	if err != nil || !a.json {
 		return err
