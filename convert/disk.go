@@ -109,7 +109,7 @@ func (c *conversion) buildUKI(vm arch.Arch, uname string) ([]byte, error) {
 	}
 	u := disk.UKISections{
 		OSRel:   c.osRelease(),
-		Cmdline: strings.TrimSpace("console=" + vm.Console + " panic=-1 " + c.manifest.KernelArgs()),
+		Cmdline: vmconfig.KernelCmdline(vm.Console, c.manifest.KernelArgs()),
 		Uname:   uname,
 		Initrd:  initrd,
 		Linux:   kernel,
