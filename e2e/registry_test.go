@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/cli"
+	"github.com/c2vm/c2vm/internal/cache"
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/internal/testkernel"
 )
@@ -106,9 +107,16 @@ func (r registry) push(t *testing.T, src, repo string) string {
 }
 
 // noCredentials points every credential file skopeo and Docker read at an
-// empty directory (after the fixtures, under the real HOME, are found).
+// empty directory. The cache stays the real one (C2VM_CACHE pinned before
+// HOME moves): fixtures and test kernels fetched later in the same test
+// process must not land in a directory the test deletes.
 func noCredentials(t *testing.T) string {
 	fixtures.Dir(t)
+	dir, err := cache.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("C2VM_CACHE", dir)
 	home := t.TempDir()
 	for _, k := range []string{"HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME"} {
 		t.Setenv(k, home)
