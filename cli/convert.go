@@ -54,7 +54,8 @@ func (a *app) convertCmd() *cobra.Command {
 // per flag, as --env A=1,2 must stay one variable.
 func (c *convertArgs) flags(fs *pflag.FlagSet) {
 	registryFlags(fs, &c.o.Platform, &c.o.Creds, &c.o.InsecureTLS)
-	fs.StringVar(&c.o.Kernel, "kernel", "", "kernel: image file, linux-image .deb, directory, debian:SUITE[=VERSION], or a kernel image oci:/oci-archive:/docker-archive:/docker://REF (LinuxKit or distro layout) (default: one the image carries, else Debian's, fetched once into $C2VM_CACHE)")
+	fs.Lookup("platform").Usage = "image platform os/arch[/variant]; all or a comma list converts each into DIR/<os>-<arch>[-<variant>]/ (default: the image's only one, else the host's)"
+	fs.StringVar(&c.o.Kernel, "kernel", "", "kernel: image file, linux-image .deb, directory, debian:SUITE[=VERSION], or a kernel image oci:/oci-archive:/docker-archive:/docker://REF (LinuxKit or distro layout); with several platforms ARCH=PATH,... (default: one the image carries, else Debian's, fetched once into $C2VM_CACHE)")
 	fs.StringVar(&c.o.KernelMirror, "kernel-mirror", os.Getenv("C2VM_DEBIAN_MIRROR"), "Debian archive the default kernel comes from (default: $C2VM_DEBIAN_MIRROR, else "+kernel.DefaultMirror+")")
 	fs.StringVar(&c.o.KernelKeyring, "kernel-keyring", "", "OpenPGP keyring the Debian archive's InRelease is checked against (default: Debian's archive keys shipped with c2vm)")
 	fs.StringVar(&c.o.RootfsFormat, "rootfs", "", "root filesystem format: "+strings.Join(convert.Formats(), ", ")+" (default "+convert.DefaultRootfs+")")
@@ -65,7 +66,7 @@ func (c *convertArgs) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.o.Overrides.User, "user", "", "user[:group] to run as (name or id)")
 	fs.StringVar(&c.o.Overrides.Workdir, "workdir", "", "working directory of the container process")
 	fs.StringVar(&c.o.Overrides.Hostname, "hostname", "", "hostname of the VM")
-	fs.StringVar(&c.o.Init, "init", "", "guest init binary to use instead of the embedded one")
+	fs.StringVar(&c.o.Init, "init", "", "guest init binary to use instead of the embedded one; with several platforms ARCH=PATH,...")
 	fs.StringVar(&c.o.VMArch, "vm-arch", "", "architecture of the VM (default: the image's); differing arches use binfmt_misc")
 	fs.StringVar(&c.o.BinfmtInterpreter, "binfmt-interpreter", "", "static qemu-user binary (for the VM's arch) to run a foreign image")
 	fs.StringArrayVar(&c.binfmt, "binfmt", nil, "also register binfmt_misc entries for these arches (comma-separated, repeatable)")
