@@ -2,6 +2,10 @@
 // around Main, and tests drive Run in-process.
 //
 //	err := cli.Run(ctx, []string{"convert", "image.tar", "-o", "out"}, os.Stdout, os.Stderr)
+//
+// The commands are spf13/cobra commands over pflag flags, as in skopeo,
+// crane and nerdctl: GNU-style --flag=value, -o shorthands, flags before or
+// after the arguments, and `c2vm completion bash|zsh|fish|powershell`.
 package cli
 
 import (
@@ -11,6 +15,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/c2vm/c2vm/convert"
+	"github.com/c2vm/c2vm/image"
+	"github.com/c2vm/c2vm/launch"
 )
 
 // Version is c2vm's version, recorded in every manifest.json.
@@ -35,13 +46,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// exitStatus maps an error to the exit status documented in usage and
-// README ("Exit status"), and the one line to print for it ("" = none).
+// exitStatus maps an error to the exit status documented in the root help
+// and README ("Exit status"), and the one line to print for it ("" = none).
 func exitStatus(err error) (int, string) {
 	var ee *ExitError
 	var ue usageError
 	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
+	case err == nil, errors.Is(err, flag.ErrHelp), errors.Is(err, pflag.ErrHelp):
 		return 0, ""
 	case errors.As(err, &ee):
 		return ee.Code, oneLine(ee.Message)
@@ -54,57 +65,120 @@ func exitStatus(err error) (int, string) {
 // oneLine keeps an error on one line, as pipelines grep for it.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-const usage = `usage: c2vm <command> [flags]
-
-commands:
-  convert IMAGE   convert a container image into a bootable VM directory
-  inspect IMAGE   show an image's platforms and config, without converting
-  run DIR         boot a converted VM with QEMU and return the container's exit status
-  version         print c2vm's version
+const rootLong = `c2vm converts a container image into a VM that boots and runs it.
 
 IMAGE: a path (its kind read from its content), oci:PATH[:REF],
 oci-archive:PATH[:REF], docker-archive:PATH[:REF], or
 docker://[REGISTRY/]REPO[:TAG|@DIGEST] (credentials from --creds, else as
-skopeo and Docker find them).
+skopeo and Docker find them).`
 
-exit status:
+// exitStatusHelp ends the root help; README's "Exit status" says the same.
+const exitStatusHelp = `
+Exit status:
   0        success
   1        an error (one line on stderr; with --json also {"error": ...} on stdout)
   2        a command-line mistake
   run:     the container's own exit status (125 its init failed, 126 not
            executable, 127 not found, 128+N killed by signal N),
            3 the VM stopped without reporting one, 124 --timeout, 130 interrupted
-
-Run 'c2vm <command> -h' for a command's flags.
 `
 
 // Run executes one c2vm command.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return usagef("no command given")
+	a := &app{stdout: stdout, stderr: stderr, convert: convert.Convert, open: image.OpenContext, launch: launch.Run}
+	return a.run(ctx, args)
+}
+
+// app is one command line: where its output goes, and what each command
+// does once its flags are checked. Tests replace convert, open and launch
+// to see what a command line parses to without converting or booting.
+type app struct {
+	stdout, stderr io.Writer
+	convert        func(context.Context, convert.Options) (*convert.Result, error)
+	open           func(context.Context, string, image.Options) (*image.Image, error)
+	launch         func(context.Context, launch.Options) (int, error)
+}
+
+func (a *app) run(ctx context.Context, args []string) error {
+	root := a.root()
+	// Non-nil: cobra reads os.Args when given nil.
+	args = append([]string{}, args...)
+	if cmd, _, err := root.Find(args); err == nil {
+		cmd.InitDefaultHelpFlag()
+		args = goFlagForms(cmd.Flags(), args)
 	}
-	switch args[0] {
-	case "convert":
-		return runConvert(ctx, args[1:], stdout, stderr)
-	case "run":
-		return runRun(ctx, args[1:], stdout, stderr)
-	case "inspect":
-		return runInspect(ctx, args[1:], stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintf(stdout, "c2vm %s\n", Version)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	default:
-		fmt.Fprint(stderr, usage)
-		return usagef("unknown command %q", args[0])
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if wantsJSON(cmd, args) {
+		return jsonErrors(a.stdout, err)
+	}
+	return err
+}
+
+// root is the c2vm command with its subcommands. cobra prints nothing of
+// its own on an error: Main prints it, once, on one line.
+func (a *app) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "c2vm",
+		Short:         "convert a container image into a bootable VM",
+		Long:          rootLong,
+		Version:       Version,
+		Args:          cobra.ArbitraryArgs,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// Every run of c2vm names its command; the root alone says what
+		// is missing (cobra's own check would be a plain error: exit 1).
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				fmt.Fprint(a.stderr, cmd.UsageString())
+				return usagef("no command given")
+			}
+			return usagef("unknown command %q%s", args[0], suggest(cmd, args[0]))
+		},
+	}
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetVersionTemplate("c2vm {{.Version}}\n")
+	// Defined here so that cobra adds no -v shorthand to it.
+	root.Flags().Bool("version", false, "print c2vm's version")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef("%v", err) })
+	help := root.HelpFunc()
+	root.SetHelpFunc(func(cmd *cobra.Command, args []string) {
+		help(cmd, args)
+		if !cmd.HasParent() {
+			fmt.Fprint(cmd.OutOrStdout(), exitStatusHelp)
+		}
+	})
+	root.AddCommand(a.convertCmd(), a.inspectCmd(), a.runCmd(), versionCmd())
+	return root
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print c2vm's version",
+		Args:  exactly(0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "c2vm %s\n", Version)
+			return err
+		},
 	}
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("c2vm "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+// suggest is " (did you mean convert?)" for a near miss, else "".
+func suggest(cmd *cobra.Command, typed string) string {
+	if s := cmd.SuggestionsFor(typed); len(s) > 0 {
+		return fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+	}
+	return ""
+}
+
+// wantsJSON reports whether cmd was asked for --json, even when its flags
+// did not parse: then a failure is also a JSON document on stdout.
+func wantsJSON(cmd *cobra.Command, args []string) bool {
+	if cmd == nil {
+		return false
+	}
+	f := cmd.Flags().Lookup("json")
+	return f != nil && (f.Value.String() == "true" || hasJSONFlag(args))
 }

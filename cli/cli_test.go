@@ -4,21 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
+	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
+	"sort"
 	"strings"
 	"testing"
-)
 
-func TestParseInterspersed(t *testing.T) {
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	p := fs.String("platform", "", "")
-	q := fs.Bool("q", false, "")
-	pos, rest, err := parseInterspersed(fs, []string{"image.tar", "--platform", "linux/arm64", "-q", "--", "sh", "-c", "x"})
-	if err != nil || *p != "linux/arm64" || !*q || !reflect.DeepEqual(pos, []string{"image.tar"}) || !reflect.DeepEqual(rest, []string{"sh", "-c", "x"}) {
-		t.Errorf("pos %q rest %q platform %q q %v err %v", pos, rest, *p, *q, err)
-	}
-}
+	"github.com/spf13/pflag"
+
+	"github.com/c2vm/c2vm/internal/fixtures"
+)
 
 func TestParseCommand(t *testing.T) {
 	for _, tc := range []struct {
@@ -59,11 +56,34 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"inspect", "/nonexistent"}, 1, "no such file"},
 		{[]string{"convert", "--tls-verify=maybe", "x"}, 2, "tls-verify"},
 		{[]string{"inspect", "--creds", "nopassword", "docker://x/y"}, 2, "USER:PASSWORD"},
+		{[]string{"conver", "x"}, 2, `unknown command "conver" (did you mean convert?)`},
+		{[]string{"version", "x"}, 2, "version takes no arguments"},
+		{[]string{"run", "a", "b", "--", "c"}, 2, "exactly one DIR"},
+		{[]string{"run", "--", "c"}, 2, "exactly one DIR"},
+		{[]string{"run", "d", "--memory", "lots"}, 2, "--memory"},
+		{[]string{"run", "d", "--timeout=5"}, 2, "--timeout"},
+		{[]string{"convert", "-o"}, 2, "needs an argument"},
 	} {
 		var out, errb bytes.Buffer
 		code := Main(context.Background(), tc.args, &out, &errb)
 		if code != tc.code || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("%q: exit %d stderr %q; want %d and %q", tc.args, code, errb.String(), tc.code, tc.want)
+		}
+	}
+	// An unknown flag, of any command, is one line on stderr, exit 2.
+	for _, args := range [][]string{
+		{"--frob"},
+		{"convert", "x", "--frob"},
+		{"convert", "-Z", "x"},
+		{"inspect", "--frob", "x"},
+		{"run", "d", "--frob"},
+		{"version", "--frob"},
+		{"completion", "bash", "--frob"},
+	} {
+		var out, errb bytes.Buffer
+		code := Main(context.Background(), args, &out, &errb)
+		if code != 2 || !strings.HasPrefix(errb.String(), "c2vm: unknown") || strings.Count(errb.String(), "\n") != 1 || out.Len() != 0 {
+			t.Errorf("%q: exit %d stdout %q stderr %q; want 2 and one line", args, code, out.String(), errb.String())
 		}
 	}
 	// A malformed -p/--publish is one line on stderr, exit 2.
@@ -115,6 +135,64 @@ func TestJSONErrors(t *testing.T) {
 	}
 }
 
+// TestHelp: every way of asking for help prints it on stdout and exits 0;
+// the root's ends with the exit statuses.
+func TestHelp(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--help"}, "Exit status:"},
+		{[]string{"-h"}, "Exit status:"},
+		{[]string{"help"}, "Exit status:"},
+		{[]string{"-help"}, "Exit status:"},
+		{[]string{"help", "convert"}, "--platform string"},
+		{[]string{"convert", "-h"}, "-o, --output string"},
+		{[]string{"convert", "-help"}, "-q, --quiet"},
+		{[]string{"inspect", "--help"}, "--creds USER:PASSWORD"},
+		{[]string{"run", "x", "--help"}, "-p, --publish stringArray"},
+		{[]string{"completion", "--help"}, "bash"},
+		{[]string{"--version"}, "c2vm " + Version + "\n"},
+		{[]string{"version"}, "c2vm " + Version + "\n"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Main(context.Background(), tc.args, &out, &errb)
+			if code != 0 || errb.Len() != 0 || !strings.Contains(out.String(), tc.want) {
+				t.Errorf("exit %d stderr %q stdout:\n%s\nwant 0 and %q", code, errb.String(), out.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestExitStatusDocumented: the root help and README's "Exit status"
+// table name the same statuses.
+func TestExitStatusDocumented(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(fixtures.RepoRoot(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(readme), "| status | meaning |")
+	table, _, _ = strings.Cut(table, "\n\n")
+	num := regexp.MustCompile(`\b\d+\b`)
+	statuses := func(s string) []string {
+		set := map[string]bool{}
+		for _, n := range num.FindAllString(s, -1) {
+			set[n] = true
+		}
+		var out []string
+		for n := range set {
+			out = append(out, n)
+		}
+		sort.Strings(out)
+		return out
+	}
+	got, want := statuses(table), statuses(exitStatusHelp)
+	if !ok || !reflect.DeepEqual(got, want) {
+		t.Errorf("README's exit statuses %q, the help's %q", got, want)
+	}
+}
+
 func TestTLSVerifyFlag(t *testing.T) {
 	for _, tc := range []struct {
 		args     []string
@@ -124,13 +202,16 @@ func TestTLSVerifyFlag(t *testing.T) {
 		{[]string{"--tls-verify"}, false},
 		{[]string{"--tls-verify=true"}, false},
 		{[]string{"--tls-verify=false"}, true},
+		{[]string{"--tls-verify=0"}, true},
 	} {
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		var p, c string
-		var insecure bool
-		registryFlags(fs, &p, &c, &insecure)
-		if err := fs.Parse(tc.args); err != nil || insecure != tc.insecure {
-			t.Errorf("%q: insecure %v, err %v; want %v", tc.args, insecure, err, tc.insecure)
-		}
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			var p, c string
+			var insecure bool
+			registryFlags(fs, &p, &c, &insecure)
+			if err := fs.Parse(tc.args); err != nil || insecure != tc.insecure {
+				t.Errorf("insecure %v, err %v; want %v", insecure, err, tc.insecure)
+			}
+		})
 	}
 }

@@ -2,14 +2,16 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/kernel"
 )
@@ -17,110 +19,126 @@ import (
 // convertArgs are convert's flags as given, before they are checked.
 type convertArgs struct {
 	o               convert.Options
-	fs              *flag.FlagSet
-	env, binfmt     listFlag
-	publish         listFlag
-	volumes, disks  listFlag
+	fs              *pflag.FlagSet
+	env, binfmt     []string
+	publish         []string
+	volumes, disks  []string
 	dataSize        string
 	entrypoint, cmd string
 	quiet, json     bool
 }
 
-func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	a := &convertArgs{fs: newFlagSet("convert", stderr)}
-	fs := a.fs
-	registryFlags(fs, &a.o.Platform, &a.o.Creds, &a.o.InsecureTLS)
-	fs.StringVar(&a.o.Kernel, "kernel", "", "kernel: image file, linux-image .deb, directory, debian:SUITE[=VERSION], or a kernel image oci:/oci-archive:/docker-archive:/docker://REF (LinuxKit or distro layout) (default: one the image carries, else Debian's, fetched once into $C2VM_CACHE)")
-	fs.StringVar(&a.o.KernelMirror, "kernel-mirror", os.Getenv("C2VM_DEBIAN_MIRROR"), "Debian archive the default kernel comes from (default: $C2VM_DEBIAN_MIRROR, else "+kernel.DefaultMirror+")")
-	fs.StringVar(&a.o.KernelKeyring, "kernel-keyring", "", "OpenPGP keyring the Debian archive's InRelease is checked against (default: Debian's archive keys shipped with c2vm)")
-	fs.StringVar(&a.o.RootfsFormat, "rootfs", "", "root filesystem format: squashfs (default), erofs or ext4")
-	fs.StringVar(&a.o.Output, "output", "", "output directory (default: ./<image name>.vm)")
-	fs.StringVar(&a.o.Output, "o", "", "shorthand for --output")
-	fs.StringVar(&a.entrypoint, "entrypoint", "", "override the image's entrypoint (a JSON array or a single path; \"\" clears it)")
-	fs.StringVar(&a.cmd, "cmd", "", "override the image's cmd (a JSON array or a shell-split string)")
-	fs.Var(&a.env, "env", "K=V to add to the container environment (repeatable)")
-	fs.StringVar(&a.o.Overrides.User, "user", "", "user[:group] to run as (name or id)")
-	fs.StringVar(&a.o.Overrides.Workdir, "workdir", "", "working directory of the container process")
-	fs.StringVar(&a.o.Overrides.Hostname, "hostname", "", "hostname of the VM")
-	fs.StringVar(&a.o.Init, "init", "", "guest init binary to use instead of the embedded one")
-	fs.StringVar(&a.o.VMArch, "vm-arch", "", "architecture of the VM (default: the image's); differing arches use binfmt_misc")
-	fs.StringVar(&a.o.BinfmtInterpreter, "binfmt-interpreter", "", "static qemu-user binary (for the VM's arch) to run a foreign image")
-	fs.Var(&a.binfmt, "binfmt", "also register binfmt_misc entries for these arches (comma-separated, repeatable)")
-	fs.IntVar(&a.o.Memory, "memory", 0, "VM memory in MiB for the generated configs (default 512)")
-	fs.IntVar(&a.o.CPUs, "cpus", 0, "VM CPUs for the generated configs (default 1)")
-	fs.DurationVar(&a.o.StopTimeout, "stop-timeout", 0, "how long the VM gives the container to stop on its power button before SIGKILL (default 10s)")
-	fs.Var(&a.publish, "publish", publishUsage+"; baked into qemu.sh and libvirt.xml")
-	fs.BoolVar(&a.o.NoPublish, "no-publish", false, "do not publish the image's EXPOSEd ports (by default each on the same host port of 127.0.0.1)")
-	fs.Var(&a.volumes, "volume", "also give the VM a data disk mounted at this path, like an image VOLUME (repeatable)")
-	fs.StringVar(&a.dataSize, "data-size", "", "size of each new data disk: bytes or 512M, 2G... (default 1G)")
-	fs.Var(&a.disks, "data-disk", "reuse this data disk (e.g. an earlier output's data-0.img), copied, for the next volume in sorted order (repeatable)")
-	fs.BoolVar(&a.o.Verity, "verity", false, "write rootfs.verity, a dm-verity hash tree the VM checks its root disk against (root hash in manifest.json)")
-	fs.StringVar(&a.o.Disk, "disk", "", "also write one bootable GPT disk image: raw (disk.img) or qcow2 (disk.qcow2), booted by UEFI firmware")
-	fs.StringVar(&a.o.EFIStub, "efi-stub", "", "systemd EFI stub the disk's kernel image is built on (default: Debian's systemd-boot-efi one)")
-	fs.BoolVar(&a.o.NoKernel, "no-kernel", false, "write only rootfs.img, config.json and manifest.json")
-	fs.BoolVar(&a.quiet, "q", false, "no progress lines")
-	fs.BoolVar(&a.json, "json", false, "print one JSON document on stdout when done: every artifact, the image, the kernel, c2vm's version ({\"error\": ...} on failure)")
-	img, err := parseOneImage(fs, args, "convert")
-	if err == nil {
-		a.o.Image = img
-		err = a.run(ctx, stdout, stderr)
+func (a *app) convertCmd() *cobra.Command {
+	c := &convertArgs{}
+	cmd := &cobra.Command{
+		Use:   "convert [flags] IMAGE",
+		Short: "convert a container image into a bootable VM directory",
+		Args:  exactly(1, "IMAGE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c.o.Image = args[0]
+			return c.run(cmd.Context(), a)
+		},
 	}
-	if a.json || hasJSONFlag(args) {
-		return jsonErrors(stdout, err)
-	}
-	return err
+	c.fs = cmd.Flags()
+	c.flags(c.fs)
+	completeRegistryFlags(cmd, "all")
+	complete(cmd, "rootfs", convert.Formats()...)
+	complete(cmd, "disk", "raw", "qcow2")
+	complete(cmd, "vm-arch", arch.VMNames()...)
+	complete(cmd, "binfmt", arch.Names()...)
+	cmd.MarkFlagDirname("output")
+	return cmd
+}
+
+// flags defines convert's flags on fs. Lists are StringArrays, one value
+// per flag, as --env A=1,2 must stay one variable.
+func (c *convertArgs) flags(fs *pflag.FlagSet) {
+	registryFlags(fs, &c.o.Platform, &c.o.Creds, &c.o.InsecureTLS)
+	fs.Lookup("platform").Usage = "image platform os/arch[/variant]; all or a comma list converts each into DIR/<os>-<arch>[-<variant>]/ (default: the image's only one, else the host's)"
+	fs.StringVar(&c.o.Kernel, "kernel", "", "kernel: image file, linux-image .deb, directory, debian:SUITE[=VERSION], or a kernel image oci:/oci-archive:/docker-archive:/docker://REF (LinuxKit or distro layout); with several platforms ARCH=PATH,... (default: one the image carries, else Debian's, fetched once into $C2VM_CACHE)")
+	fs.StringVar(&c.o.KernelMirror, "kernel-mirror", os.Getenv("C2VM_DEBIAN_MIRROR"), "Debian archive the default kernel comes from (default: $C2VM_DEBIAN_MIRROR, else "+kernel.DefaultMirror+")")
+	fs.StringVar(&c.o.KernelKeyring, "kernel-keyring", "", "OpenPGP keyring the Debian archive's InRelease is checked against (default: Debian's archive keys shipped with c2vm)")
+	fs.StringVar(&c.o.RootfsFormat, "rootfs", "", "root filesystem format: "+strings.Join(convert.Formats(), ", ")+" (default "+convert.DefaultRootfs+")")
+	fs.StringVarP(&c.o.Output, "output", "o", "", "output directory (default: ./<image name>.vm)")
+	fs.StringVar(&c.entrypoint, "entrypoint", "", "override the image's entrypoint (a JSON array or a single path; \"\" clears it)")
+	fs.StringVar(&c.cmd, "cmd", "", "override the image's cmd (a JSON array or a shell-split string)")
+	fs.StringArrayVarP(&c.env, "env", "e", nil, "K=V to add to the container environment (repeatable)")
+	fs.StringVar(&c.o.Overrides.User, "user", "", "user[:group] to run as (name or id)")
+	fs.StringVar(&c.o.Overrides.Workdir, "workdir", "", "working directory of the container process")
+	fs.StringVar(&c.o.Overrides.Hostname, "hostname", "", "hostname of the VM")
+	fs.StringVar(&c.o.Init, "init", "", "guest init binary to use instead of the embedded one; with several platforms ARCH=PATH,...")
+	fs.StringVar(&c.o.VMArch, "vm-arch", "", "architecture of the VM (default: the image's); differing arches use binfmt_misc")
+	fs.StringVar(&c.o.BinfmtInterpreter, "binfmt-interpreter", "", "static qemu-user binary (for the VM's arch) to run a foreign image")
+	fs.StringArrayVar(&c.binfmt, "binfmt", nil, "also register binfmt_misc entries for these arches (comma-separated, repeatable)")
+	fs.IntVar(&c.o.Memory, "memory", 0, "VM memory in MiB for the generated configs (default 512)")
+	fs.IntVar(&c.o.CPUs, "cpus", 0, "VM CPUs for the generated configs (default 1)")
+	fs.DurationVar(&c.o.StopTimeout, "stop-timeout", 0, "how long the VM gives the container to stop on its power button before SIGKILL (default 10s)")
+	fs.StringArrayVarP(&c.publish, "publish", "p", nil, publishUsage+"; baked into qemu.sh and libvirt.xml")
+	fs.BoolVar(&c.o.NoPublish, "no-publish", false, "do not publish the image's EXPOSEd ports (by default each on the same host port of 127.0.0.1)")
+	fs.StringArrayVar(&c.volumes, "volume", nil, "also give the VM a data disk mounted at this path, like an image VOLUME (repeatable)")
+	fs.StringVar(&c.dataSize, "data-size", "", "size of each new data disk: bytes or 512M, 2G... (default 1G)")
+	fs.StringArrayVar(&c.disks, "data-disk", nil, "reuse this data disk (e.g. an earlier output's data-0.img), copied, for the next volume in sorted order (repeatable)")
+	fs.BoolVar(&c.o.Verity, "verity", false, "write rootfs.verity, a dm-verity hash tree the VM checks its root disk against (root hash in manifest.json)")
+	fs.StringVar(&c.o.Disk, "disk", "", "also write one bootable GPT disk image: raw (disk.img) or qcow2 (disk.qcow2), booted by UEFI firmware")
+	fs.StringVar(&c.o.EFIStub, "efi-stub", "", "systemd EFI stub the disk's kernel image is built on (default: Debian's systemd-boot-efi one)")
+	fs.BoolVar(&c.o.NoKernel, "no-kernel", false, "write only rootfs.img, config.json and manifest.json")
+	fs.BoolVarP(&c.quiet, "quiet", "q", false, "no progress lines (nor bars)")
+	fs.BoolVar(&c.json, "json", false, "print one JSON document on stdout when done: every artifact, the image, the kernel, c2vm's version ({\"error\": ...} on failure)")
 }
 
 // run checks the flags, converts, and prints the --json result.
-func (a *convertArgs) run(ctx context.Context, stdout, stderr io.Writer) error {
-	o, err := a.options()
+func (c *convertArgs) run(ctx context.Context, a *app) error {
+	o, err := c.options()
 	if err != nil {
 		return err
 	}
-	if !a.quiet {
-		o.Progress, o.Meter = stderr, terminalMeter(stderr)
+	if !c.quiet {
+		o.Progress, o.Meter = a.stderr, terminalMeter(a.stderr)
 	}
-	r, err := convert.Convert(ctx, o)
-	if err != nil || !a.json {
+	if convert.IsMulti(o.Platform) {
+		return runMulti(ctx, o, c.json, a.stdout)
+	}
+	r, err := a.convert(ctx, o)
+	if err != nil || !c.json {
 		return err
 	}
 	res, err := newConvertResult(r)
 	if err != nil {
 		return err
 	}
-	return writeJSON(stdout, res)
+	return writeJSON(a.stdout, res)
 }
 
 // options turns the flags into convert's options.
-func (a *convertArgs) options() (convert.Options, error) {
-	o := a.o
+func (c *convertArgs) options() (convert.Options, error) {
+	o := c.o
 	var err error
-	if isSet(a.fs, "entrypoint") {
+	if c.fs.Changed("entrypoint") {
 		o.Overrides.EntrypointSet = true
-		if o.Overrides.Entrypoint, err = parseCommand(a.entrypoint, false); err != nil {
+		if o.Overrides.Entrypoint, err = parseCommand(c.entrypoint, false); err != nil {
 			return o, usagef("--entrypoint: %v", err)
 		}
 	}
-	if isSet(a.fs, "cmd") {
+	if c.fs.Changed("cmd") {
 		o.Overrides.CmdSet = true
-		if o.Overrides.Cmd, err = parseCommand(a.cmd, true); err != nil {
+		if o.Overrides.Cmd, err = parseCommand(c.cmd, true); err != nil {
 			return o, usagef("--cmd: %v", err)
 		}
 	}
-	o.Overrides.Env = a.env
-	if o.Publish, err = parseForwards(a.publish); err != nil {
+	o.Overrides.Env = c.env
+	if o.Publish, err = parseForwards(c.publish); err != nil {
 		return o, err
 	}
-	o.Volumes, o.DataDisks = a.volumes, a.disks
+	o.Volumes, o.DataDisks = c.volumes, c.disks
 	if err := checkDisk(o); err != nil {
 		return o, err
 	}
-	if a.dataSize != "" {
-		if o.DataSize, err = convert.ParseSize(a.dataSize); err != nil {
+	if c.dataSize != "" {
+		if o.DataSize, err = convert.ParseSize(c.dataSize); err != nil {
 			return o, usagef("--data-size: %v", err)
 		}
 	}
-	for _, b := range a.binfmt {
+	for _, b := range c.binfmt {
 		o.Binfmt = append(o.Binfmt, strings.Split(b, ",")...)
 	}
 	if o.Epoch, err = sourceDateEpoch(); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/platforms"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
 
 	"github.com/c2vm/c2vm/image"
 )
@@ -33,26 +34,27 @@ type inspectLayer struct {
 	DiffID    string `json:"diffID,omitempty"`
 }
 
-func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("inspect", stderr)
+func (a *app) inspectCmd() *cobra.Command {
 	var o image.Options
 	var asJSON bool
-	registryFlags(fs, &o.Platform, &o.Creds, &o.InsecureTLS)
-	fs.BoolVar(&asJSON, "json", false, "print one JSON document ({\"error\": ...} on failure)")
-	img, err := parseOneImage(fs, args, "inspect")
-	if err == nil {
-		err = inspect(ctx, img, o, asJSON, stdout)
+	cmd := &cobra.Command{
+		Use:   "inspect [flags] IMAGE",
+		Short: "show an image's platforms and config, without converting",
+		Args:  exactly(1, "IMAGE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.inspect(cmd.Context(), args[0], o, asJSON)
+		},
 	}
-	if asJSON || hasJSONFlag(args) {
-		return jsonErrors(stdout, err)
-	}
-	return err
+	registryFlags(cmd.Flags(), &o.Platform, &o.Creds, &o.InsecureTLS)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document ({\"error\": ...} on failure)")
+	completeRegistryFlags(cmd)
+	return cmd
 }
 
 // inspect opens the image (reading its index, manifest and config, no
 // layer) and prints what it found.
-func inspect(ctx context.Context, ref string, o image.Options, asJSON bool, stdout io.Writer) error {
-	img, err := image.OpenContext(ctx, ref, o)
+func (a *app) inspect(ctx context.Context, ref string, o image.Options, asJSON bool) error {
+	img, err := a.open(ctx, ref, o)
 	if err != nil {
 		return err
 	}
@@ -71,9 +73,9 @@ func inspect(ctx context.Context, ref string, o image.Options, asJSON bool, stdo
 		r.Layers = append(r.Layers, inspectLayer{Digest: l.Digest.String(), Size: l.Size, MediaType: l.MediaType, DiffID: l.DiffID.String()})
 	}
 	if asJSON {
-		return writeJSON(stdout, r)
+		return writeJSON(a.stdout, r)
 	}
-	return r.print(stdout)
+	return r.print(a.stdout)
 }
 
 // print writes the result for a person: one "key: value" line each.

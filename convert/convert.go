@@ -74,6 +74,10 @@ type Options struct {
 	Version     string    // c2vm's version for manifest.json
 	Progress    io.Writer // one line per stage; nil = silent
 	Meter       Meter     // live display of layer downloads and reads (a terminal's); nil = none
+
+	// label prefixes each progress line: the platform, when ConvertAll
+	// converts several.
+	label string
 }
 
 // Result describes a finished conversion.
@@ -99,13 +103,7 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A panic must not leave a half-written .tmp-* directory behind.
-	defer func() {
-		if r := recover(); r != nil {
-			st.abort()
-			panic(r)
-		}
-	}()
+	defer st.abortOnPanic()
 	c := &conversion{o: o, img: img, st: st}
 	if err := c.run(ctx); err != nil {
 		st.abort()
@@ -168,7 +166,7 @@ func (c *conversion) run(ctx context.Context) error {
 
 func (o Options) progress(format string, a ...any) {
 	if o.Progress != nil {
-		fmt.Fprintf(o.Progress, "c2vm: "+format+"\n", a...)
+		fmt.Fprintf(o.Progress, "c2vm: %s%s\n", o.label, fmt.Sprintf(format, a...))
 	}
 }
 

@@ -54,8 +54,9 @@ func (c *conversion) writeDisk(vm arch.Arch, uname string) error {
 		o.Data = append(o.Data, disk.Data{Name: v.Label, File: c.st.path(v.Disk)})
 	}
 	// The hash tree in its own partition; the root hash is in the boot
-	// plan, inside the UKI's initramfs. The init finds both partitions by
-	// content, as it finds the disks.
+	// plan, inside the UKI's initramfs, and on the UKI's command line
+	// (buildUKI). The init finds both partitions by content, as it finds
+	// the disks.
 	if f := c.verityDisk(); f != "" {
 		o.Verity = c.st.path(f)
 	}
@@ -79,8 +80,9 @@ func (c *conversion) writeDisk(vm arch.Arch, uname string) error {
 }
 
 // buildUKI builds the Unified Kernel Image on the EFI stub, with the
-// command line the direct-boot configs pass (the init finds the root
-// partition by its content, as it finds a root disk).
+// command line the direct-boot configs pass, c2vm.roothash included (the
+// init finds the root partition by its content, as it finds a root
+// disk).
 func (c *conversion) buildUKI(vm arch.Arch, uname string) ([]byte, error) {
 	stubPath := c.o.EFIStub
 	if stubPath == "" {
@@ -107,7 +109,7 @@ func (c *conversion) buildUKI(vm arch.Arch, uname string) ([]byte, error) {
 	}
 	u := disk.UKISections{
 		OSRel:   c.osRelease(),
-		Cmdline: "console=" + vm.Console + " panic=-1",
+		Cmdline: vmconfig.KernelCmdline(vm.Console, c.manifest.KernelArgs()),
 		Uname:   uname,
 		Initrd:  initrd,
 		Linux:   kernel,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/kernel"
@@ -82,6 +83,16 @@ func ReadManifest(dir string) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("parsing %s/manifest.json: %w", dir, err)
+	}
+	if m.Artifacts == nil {
+		var mm MultiManifest
+		if json.Unmarshal(b, &mm) == nil && len(mm.Platforms) > 0 {
+			var dirs []string
+			for _, p := range mm.Platforms {
+				dirs = append(dirs, p.Dir)
+			}
+			return nil, fmt.Errorf("%s holds one output per platform (%s): give one of those directories", dir, strings.Join(dirs, ", "))
+		}
 	}
 	return &m, nil
 }

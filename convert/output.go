@@ -91,3 +91,12 @@ func (s *stage) commit() error {
 }
 
 func (s *stage) abort() { os.RemoveAll(s.dir) }
+
+// abortOnPanic, deferred, keeps a panic from leaving a half-written
+// .tmp-* directory behind.
+func (s *stage) abortOnPanic() {
+	if r := recover(); r != nil {
+		s.abort()
+		panic(r)
+	}
+}

@@ -64,7 +64,15 @@ func (c *conversion) writeRootfs(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("rootfs.img: %w", err)
 	}
 	defer f.Close()
-	if err := w.Write(ctx, c.tree, f); err != nil {
+	restore := func() {}
+	if c.o.Meter != nil {
+		if restore, err = meterContents(c.tree, c.o.Meter, "rootfs "+name); err != nil {
+			return "", err
+		}
+	}
+	err = w.Write(ctx, c.tree, f)
+	restore() // before the stage line, so the bar is gone when it prints
+	if err != nil {
 		return "", fmt.Errorf("writing %s rootfs: %w", name, err)
 	}
 	if err := f.Close(); err != nil {

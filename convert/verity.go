@@ -89,3 +89,14 @@ func (c *conversion) verityDisk() string {
 	}
 	return c.manifest.Verity.File
 }
+
+// KernelArgs are the c2vm.* kernel arguments every boot of the output
+// carries: for a --verity output, the root hash (plan.ArgRootHash), on
+// the UKI's command line and the direct-boot configs' alike, and on
+// c2vm run's. "" for none.
+func (m *Manifest) KernelArgs() string {
+	if m.Verity == nil {
+		return ""
+	}
+	return plan.Args{RootHash: m.Verity.RootHash}.String()
+}

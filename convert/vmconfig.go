@@ -26,6 +26,7 @@ func (c *conversion) writeVMConfigs(a arch.Arch, vmlinux string) error {
 		Forwards:  c.manifest.Forwards,
 		DataDisks: c.manifest.DataDisks,
 		Verity:    c.verityDisk(),
+		Cmdline:   c.manifest.KernelArgs(),
 	}
 	return writeTargets(c.st, vmconfig.All(), vm)
 }

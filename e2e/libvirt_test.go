@@ -25,14 +25,20 @@ func TestLibvirtBoot(t *testing.T) {
 	}
 	needLibvirt(t)
 	dir := convertBusybox(t, "amd64", "--cmd", `["/bin/sh","-c","echo hello from libvirt; exit 7"]`)
-	d := defineDomain(t, dir)
+	defineDomain(t, dir).run(3*time.Minute, "hello from libvirt", 7)
+}
+
+// run starts the domain, waits up to bound for it to shut off, and checks
+// that its console shows want and the exit status.
+func (d *domain) run(bound time.Duration, want string, status int) {
+	d.t.Helper()
 	d.virsh("start", d.name)
-	console := d.waitOff(3 * time.Minute)
-	if !strings.Contains(console, "hello from libvirt") {
-		t.Errorf("console lacks the container's output:\n%s", tail(console, 30))
+	console := d.waitOff(bound)
+	if !strings.Contains(console, want) {
+		d.t.Errorf("console lacks the container's output %q:\n%s", want, tail(console, 30))
 	}
-	if got := exitStatus(t, console); got != 7 {
-		t.Errorf("exit status %d, want 7", got)
+	if got := exitStatus(d.t, console); got != status {
+		d.t.Errorf("exit status %d, want %d", got, status)
 	}
 }
 

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/cli"
+	"github.com/c2vm/c2vm/internal/cache"
 	"github.com/c2vm/c2vm/internal/fixtures"
+	"github.com/c2vm/c2vm/internal/testkernel"
 )
 
 // registry is a real Docker distribution registry (Debian's
@@ -105,9 +107,16 @@ func (r registry) push(t *testing.T, src, repo string) string {
 }
 
 // noCredentials points every credential file skopeo and Docker read at an
-// empty directory (after the fixtures, under the real HOME, are found).
+// empty directory. The cache stays the real one (C2VM_CACHE pinned before
+// HOME moves): fixtures and test kernels fetched later in the same test
+// process must not land in a directory the test deletes.
 func noCredentials(t *testing.T) string {
 	fixtures.Dir(t)
+	dir, err := cache.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("C2VM_CACHE", dir)
 	home := t.TempDir()
 	for _, k := range []string{"HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME"} {
 		t.Setenv(k, home)
@@ -225,21 +234,23 @@ func TestRegistryPull(t *testing.T) {
 
 	t.Run("progress on a terminal and off one", func(t *testing.T) {
 		fixtures.NeedTools(t, "script")
+		deb := testkernel.Deb(t, "amd64")
 		convert := func(dir string, quiet bool) []string {
-			args := []string{bin, "convert", "--no-kernel", "--creds", reg.creds(), "--platform", "linux/amd64", tag, "-o", filepath.Join(out, dir)}
+			args := []string{bin, "convert", "--kernel", deb, "--creds", reg.creds(), "--platform", "linux/amd64", tag, "-o", filepath.Join(out, dir)}
 			if quiet {
 				args = append(args, "-q")
 			}
 			return args
 		}
 		// script(1) gives c2vm a pseudo-terminal: the bars are drawn
-		// there (carriage returns), for the download and each layer.
+		// there (carriage returns), for the download, each layer, the
+		// rootfs write and the kernel .deb's unpacking.
 		for _, tc := range []struct {
 			dir   string
 			quiet bool
 			want  []string
 		}{
-			{"tty", false, []string{"\r", "c2vm: pull ", "c2vm: layer 1/3", "c2vm: layer 3/3", "c2vm: done: "}},
+			{"tty", false, []string{"\r", "c2vm: pull ", "c2vm: layer 1/3", "c2vm: layer 3/3", "c2vm: rootfs squashfs", "c2vm: unpack linux-image-", "c2vm: done: "}},
 			{"tty-quiet", true, nil},
 		} {
 			tty, err := exec.Command("script", "-qec", strings.Join(convert(tc.dir, tc.quiet), " "), "/dev/null").CombinedOutput()
@@ -262,7 +273,7 @@ func TestRegistryPull(t *testing.T) {
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("%v: %s", err, stderr.String())
 		}
-		if strings.ContainsAny(stderr.String(), "\r\x1b") || strings.Contains(stderr.String(), "layer 1/3") || !strings.Contains(stderr.String(), "c2vm: done: ") {
+		if strings.ContainsAny(stderr.String(), "\r\x1b") || strings.Contains(stderr.String(), "layer 1/3") || strings.Contains(stderr.String(), "unpack ") || !strings.Contains(stderr.String(), "c2vm: done: ") {
 			t.Errorf("off a terminal: %q; want plain progress lines", stderr.String())
 		}
 	})

@@ -18,7 +18,9 @@ import (
 // TestVerity is issue 13's --verity proof for direct kernel boot: the hash
 // tree passes `veritysetup verify` with manifest.json's root hash, the VM
 // boots through dm-verity and runs the container (c2vm run, which attaches
-// rootfs.verity from the manifest); with one byte of a file's data flipped
+// rootfs.verity from the manifest); every direct-boot config carries the
+// root hash as c2vm.roothash, and qemu.sh with another hash there stops
+// before the container, naming both hashes; with one byte of a file's data flipped
 // in rootfs.img, the VM (booted by qemu.sh, which attaches it too) never
 // runs the container and says C2VM_INIT_ERROR naming dm-verity.
 //
@@ -58,22 +60,69 @@ func TestVerity(t *testing.T) {
 				t.Fatalf("verity boot: exit %d, want 3 with the container's output; stdout:\n%s\nstderr:\n%s", code, stdout, tail(stderr, 30))
 			}
 
+			// The root hash is on every direct-boot command line; qemu.sh
+			// with another one refuses the root before mounting it.
+			arg := plan.ArgRootHash + "=" + m.Verity.RootHash
+			for _, f := range []string{"qemu.sh", "libvirt.xml", "xl.cfg", "firecracker.json"} {
+				if b, err := os.ReadFile(filepath.Join(dir, f)); err != nil || !strings.Contains(string(b), arg) {
+					t.Errorf("%s lacks %s (%v)", f, arg, err)
+				}
+			}
+			wrong := strings.Repeat("0", len(m.Verity.RootHash))
+			console := qemuScriptFile(t, dir, editedScript(t, dir, arg, plan.ArgRootHash+"="+wrong))
+			refusedRoot(t, console, "dm-verity", m.Verity.RootHash, wrong)
+
 			off := flipFileByte(t, img)
 			if err := verify(); err == nil {
 				t.Fatalf("veritysetup verify accepts rootfs.img with byte %d flipped", off)
 			}
-			console := qemuScript(t, dir)
-			if strings.Contains(console, "CONTAINER-RAN") {
-				t.Errorf("the container ran on a corrupted root:\n%s", tail(console, 30))
-			}
-			if !strings.Contains(console, plan.ErrorLine) || !strings.Contains(console[strings.Index(console, plan.ErrorLine):], "dm-verity") {
-				t.Errorf("no %s naming dm-verity:\n%s", plan.ErrorLine, tail(console, 30))
-			}
-			if got := exitStatus(t, console); got != plan.StatusInitFailed {
-				t.Errorf("exit status %d, want %d", got, plan.StatusInitFailed)
-			}
+			refusedRoot(t, qemuScript(t, dir), "dm-verity")
 		})
 	}
+}
+
+// refusedRoot checks that a VM's console shows the container never ran
+// (its script echoes CONTAINER-RAN) and an init error line containing
+// each of want, with the init's failure status.
+func refusedRoot(t *testing.T, console string, want ...string) {
+	t.Helper()
+	if strings.Contains(console, "CONTAINER-RAN") {
+		t.Errorf("the container ran:\n%s", tail(console, 30))
+	}
+	i := strings.Index(console, plan.ErrorLine)
+	if i < 0 {
+		t.Errorf("no %s:\n%s", plan.ErrorLine, tail(console, 30))
+		return
+	}
+	line, _, _ := strings.Cut(console[i:], "\n")
+	t.Logf("the init refused: %s", line)
+	for _, w := range want {
+		if !strings.Contains(line, w) {
+			t.Errorf("%s lacks %q", line, w)
+		}
+	}
+	if got := exitStatus(t, console); got != plan.StatusInitFailed {
+		t.Errorf("exit status %d, want %d", got, plan.StatusInitFailed)
+	}
+}
+
+// editedScript writes a copy of dir's qemu.sh, beside it (it finds the
+// artifacts from its own directory), with old replaced by new, and
+// returns its name.
+func editedScript(t *testing.T, dir, old, new string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "qemu.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("qemu.sh lacks %q", old)
+	}
+	const name = "qemu-edited.sh"
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.ReplaceAll(string(b), old, new)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return name
 }
 
 // flipFileByte flips the byte halfway through a squashfs image's data
@@ -123,13 +172,19 @@ func flipFileByte(t *testing.T, img string) int64 {
 // returns the console.
 func qemuScript(t *testing.T, dir string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	return qemuScriptFile(t, dir, "qemu.sh")
+}
+
+// qemuScriptFile is qemuScript for another script in dir.
+func qemuScriptFile(t *testing.T, dir, script string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(dir, "qemu.sh"))
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, script))
 	cmd.Env = append(cmd.Environ(), "C2VM_ACCEL=tcg")
 	out, _ := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		t.Fatalf("qemu.sh did not power off within 4m:\n%s", tail(string(out), 30))
+		t.Fatalf("%s did not power off within 6m:\n%s", script, tail(string(out), 30))
 	}
 	return strings.ReplaceAll(string(out), "\r\n", "\n")
 }

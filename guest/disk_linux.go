@@ -16,6 +16,10 @@ import (
 
 // findRoot finds the root disk and mounts it read-only on r.Target.
 func (s *initState) findRoot(r *plan.FindRoot) error {
+	// A c2vm.roothash asks for a check this plan does not make.
+	if _, err := s.args.RootHashFor(nil); err != nil {
+		return err
+	}
 	dev, err := s.waitRoot(r)
 	if err != nil {
 		return err

@@ -18,8 +18,16 @@ import (
 
 // verityRoot finds the root disk and its hash disk, creates the verity
 // target over them and reads it whole: a corrupted block fails the boot
-// here, before anything of the image runs.
-func (s *initState) verityRoot(v *plan.VerityRoot) error {
+// here, before anything of the image runs. The root hash is the plan's,
+// checked against the command line's c2vm.roothash first (a different
+// one stops the boot before any disk is touched).
+func (s *initState) verityRoot(step *plan.VerityRoot) error {
+	root, err := s.args.RootHashFor(step)
+	if err != nil {
+		return err
+	}
+	v := *step
+	v.RootHash = root
 	salt, err := hex.DecodeString(v.Salt)
 	if err != nil {
 		return fmt.Errorf("dm-verity salt %q: %w", v.Salt, err)
@@ -35,8 +43,8 @@ func (s *initState) verityRoot(v *plan.VerityRoot) error {
 	if err != nil {
 		return err
 	}
-	s.logf("root disk: %s (%s), dm-verity hash disk: %s", data, v.FSType, hash)
-	if err := createVerity(v, data, hash); err != nil {
+	s.logf("root disk: %s (%s), dm-verity hash disk: %s, root hash %s", data, v.FSType, hash, v.RootHash)
+	if err := createVerity(&v, data, hash); err != nil {
 		return fmt.Errorf("dm-verity: %w", err)
 	}
 	start := time.Now()

@@ -106,64 +106,95 @@ func Open(ref string, opts Options) (*Image, error) {
 // OpenContext is Open whose layer streams stop (with ctx.Err()) once ctx
 // is done, so a cancelled conversion stops mid-layer.
 func OpenContext(ctx context.Context, ref string, opts Options) (*Image, error) {
-	if r, ok := strings.CutPrefix(ref, string(TransportDocker)+"://"); ok {
-		return openRemote(ctx, r, opts)
-	}
-	t, p, name := ParseRef(ref)
-	fi, err := os.Stat(p)
+	s, t, name, what, err := openStore(ctx, ref, opts)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", p, err)
-	}
-	var s store
-	switch {
-	case fi.IsDir():
-		if t != "" && t != TransportOCI {
-			return nil, fmt.Errorf("image %s: a directory, not a %s: %w", p, t, ErrNotImage)
-		}
-		if s, err = openDirStore(p); err != nil {
-			return nil, fmt.Errorf("image %s: %w", p, err)
-		}
-	case t == TransportOCI:
-		return nil, fmt.Errorf("image %s: oci: wants a layout directory; use oci-archive: for a tar: %w", p, ErrNotImage)
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("image %s: a %s, not an image directory or archive: %w", p, fileKind(fi.Mode()), ErrNotRegular)
-	default:
-		if s, err = openTarStore(p); err != nil {
-			return nil, fmt.Errorf("image %s: %w", p, err)
-		}
+		return nil, err
 	}
 	img, err := resolve(s, t, name, opts)
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("image %s: %w", p, err)
+		return nil, fmt.Errorf("image %s: %w", what, err)
 	}
 	img.Ref = ref
 	img.store = s
+	img.setContext(ctx)
+	return img, nil
+}
+
+// openStore opens the files of the image ref names: a registry, a layout
+// directory or an archive. It returns the transport and the name within
+// the store, and what to call the image in an error.
+func openStore(ctx context.Context, ref string, opts Options) (s store, t Transport, name, what string, err error) {
+	if r, ok := strings.CutPrefix(ref, string(TransportDocker)+"://"); ok {
+		what = ref
+		if s, err = newRemoteStore(ctx, r, opts); err != nil {
+			return nil, "", "", "", fmt.Errorf("image %s: %w", what, err)
+		}
+		return s, TransportOCI, "", what, nil
+	}
+	t, p, name := ParseRef(ref)
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, "", "", "", fmt.Errorf("image %s: %w", p, err)
+	}
+	switch {
+	case fi.IsDir():
+		if t != "" && t != TransportOCI {
+			return nil, "", "", "", fmt.Errorf("image %s: a directory, not a %s: %w", p, t, ErrNotImage)
+		}
+		s, err = openDirStore(p)
+	case t == TransportOCI:
+		return nil, "", "", "", fmt.Errorf("image %s: oci: wants a layout directory; use oci-archive: for a tar: %w", p, ErrNotImage)
+	case !fi.Mode().IsRegular():
+		return nil, "", "", "", fmt.Errorf("image %s: a %s, not an image directory or archive: %w", p, fileKind(fi.Mode()), ErrNotRegular)
+	default:
+		s, err = openTarStore(p)
+	}
+	if err != nil {
+		return nil, "", "", "", fmt.Errorf("image %s: %w", p, err)
+	}
+	return s, t, name, p, nil
+}
+
+// setContext makes the layers' streams stop once ctx is done.
+func (img *Image) setContext(ctx context.Context) {
 	for i := range img.Layers {
 		img.Layers[i].ctx = ctx
 	}
-	return img, nil
 }
 
 // resolve picks the layout kind from the content: an OCI layout
 // (oci-layout + index.json, also inside Docker 25+ tarballs) is preferred;
 // else a legacy `docker save` manifest.json.
 func resolve(s store, t Transport, name string, opts Options) (*Image, error) {
+	docker, err := isDockerLayout(s, t, name)
+	if err != nil {
+		return nil, err
+	}
+	if docker {
+		return resolveDocker(s, name, opts)
+	}
+	return resolveOCI(s, name, opts)
+}
+
+// isDockerLayout reports whether the store is read as a legacy `docker
+// save` archive (else as an OCI layout).
+func isDockerLayout(s store, t Transport, name string) (bool, error) {
 	hasOCI := s.exists("oci-layout") && s.exists("index.json")
 	hasDocker := s.exists("manifest.json")
 	switch {
 	case t == TransportDockerArchive && hasDocker && !hasOCI, t == "" && hasDocker && !hasOCI:
-		return resolveDocker(s, name, opts)
+		return true, nil
 	case t == TransportDockerArchive && hasDocker && hasOCI && name != "" && !strings.HasPrefix(name, "@"):
 		// Docker 25+ archive: the OCI index names images by ref too, but
 		// RepoTags are what users pass; use them when given.
-		return resolveDocker(s, name, opts)
+		return true, nil
 	case hasOCI:
-		return resolveOCI(s, name, opts)
+		return false, nil
 	case hasDocker:
-		return resolveDocker(s, name, opts)
+		return true, nil
 	}
-	return nil, fmt.Errorf("%w: no oci-layout + index.json, nor a docker manifest.json", ErrNotImage)
+	return false, fmt.Errorf("%w: no oci-layout + index.json, nor a docker manifest.json", ErrNotImage)
 }
 
 func nextColon(s string, i int) int {

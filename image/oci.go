@@ -80,27 +80,9 @@ type candidate struct {
 }
 
 func resolveOCI(s store, name string, opts Options) (*Image, error) {
-	b, err := readAll(s, "index.json")
-	if err != nil {
-		return nil, err // names index.json
-	}
-	var idx ocispec.Index
-	if err := json.Unmarshal(b, &idx); err != nil {
-		return nil, fmt.Errorf("index.json: %w: %w", ErrNotImage, err)
-	}
-	top, err := selectByName(idx.Manifests, name)
+	cands, _, err := listOCI(s, name)
 	if err != nil {
 		return nil, err
-	}
-	w := &walk{s: s, seen: map[string]bool{}}
-	for _, d := range top {
-		if err := w.collect(d, 0); err != nil {
-			return nil, err
-		}
-	}
-	cands := w.out
-	if len(cands) == 0 {
-		return nil, fmt.Errorf("%w: the index lists no image manifest", ErrNotImage)
 	}
 	c, err := choosePlatform(s, cands, opts.Platform)
 	if err != nil {
@@ -114,6 +96,38 @@ func resolveOCI(s store, name string, opts Options) (*Image, error) {
 		img.Platforms = append(img.Platforms, *c.platform)
 	}
 	return img, nil
+}
+
+// listOCI reads index.json and walks it to the image manifests of the
+// image called name. It also returns the digest of the index they were
+// listed from: the one index index.json names, else index.json's own.
+func listOCI(s store, name string) ([]candidate, digest.Digest, error) {
+	b, err := readAll(s, "index.json")
+	if err != nil {
+		return nil, "", err // names index.json
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, "", fmt.Errorf("index.json: %w: %w", ErrNotImage, err)
+	}
+	top, err := selectByName(idx.Manifests, name)
+	if err != nil {
+		return nil, "", err
+	}
+	w := &walk{s: s, seen: map[string]bool{}}
+	for _, d := range top {
+		if err := w.collect(d, 0); err != nil {
+			return nil, "", err
+		}
+	}
+	if len(w.out) == 0 {
+		return nil, "", fmt.Errorf("%w: the index lists no image manifest", ErrNotImage)
+	}
+	from := digest.SHA256.FromBytes(b)
+	if len(top) == 1 && isIndex(top[0].MediaType) {
+		from = top[0].Digest
+	}
+	return w.out, from, nil
 }
 
 // refName is how an index entry names its image.

@@ -15,26 +15,9 @@ import (
 // linux/arm64/v8. c2vm makes Linux VMs, so only Linux images are offered
 // (an image whose config names no OS is taken as Linux).
 func choosePlatform(s store, cands []candidate, want string) (candidate, error) {
-	var linux []candidate
-	for i := range cands {
-		if cands[i].platform == nil {
-			p, err := configPlatform(s, cands[i].desc)
-			if err != nil {
-				return candidate{}, err
-			}
-			cands[i].platform = &p
-		}
-		if cands[i].platform.OS == "" {
-			p := *cands[i].platform
-			p.OS = "linux"
-			cands[i].platform = &p
-		}
-		if cands[i].platform.OS == "linux" {
-			linux = append(linux, cands[i])
-		}
-	}
-	if len(linux) == 0 {
-		return candidate{}, fmt.Errorf("%w: no linux platform; the image offers %s", ErrNoPlatform, offered(cands))
+	linux, err := linuxCandidates(s, cands)
+	if err != nil {
+		return candidate{}, err
 	}
 	if want == "" && len(linux) == 1 {
 		return linux[0], nil
@@ -56,6 +39,33 @@ func choosePlatform(s store, cands []candidate, want string) (candidate, error) 
 		}
 	}
 	return candidate{}, fmt.Errorf("%w: no manifest for %s; the image offers %s", ErrNoPlatform, platforms.Format(spec), offered(cands))
+}
+
+// linuxCandidates fills in each candidate's platform (from its config when
+// the index claims none; no OS is taken as Linux) and keeps the Linux ones.
+func linuxCandidates(s store, cands []candidate) ([]candidate, error) {
+	var linux []candidate
+	for i := range cands {
+		if cands[i].platform == nil {
+			p, err := configPlatform(s, cands[i].desc)
+			if err != nil {
+				return nil, err
+			}
+			cands[i].platform = &p
+		}
+		if cands[i].platform.OS == "" {
+			p := *cands[i].platform
+			p.OS = "linux"
+			cands[i].platform = &p
+		}
+		if cands[i].platform.OS == "linux" {
+			linux = append(linux, cands[i])
+		}
+	}
+	if len(linux) == 0 {
+		return nil, fmt.Errorf("%w: no linux platform; the image offers %s", ErrNoPlatform, offered(cands))
+	}
+	return linux, nil
 }
 
 func offered(cands []candidate) string {

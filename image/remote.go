@@ -39,28 +39,11 @@ var (
 	ErrNetwork      = errors.New("network failure")
 )
 
-// openRemote resolves a registry reference through go-containerregistry's
-// remote package. The registry is made to look like an OCI layout (a
-// one-entry index.json over the reference's manifest), so platform choice,
-// bounds and digest checks are the local layout's, and only the blobs of
-// the chosen platform are ever fetched.
-func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
-	s, err := newRemoteStore(ctx, ref, opts)
-	if err != nil {
-		return nil, fmt.Errorf("image docker://%s: %w", ref, err)
-	}
-	img, err := resolveOCI(s, "", opts)
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("image docker://%s: %w", ref, err)
-	}
-	img.Ref = "docker://" + ref
-	img.store = s
-	for i := range img.Layers {
-		img.Layers[i].ctx = ctx
-	}
-	return img, nil
-}
+// A registry reference is read through go-containerregistry's remote
+// package. The registry is made to look like an OCI layout (a one-entry
+// index.json over the reference's manifest), so platform choice, bounds
+// and digest checks are the local layout's, and only the blobs of the
+// chosen platforms are ever fetched.
 
 // remoteStore serves a registry repository as the files of an OCI layout:
 // index.json is made up, blobs/ALG/HEX is a manifest (fetched from the
@@ -98,6 +81,14 @@ func newRemoteStore(ctx context.Context, ref string, opts Options) (*remoteStore
 	if err != nil {
 		return nil, err
 	}
+	// One puller for every request of this store: the registry is pinged
+	// and its token fetched once, however many manifests and blobs (of
+	// however many platforms) are read (remote.Reuse).
+	p, err := remote.NewPuller(s.opts...)
+	if err != nil {
+		return nil, err
+	}
+	s.opts = append(s.opts, remote.Reuse(p))
 	top, err := remote.Get(r, s.opts...)
 	if err != nil {
 		return nil, s.explain(err)

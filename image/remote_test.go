@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -320,23 +319,11 @@ func TestRemoteCorruptLayer(t *testing.T) {
 // hash pass and decode pass read one spooled copy), and no other blob.
 func TestRemoteFetchesOnePlatform(t *testing.T) {
 	isolateAuth(t)
-	var mu sync.Mutex
-	fetched := map[string]int{}
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, d, ok := strings.Cut(r.URL.Path, "/blobs/"); ok && r.Method == http.MethodGet {
-			mu.Lock()
-			fetched[d]++
-			mu.Unlock()
-		}
-		reg.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host, gets := countedRegistry(t, registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	push(t, filepath.Join(fixtures.Dir(t), "busybox-multi"), host+"/c2vm/busybox:latest")
 	for _, arch := range []string{"amd64", "arm64"} {
 		t.Run(arch, func(t *testing.T) {
-			clear(fetched)
+			gets.reset()
 			img, err := Open("docker://"+host+"/c2vm/busybox:latest", Options{Platform: "linux/" + arch})
 			if err != nil {
 				t.Fatal(err)
@@ -347,7 +334,7 @@ func TestRemoteFetchesOnePlatform(t *testing.T) {
 				layerNames(t, l)
 				want[l.Digest.String()] = 1
 			}
-			if !maps.Equal(fetched, want) {
+			if fetched := gets.blobs(); !maps.Equal(fetched, want) {
 				t.Errorf("GETs per blob %v; want the %s config and layers once each: %v", fetched, arch, want)
 			}
 		})

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -83,6 +84,8 @@ type Debian struct {
 	// Now is the time signatures and Valid-Until are checked at; nil =
 	// time.Now.
 	Now func() time.Time
+	// Meter shows the .deb's download live; nil = nothing.
+	Meter Meter
 }
 
 // DebianSource is where a fetched kernel came from, as manifest.json
@@ -311,6 +314,11 @@ func (d Debian) blob(ctx context.Context, url string, want fileRef) (string, err
 	// Bounded by the size the signed index gives, checked before the
 	// file takes its name.
 	r := io.TeeReader(io.LimitReader(body, want.size+1), h)
+	if d.Meter != nil {
+		w := d.Meter("download "+path.Base(url), want.size)
+		defer w.Close()
+		r = io.TeeReader(r, w)
+	}
 	var n int64
 	err = writeAtomic(p, &countReader{r: r, n: &n}, func() error {
 		if got := hex.EncodeToString(h.Sum(nil)); n != want.size || got != want.sha256 {

@@ -51,9 +51,17 @@ func (k *Kernel) Close() error {
 	return nil
 }
 
+// Meter shows one long read live (as image.Options.Meter does): it is
+// given what is read and its total bytes, the bytes are written to it as
+// they are read, and it is closed at the end.
+type Meter func(what string, total int64) io.WriteCloser
+
 // Open identifies the kernel at p: an image file, a .deb, or a directory.
 // Anything else (a FIFO, a device) is refused before it is opened.
-func Open(p string) (*Kernel, error) {
+func Open(p string) (*Kernel, error) { return OpenMetered(p, nil) }
+
+// OpenMetered is Open showing a .deb's unpacking on m (nil: nothing).
+func OpenMetered(p string, m Meter) (*Kernel, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, err
@@ -76,7 +84,7 @@ func Open(p string) (*Kernel, error) {
 		f.Close()
 	}
 	if string(head) == "!<arch>\n" {
-		src, err := openDeb(p)
+		src, err := openDeb(p, m)
 		if err != nil {
 			return nil, err
 		}

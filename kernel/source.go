@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -104,7 +105,7 @@ type debSource struct {
 	files   []string
 }
 
-func openDeb(p string) (*debSource, error) {
+func openDeb(p string, m Meter) (*debSource, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
@@ -123,7 +124,13 @@ func openDeb(p string) (*debSource, error) {
 		return nil, err
 	}
 	os.Remove(spool.Name())
-	s, err := spoolData(spool, name, data)
+	var r io.Reader = data
+	if m != nil {
+		w := m("unpack "+filepath.Base(p), data.Size())
+		defer w.Close()
+		r = io.TeeReader(data, w)
+	}
+	s, err := spoolData(spool, name, r)
 	if err != nil {
 		spool.Close()
 		return nil, fmt.Errorf("%s: %s: %w", p, name, err)

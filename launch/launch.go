@@ -148,7 +148,7 @@ func loadVM(o *Options) (vmconfig.VM, *convert.Manifest, error) {
 	}
 	vm := vmconfig.VM{Arch: m.VMArch, Memory: o.Memory, CPUs: o.CPUs, Dir: dir,
 		Kernel: "kernel", Initrd: "initramfs.img", Rootfs: "rootfs.img",
-		Forwards: fs, DataDisks: m.DataDisks}
+		Forwards: fs, DataDisks: m.DataDisks, Cmdline: m.KernelArgs()}
 	if m.Verity != nil {
 		vm.Verity = m.Verity.File
 	}

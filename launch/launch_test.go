@@ -335,3 +335,26 @@ func TestShareFS(t *testing.T) {
 		t.Errorf("virtiofs without its daemon, 9p there: %s %v", fs, err)
 	}
 }
+
+// TestRunVerity: a --verity output boots with its hash tree attached
+// read-only after the root disk and its root hash as c2vm.roothash.
+func TestRunVerity(t *testing.T) {
+	dir, qemu := vmDir(t, "amd64", `for a; do echo "$a"; done; echo C2VM_EXIT_STATUS=0`)
+	hash := strings.Repeat("ab", 32)
+	m := `{"vmArch":"amd64","kernel":{"version":"6.1.0"},"verity":{"file":"rootfs.verity","rootHash":"` + hash + `"}}`
+	for name, body := range map[string]string{"manifest.json": m, "rootfs.verity": ""} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	code, err := Run(context.Background(), Options{Dir: dir, QEMU: qemu, Accel: "tcg", Stdout: &stdout, Stderr: &stderr})
+	if code != 0 || err != nil {
+		t.Fatalf("Run = %d, %v; stderr %s", code, err, stderr.String())
+	}
+	for _, want := range []string{"rootfs.verity,if=virtio,format=raw,readonly=on\n", " c2vm.roothash=" + hash + " "} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("QEMU args lack %q:\n%s", want, stdout.String())
+		}
+	}
+}

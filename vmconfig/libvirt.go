@@ -178,10 +178,7 @@ func libvirtDomain(vm VM) (*domain, error) {
 	}
 	d.OS.Type.Value = "hvm"
 	d.OS.Kernel, d.OS.Initrd = vm.path(vm.Kernel), vm.path(vm.Initrd)
-	d.OS.Cmdline = "console=" + a.Console + " panic=-1"
-	if vm.Cmdline != "" {
-		d.OS.Cmdline += " " + vm.Cmdline
-	}
+	d.OS.Cmdline = KernelCmdline(a.Console, vm.Cmdline)
 	disks, readOnly, err := vm.disks()
 	if err != nil {
 		return nil, fmt.Errorf("libvirt: %w", err)

@@ -56,7 +56,7 @@ func qemuArgs(vm VM, accel, memory, cpus, dir, appendArgs string) ([]string, err
 		}
 		args = append(args, "-drive", drive)
 	}
-	return append(args, "-append", joinArgs("console="+a.Console, "panic=-1", vm.Cmdline, appendArgs)), nil
+	return append(args, "-append", KernelCmdline(a.Console, vm.Cmdline, appendArgs)), nil
 }
 
 // The KVM probe: /dev/kvm can exist and still hang guests (this project's
@@ -78,11 +78,18 @@ func ProbeArgs(vm VM, dir string) ([]string, error) {
 	}
 	args := append([]string{}, a.QEMU.Args...)
 	return append(args, "-accel", "kvm", "-m", "128", "-nographic", "-no-reboot", "-nic", "none",
-		"-kernel", dir+vm.Kernel, "-append", "console="+a.Console+" panic=-1 rdinit=/nonexistent"), nil
+		"-kernel", dir+vm.Kernel, "-append", KernelCmdline(a.Console, "rdinit=/nonexistent")), nil
 }
 
 // ProbeCacheFile names the probe's answer in the cache directory.
 func ProbeCacheFile(goarch string) string { return "kvm-probe-" + goarch }
+
+// KernelCmdline is the command line every QEMU and Xen boot of a
+// converted VM starts with: its console, and a panic (the init failing)
+// stops the VM at once instead of hanging it; extra follows.
+func KernelCmdline(console string, extra ...string) string {
+	return joinArgs(append([]string{"console=" + console, "panic=-1"}, extra...)...)
+}
 
 func joinArgs(parts ...string) string {
 	var out []string

@@ -26,10 +26,7 @@ func (XL) Write(w io.Writer, vm VM) error {
 	if err != nil {
 		return fmt.Errorf("xl.cfg: %w", err)
 	}
-	extra := "console=hvc0 panic=-1 " + dhcpArg
-	if vm.Cmdline != "" {
-		extra += " " + vm.Cmdline
-	}
+	extra := KernelCmdline("hvc0", dhcpArg, vm.Cmdline)
 	// target= last: xl reads the rest of the string as the path
 	// (xl-disk-configuration.txt).
 	var disks []string

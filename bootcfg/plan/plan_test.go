@@ -99,11 +99,14 @@ func TestArgs(t *testing.T) {
 	}
 	// String is ParseArgs' inverse, spaces and quotes included.
 	in := Args{Cmd: []string{"sh", "-c", `echo "a b"`}, Env: []string{"X=y z"}, Debug: true, Net: NetDHCP,
-		Shares: []Share{{Tag: "c2vm0", FSType: "virtiofs", Path: "/srv", ReadOnly: true}, {Tag: "c2vm1", FSType: "9p", Path: "/x"}}}
+		Shares:   []Share{{Tag: "c2vm0", FSType: "virtiofs", Path: "/srv", ReadOnly: true}, {Tag: "c2vm1", FSType: "9p", Path: "/x"}},
+		RootHash: hashA}
 	if back, err := ParseArgs(in.String()); err != nil || !reflect.DeepEqual(back, in) {
 		t.Errorf("round trip of %q: %+v %v", in.String(), back, err)
 	}
-	for _, bad := range []string{"c2vm.share=t,nfs,/x", "c2vm.share=t,9p,rel", "c2vm.share=t,9p,/x,rw", "c2vm.net=bridge", "c2vm.cmd=!!!", "c2vm.cmd=" + base64.StdEncoding.EncodeToString([]byte("{}")), "c2vm.env=noequals"} {
+	for _, bad := range []string{"c2vm.share=t,nfs,/x", "c2vm.share=t,9p,rel", "c2vm.share=t,9p,/x,rw", "c2vm.net=bridge", "c2vm.cmd=!!!", "c2vm.cmd=" + base64.StdEncoding.EncodeToString([]byte("{}")), "c2vm.env=noequals",
+		"c2vm.roothash=" + hashA[:62], "c2vm.roothash=" + hashA + "00", "c2vm.roothash=" + strings.Repeat("g", 64), "c2vm.roothash=",
+		"c2vm.roothash=" + hashA + " c2vm.roothash=" + hashB} {
 		t.Run(bad, func(t *testing.T) {
 			if _, err := ParseArgs(bad); err == nil {
 				t.Error("accepted")
@@ -112,9 +115,66 @@ func TestArgs(t *testing.T) {
 	}
 }
 
+// Two sha256 root hashes for the c2vm.roothash tests.
+var (
+	hashA = strings.Repeat("0123456789abcdef", 4)
+	hashB = strings.Repeat("fedcba9876543210", 4)
+)
+
+// TestRootHashArg: c2vm.roothash is read in either case and kept in lower
+// case; the same value twice is one value.
+func TestRootHashArg(t *testing.T) {
+	for _, tc := range []struct{ name, cmdline, want string }{
+		{"absent", "console=ttyS0", ""},
+		{"lower", "c2vm.roothash=" + hashA, hashA},
+		{"upper", "c2vm.roothash=" + strings.ToUpper(hashA), hashA},
+		{"repeated, equal", "c2vm.roothash=" + hashA + " quiet c2vm.roothash=" + strings.ToUpper(hashA), hashA},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := ParseArgs(tc.cmdline)
+			if err != nil || a.RootHash != tc.want {
+				t.Errorf("RootHash %q, %v; want %q", a.RootHash, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRootHashFor is ArgRootHash's rule: a command line can make the
+// dm-verity check stricter, never weaker.
+func TestRootHashFor(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		plan      *VerityRoot // nil: no verity step
+		arg, want string
+		err       []string // substrings of the error, nil for none
+	}{
+		{"no verity, no arg", nil, "", "", nil},
+		{"no verity, an arg", nil, hashA, "", []string{"dm-verity", hashA, "without dm-verity"}},
+		{"plan only", &VerityRoot{RootHash: hashA}, "", hashA, nil},
+		{"both, equal", &VerityRoot{RootHash: hashA}, hashA, hashA, nil},
+		{"both, equal but for case", &VerityRoot{RootHash: strings.ToUpper(hashA)}, hashA, strings.ToUpper(hashA), nil},
+		{"both, different", &VerityRoot{RootHash: hashA}, hashB, "", []string{"dm-verity", hashA, hashB}},
+		{"command line only", &VerityRoot{}, hashB, hashB, nil},
+		{"neither", &VerityRoot{}, "", "", []string{"dm-verity", "no root hash"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Args{RootHash: tc.arg}.RootHashFor(tc.plan)
+			if got != tc.want || (err != nil) != (tc.err != nil) {
+				t.Fatalf("RootHashFor = %q, %v; want %q, error %v", got, err, tc.want, tc.err != nil)
+			}
+			for _, s := range tc.err {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q lacks %q", err, s)
+				}
+			}
+		})
+	}
+}
+
 func FuzzParseArgs(f *testing.F) {
 	f.Add("console=ttyS0 c2vm.debug=1 c2vm.env=A=1")
 	f.Add(Args{Cmd: []string{"a", "b c"}, Env: []string{"K=V"}}.String())
+	f.Add("panic=-1 c2vm.roothash=" + strings.ToUpper(hashA) + " c2vm.roothash=" + hashA)
 	f.Fuzz(func(t *testing.T, s string) {
 		a, err := ParseArgs(s)
 		if err != nil {
@@ -124,7 +184,7 @@ func FuzzParseArgs(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-parsing %q: %v", a.String(), err)
 		}
-		if len(back.Cmd) != len(a.Cmd) || len(back.Env) != len(a.Env) || back.Debug != a.Debug {
+		if len(back.Cmd) != len(a.Cmd) || len(back.Env) != len(a.Env) || back.Debug != a.Debug || back.RootHash != a.RootHash {
 			t.Fatalf("round trip %+v -> %+v", a, back)
 		}
 	})

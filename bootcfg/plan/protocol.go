@@ -1,7 +1,9 @@
 package plan
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -35,6 +37,21 @@ const (
 	ArgDebug = "c2vm.debug" // 1: print each step as it runs
 	ArgNet   = "c2vm.net"   // user, dhcp or none: overrides the Network step's mode
 	ArgShare = "c2vm.share" // TAG,FSTYPE,PATH[,ro]; repeatable: a host share (Shares step)
+	// ArgRootHash is the root filesystem's dm-verity root hash, 64 hex
+	// digits (sha256). c2vm writes it on every command line of a --verity
+	// output (the UKI's .cmdline, qemu.sh, libvirt.xml, xl.cfg,
+	// firecracker.json, c2vm run), beside the boot plan's own copy. It can
+	// only make the check stricter, never weaker (Args.RootHashFor):
+	//   - plan verity, no c2vm.roothash: the plan's hash is checked;
+	//   - both, equal: checked; different: the boot stops, naming
+	//     dm-verity and both hashes, before the root is mounted;
+	//   - plan verity without a hash: the command line's is checked (a
+	//     plan may leave the hash to a signed command line);
+	//   - c2vm.roothash without a verity step in the plan: the boot stops,
+	//     as the root would be mounted unchecked while the command line
+	//     asks for a check;
+	//   - c2vm.roothash twice with different values: a parse error.
+	ArgRootHash = "c2vm.roothash"
 )
 
 // Share is a host directory the hypervisor exports (virtiofs or 9p, by
@@ -70,6 +87,8 @@ type Args struct {
 	Debug  bool
 	Net    string
 	Shares []Share
+	// RootHash is c2vm.roothash, lower-case hex; "" when absent.
+	RootHash string
 }
 
 // String formats a as kernel arguments, the inverse of ParseArgs.
@@ -87,6 +106,9 @@ func (a Args) String() string {
 	}
 	for _, sh := range a.Shares {
 		out = append(out, sh.arg())
+	}
+	if a.RootHash != "" {
+		out = append(out, ArgRootHash+"="+a.RootHash)
 	}
 	for _, kv := range a.Env {
 		// base64 keeps spaces and quotes out of the kernel's parser; the
@@ -133,9 +155,28 @@ func ParseArgs(cmdline string) (Args, error) {
 				return a, fmt.Errorf("%s=%s: want %s, %s or %s", ArgNet, v, NetUser, NetDHCP, NetNone)
 			}
 			a.Net = v
+		case ArgRootHash:
+			h, err := parseRootHash(v)
+			if err != nil {
+				return a, err
+			}
+			if a.RootHash != "" && a.RootHash != h {
+				return a, fmt.Errorf("%s given twice (%s and %s): two dm-verity root hashes for one root", ArgRootHash, a.RootHash, h)
+			}
+			a.RootHash = h
 		}
 	}
 	return a, nil
+}
+
+// parseRootHash checks a c2vm.roothash value: a sha256 digest in hex,
+// as veritysetup prints it (either case), returned in lower case.
+func parseRootHash(v string) (string, error) {
+	b, err := hex.DecodeString(v)
+	if err != nil || len(b) != sha256.Size {
+		return "", fmt.Errorf("%s=%s: want the dm-verity root hash, %d hex digits", ArgRootHash, v, 2*sha256.Size)
+	}
+	return hex.EncodeToString(b), nil
 }
 
 func decodeBase64(s string) ([]byte, error) {

@@ -1,6 +1,9 @@
 package plan
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 func init() {
 	register(func() Action { return &VerityRoot{} })
@@ -54,4 +57,28 @@ func (v *VerityRoot) Sectors() uint64 { return uint64(v.DataBlocks) * VerityBloc
 func (v *VerityRoot) Table(dataDev, hashDev string) string {
 	return fmt.Sprintf("1 %s %s %d %d %d %d sha256 %s %s", dataDev, hashDev,
 		VerityBlockSize, VerityBlockSize, v.DataBlocks, v.HashOffset/VerityBlockSize, v.RootHash, v.Salt)
+}
+
+// RootHashFor is the root hash the verity step v must check the root
+// against, given the command line's c2vm.roothash (see ArgRootHash for
+// the rule). v is nil for a plan that mounts its root without dm-verity:
+// then the answer is "" and a c2vm.roothash is an error. Errors name
+// dm-verity and both hashes.
+func (a Args) RootHashFor(v *VerityRoot) (string, error) {
+	arg := a.RootHash
+	switch {
+	case v == nil && arg != "":
+		return "", fmt.Errorf("dm-verity: the kernel command line has %s=%s but the boot plan mounts the root without dm-verity: refusing an unchecked root", ArgRootHash, arg)
+	case v == nil:
+		return "", nil
+	case v.RootHash == "" && arg == "":
+		return "", fmt.Errorf("dm-verity: no root hash, neither in the boot plan nor as %s on the kernel command line", ArgRootHash)
+	case arg == "":
+		return v.RootHash, nil
+	case v.RootHash == "":
+		return arg, nil
+	case !strings.EqualFold(arg, v.RootHash):
+		return "", fmt.Errorf("dm-verity: the kernel command line's %s=%s differs from the boot plan's root hash %s: refusing the root", ArgRootHash, arg, v.RootHash)
+	}
+	return v.RootHash, nil
 }

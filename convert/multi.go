@@ -1,0 +1,379 @@
+package convert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/platforms"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/c2vm/c2vm/arch"
+	"github.com/c2vm/c2vm/image"
+	"github.com/c2vm/c2vm/kernel"
+)
+
+// AllPlatforms is the --platform value asking for every platform.
+const AllPlatforms = "all"
+
+// ErrMultiOption is an option that cannot serve several platforms at once.
+var ErrMultiOption = errors.New("not with several platforms")
+
+// IsMulti reports whether a --platform value asks for several platforms:
+// "all" or a comma-separated list.
+func IsMulti(platform string) bool {
+	return platform == AllPlatforms || strings.Contains(platform, ",")
+}
+
+// ParsePlatforms reads a multi-platform --platform value: nil for "all",
+// else the list's platforms, each parsed and normalised by containerd
+// (linux/arm64/v8 is linux/arm64), none empty or given twice.
+func ParsePlatforms(v string) ([]string, error) {
+	if v == AllPlatforms {
+		return nil, nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" || s == AllPlatforms {
+			return nil, fmt.Errorf("--platform %q: want \"all\" or os/arch[/variant],...: %w", v, errEmptyOrAll(s))
+		}
+		p, err := platforms.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("--platform %q: %w", v, err)
+		}
+		f := platforms.Format(platforms.Normalize(p))
+		if seen[f] {
+			return nil, fmt.Errorf("--platform %q: %s given twice", v, f)
+		}
+		seen[f] = true
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func errEmptyOrAll(s string) error {
+	if s == "" {
+		return errors.New("an empty entry")
+	}
+	return errors.New(`"all" in a list`)
+}
+
+// CheckMulti refuses the options that name one architecture's files or
+// VM when several platforms are converted (errors wrap ErrMultiOption):
+// --vm-arch and --binfmt-interpreter; a --kernel that is one kernel file,
+// .deb or directory; an --init that is one binary. A --kernel that serves
+// every arch is fine: debian:SUITE[=VERSION] (each arch's package of the
+// suite), a kernel image (each platform takes its own arch's manifest).
+// --kernel and --init also take ARCH=PATH,... naming one file per arch.
+func CheckMulti(o Options) error {
+	switch {
+	case o.VMArch != "":
+		return fmt.Errorf("--vm-arch: each platform's VM is its own arch: %w", ErrMultiOption)
+	case o.BinfmtInterpreter != "":
+		return fmt.Errorf("--binfmt-interpreter: a qemu-user binary serves one VM arch: %w", ErrMultiOption)
+	}
+	if _, err := kernelMap(o.Kernel); err != nil {
+		return err
+	}
+	_, err := initMap(o.Init)
+	return err
+}
+
+// kernelMap reads --kernel for several platforms: nil for a form that
+// serves every arch as it is, else the ARCH=PATH,... list by GOARCH.
+func kernelMap(k string) (map[string]string, error) {
+	if _, _, ok := kernel.ParseDebianRef(k); ok || k == "" || isImageRef(k) {
+		return nil, nil
+	}
+	return archPaths("--kernel", k, "one kernel serves one arch; give debian:SUITE[=VERSION], a multi-arch kernel image, or ARCH=PATH,... (one kernel per arch)")
+}
+
+// initMap reads --init for several platforms: nil for the embedded (or
+// built) init of each arch, else the ARCH=PATH,... list by GOARCH.
+func initMap(v string) (map[string]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	return archPaths("--init", v, "an init binary serves one arch; give ARCH=PATH,... (one per arch)")
+}
+
+// archPaths parses ARCH=PATH,... (arch names as arch.Lookup takes them)
+// into paths by GOARCH.
+func archPaths(flag, v, hint string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, e := range strings.Split(v, ",") {
+		name, p, ok := strings.Cut(e, "=")
+		a, err := arch.Lookup(name)
+		if !ok || err != nil || p == "" {
+			return nil, fmt.Errorf("%s %s: %s: %w", flag, v, hint, ErrMultiOption)
+		}
+		m[a.GOARCH] = p
+	}
+	return m, nil
+}
+
+// forArch picks the platform's path from an ARCH=PATH map (nil: keep v).
+func forArch(flag, v string, m map[string]string, goarch string) (string, error) {
+	if m == nil {
+		return v, nil
+	}
+	if p := m[goarch]; p != "" {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s names no file for %s", flag, goarch)
+}
+
+// MultiManifest is DIR/manifest.json of a multi-platform conversion: each
+// platform is a complete output directory in DIR/<os>-<arch>[-<variant>],
+// with its own manifest.json, whose digest is recorded here.
+type MultiManifest struct {
+	C2VMVersion string          `json:"c2vmVersion"`
+	Image       IndexInfo       `json:"image"`
+	Platforms   []PlatformEntry `json:"platforms"`
+	// Skipped are the platforms "all" left out: c2vm makes no VM for them.
+	Skipped []SkippedPlatform `json:"skipped,omitempty"`
+}
+
+// IndexInfo identifies the source image of several platforms.
+type IndexInfo struct {
+	Ref string `json:"ref"`
+	// IndexDigest is the index the platforms were chosen from (see
+	// image.Index.Digest); "" for a docker-archive.
+	IndexDigest string `json:"indexDigest,omitempty"`
+}
+
+// PlatformEntry is one platform's output directory.
+type PlatformEntry struct {
+	Platform       ocispec.Platform `json:"platform"`
+	Dir            string           `json:"dir"` // relative to the top directory
+	ManifestDigest string           `json:"manifestDigest"`
+	ConfigDigest   string           `json:"configDigest"`
+	// Manifest is the sha256 and size of Dir/manifest.json.
+	Manifest Artifact `json:"manifest"`
+}
+
+// SkippedPlatform is a platform "all" did not convert, and why.
+type SkippedPlatform struct {
+	Platform ocispec.Platform `json:"platform"`
+	Reason   string           `json:"reason"`
+}
+
+// MultiResult describes a finished multi-platform conversion.
+type MultiResult struct {
+	Dir       string
+	Manifest  MultiManifest
+	Platforms []Result // in Manifest.Platforms' order
+}
+
+// ConvertAll converts several platforms of one image, each into
+// o.Output/<os>-<arch>[-<variant>] exactly as Convert writes one platform
+// into its own directory, plus a top manifest.json listing them. want
+// names the platforms (ParsePlatforms); nil means every Linux platform
+// of the index c2vm can make a VM for. The image is opened once: one
+// archive index or registry session for all, and a registry blob two
+// platforms share is downloaded once (image.Index). Platforms are
+// converted one after the other, in the index's order. The whole
+// directory appears only when every platform succeeded; an error names
+// the platform that failed and leaves o.Output as it was.
+func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, error) {
+	if err := CheckMulti(o); err != nil {
+		return nil, err
+	}
+	if o.Output == "" {
+		o.Output = defaultOutput(o.Image)
+	}
+	x, err := image.OpenIndex(ctx, o.Image, image.Options{Creds: o.Creds, InsecureTLS: o.InsecureTLS, Meter: o.Meter})
+	if err != nil {
+		return nil, err
+	}
+	defer x.Close()
+	sel, skipped, err := selectPlatforms(x, want)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", o.Image, err)
+	}
+	for _, s := range skipped {
+		o.progress("skipping %s: %s", platforms.Format(s.Platform), s.Reason)
+	}
+	index := ""
+	if x.Digest != "" {
+		index = " " + short(x.Digest.String())
+	}
+	o.progress("image: %s%s, platforms %s", o.Image, index, formatList(x, sel))
+	top, err := newStage(o.Output)
+	if err != nil {
+		return nil, err
+	}
+	defer top.abortOnPanic()
+	// An earlier one-platform output in DIR may hold the VM's data disks,
+	// which replacing it would delete.
+	if err := (&conversion{o: o, st: top}).checkOldDisks(); err != nil {
+		top.abort()
+		return nil, err
+	}
+	r, err := convertEach(ctx, o, x, sel, top)
+	if err != nil {
+		top.abort()
+		return nil, err
+	}
+	r.Manifest.Skipped = skipped
+	if err := writeJSON(top.path("manifest.json"), r.Manifest); err != nil {
+		top.abort()
+		return nil, err
+	}
+	if err := top.commit(); err != nil {
+		top.abort()
+		return nil, err
+	}
+	o.progress("done: %s", top.target)
+	return r, nil
+}
+
+// convertEach converts the platforms x.Platforms[sel] into top's
+// subdirectories and gathers the top manifest.
+func convertEach(ctx context.Context, o Options, x *image.Index, sel []int, top *stage) (*MultiResult, error) {
+	r := &MultiResult{Dir: top.target, Manifest: MultiManifest{C2VMVersion: o.Version, Image: IndexInfo{Ref: o.Image, IndexDigest: x.Digest.String()}}}
+	kernels, _ := kernelMap(o.Kernel) // CheckMulti read them
+	inits, _ := initMap(o.Init)
+	for _, i := range sel {
+		p := x.Platforms[i]
+		name := platforms.Format(platforms.Normalize(p))
+		res, err := convertOne(ctx, o, x, i, top, perArch{kernels, inits})
+		if err != nil {
+			return nil, fmt.Errorf("platform %s: %w", name, err)
+		}
+		a, err := DigestFile(filepath.Join(top.dir, subdir(p), "manifest.json"))
+		if err != nil {
+			return nil, fmt.Errorf("platform %s: %w", name, err)
+		}
+		r.Platforms = append(r.Platforms, *res)
+		r.Manifest.Platforms = append(r.Manifest.Platforms, PlatformEntry{Platform: p, Dir: subdir(p),
+			ManifestDigest: res.Manifest.Image.ManifestDigest, ConfigDigest: res.Manifest.Image.ConfigDigest, Manifest: a})
+	}
+	return r, nil
+}
+
+// perArch are the ARCH=PATH maps of --kernel and --init (nil: as given).
+type perArch struct{ kernels, inits map[string]string }
+
+// pick sets o's kernel and init to the paths given for arch.
+func (pa perArch) pick(o *Options, name string) error {
+	if pa.kernels == nil && pa.inits == nil {
+		return nil
+	}
+	a, err := arch.Lookup(name)
+	if err != nil {
+		return err
+	}
+	if o.Kernel, err = forArch("--kernel", o.Kernel, pa.kernels, a.GOARCH); err != nil {
+		return err
+	}
+	o.Init, err = forArch("--init", o.Init, pa.inits, a.GOARCH)
+	return err
+}
+
+// convertOne converts x.Platforms[i] into its subdirectory of top, as
+// Convert would into a directory of its own: the same options but the
+// platform's kernel and init, the same stages, and the paths inside the
+// configs naming the final subdirectory.
+func convertOne(ctx context.Context, o Options, x *image.Index, i int, top *stage, pa perArch) (*Result, error) {
+	p := x.Platforms[i]
+	o.Platform = platforms.Format(platforms.Normalize(p))
+	o.label = o.Platform + ": "
+	o.Meter = labelMeter(o.Meter, o.label)
+	if err := pa.pick(&o, p.Architecture); err != nil {
+		return nil, err
+	}
+	st := &stage{dir: filepath.Join(top.dir, subdir(p)), target: filepath.Join(top.target, subdir(p))}
+	o.Output = st.target
+	if err := os.Mkdir(st.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	img, err := x.Image(i)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	o.progress("image: %s %s, %d layers", platformString(img), short(img.ManifestDigest.String()), len(img.Layers))
+	c := &conversion{o: o, img: img, st: st}
+	if err := c.run(ctx); err != nil {
+		return nil, err
+	}
+	return &Result{Dir: st.target, Manifest: c.manifest}, nil
+}
+
+// selectPlatforms picks the platforms to convert, as indexes into
+// x.Platforms: those want names, or (want nil) each one c2vm can make a
+// VM for, the others returned as skipped.
+func selectPlatforms(x *image.Index, want []string) ([]int, []SkippedPlatform, error) {
+	var sel []int
+	var skipped []SkippedPlatform
+	if want == nil {
+		for i, p := range x.Platforms {
+			if _, err := arch.VM(p.Architecture); err != nil {
+				skipped = append(skipped, SkippedPlatform{Platform: p, Reason: err.Error()})
+				continue
+			}
+			sel = append(sel, i)
+		}
+		if len(sel) == 0 {
+			return nil, nil, fmt.Errorf("%w: none of the image's platforms (%s) can be a VM", image.ErrNoPlatform, formatList(x, allIndexes(x)))
+		}
+	} else {
+		for _, w := range want {
+			i, err := x.Match(w)
+			if err != nil {
+				return nil, nil, err
+			}
+			sel = append(sel, i)
+		}
+	}
+	dirs := map[string]int{}
+	for k, i := range sel {
+		d := subdir(x.Platforms[i])
+		j, ok := dirs[d]
+		switch {
+		case ok && sel[j] == i:
+			return nil, nil, fmt.Errorf("--platform %s and %s name the same manifest (%s)", want[j], want[k], platforms.Format(x.Platforms[i]))
+		case ok:
+			return nil, nil, fmt.Errorf("%s and %s would both be written to %s: name one with --platform", platforms.Format(x.Platforms[sel[j]]), platforms.Format(x.Platforms[i]), d)
+		}
+		dirs[d] = k
+	}
+	return sel, skipped, nil
+}
+
+func allIndexes(x *image.Index) []int {
+	out := make([]int, len(x.Platforms))
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func formatList(x *image.Index, sel []int) string {
+	var l []string
+	for _, i := range sel {
+		l = append(l, platforms.Format(x.Platforms[i]))
+	}
+	return strings.Join(l, ", ")
+}
+
+// subdir names a platform's output directory: os-arch[-variant], after
+// containerd's normalisation (linux/arm64/v8 → linux-arm64).
+func subdir(p ocispec.Platform) string {
+	return strings.ReplaceAll(platforms.Format(platforms.Normalize(p)), "/", "-")
+}
+
+// labelMeter prefixes each display's name with label.
+func labelMeter(m Meter, label string) Meter {
+	if m == nil {
+		return nil
+	}
+	return func(what string, total int64) io.WriteCloser { return m(label+what, total) }
+}
