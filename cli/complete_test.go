@@ -95,7 +95,7 @@ complete_words c2vm "$@"`
 	}{
 		{[]string{"con"}, "convert"},
 		{[]string{"co"}, "completion\nconvert"},
-		{[]string{"convert", "--rootfs", ""}, "ext4\nsquashfs"},
+		{[]string{"convert", "--rootfs", ""}, "erofs\next4\nsquashfs"},
 		{[]string{"convert", "--disk", ""}, "raw\nqcow2"},
 		{[]string{"convert", "--no-k"}, "--no-kernel"},
 		{[]string{"run", "--accel", ""}, "auto\nkvm\ntcg"},
