@@ -21,10 +21,12 @@
 // mkfs.erofs decides (lib/inode.c, erofs_should_use_inode_extended), and
 // extended (64 bytes) otherwise.
 //
-// Why our own writer: no Go library writes EROFS. github.com/erofs/go-erofs
-// (vendored by containerd for its erofs snapshotter, which shells out to
-// mkfs.erofs) and github.com/dpeckett/erofs (from gVisor) only read images;
-// go-erofs lists "Creating erofs files" as not done.
+// Why our own writer: github.com/erofs/go-erofs (vendored by containerd's
+// erofs snapshotter, which itself shells out to mkfs.erofs) writes images
+// at 622ddde (2026-06: mkfs.go, writer.go), but stores data
+// uncompressed only and gives every path its own inode (SetNlink sets a
+// count, no two names share a nid), so hardlinks are not kept;
+// github.com/dpeckett/erofs (from gVisor) only reads.
 package erofs
 
 import (
