@@ -38,7 +38,7 @@ type output struct {
 	sum hash.Hash
 }
 
-// block writes b, padded with zeros to whole blocks, and returns its
+// blocks writes b, padded with zeros to whole blocks, and returns its
 // first block address.
 func (o *output) blocks(b []byte) (uint32, error) {
 	at := o.blk
