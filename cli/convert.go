@@ -80,7 +80,7 @@ func (c *convertArgs) flags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&c.disks, "data-disk", nil, "reuse this data disk (e.g. an earlier output's data-0.img), copied, for the next volume in sorted order (repeatable)")
 	fs.BoolVar(&c.o.Verity, "verity", false, "write rootfs.verity, a dm-verity hash tree the VM checks its root disk against (root hash in manifest.json)")
 	fs.StringVar(&c.o.Disk, "disk", "", "also write one bootable GPT disk image: raw (disk.img) or qcow2 (disk.qcow2), booted by UEFI firmware")
-	fs.StringVar(&c.o.EFIStub, "efi-stub", "", "systemd EFI stub the disk's kernel image is built on (default: Debian's systemd-boot-efi one)")
+	fs.StringVar(&c.o.EFIStub, "efi-stub", "", "systemd EFI stub the disk's kernel image is built on (default: Debian's systemd-boot-efi one); with several platforms ARCH=PATH,...")
 	fs.BoolVar(&c.o.NoKernel, "no-kernel", false, "write only rootfs.img, config.json and manifest.json")
 	fs.BoolVarP(&c.quiet, "quiet", "q", false, "no progress lines (nor bars)")
 	fs.BoolVar(&c.json, "json", false, "print one JSON document on stdout when done: every artifact, the image, the kernel, c2vm's version ({\"error\": ...} on failure)")
@@ -190,9 +190,20 @@ func checkDisk(o convert.Options) error {
 	case o.EFIStub != "" && o.Disk == "":
 		return usagef("--efi-stub is only used with --disk")
 	}
-	// Before the conversion's work, not after it.
-	if o.EFIStub != "" {
-		if _, err := os.Stat(o.EFIStub); err != nil {
+	// Before the conversion's work, not after it. With several platforms
+	// the value is ARCH=PATH,... (its form is convert.CheckMulti's).
+	stubs := []string{o.EFIStub}
+	if convert.IsMulti(o.Platform) {
+		stubs = strings.Split(o.EFIStub, ",")
+	}
+	for _, s := range stubs {
+		if _, p, ok := strings.Cut(s, "="); ok && convert.IsMulti(o.Platform) {
+			s = p
+		}
+		if s == "" {
+			continue
+		}
+		if _, err := os.Stat(s); err != nil {
 			return fmt.Errorf("--efi-stub: %w", err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,6 +51,7 @@ func TestConvertAllUsage(t *testing.T) {
 		{[]string{"--platform", "linux/amd64,linux/arm64", "--binfmt-interpreter", "/q"}, "--binfmt-interpreter"},
 		{[]string{"--platform", "all", "--kernel", "/boot/vmlinuz"}, "ARCH=PATH"},
 		{[]string{"--platform", "linux/amd64,,linux/arm64"}, "empty entry"},
+		{[]string{"--platform", "all", "--disk", "raw", "--efi-stub", os.Args[0]}, "an EFI stub serves one arch"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "never.vm")

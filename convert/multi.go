@@ -70,7 +70,8 @@ func errEmptyOrAll(s string) error {
 // .deb or directory; an --init that is one binary. A --kernel that serves
 // every arch is fine: debian:SUITE[=VERSION] (each arch's package of the
 // suite), a kernel image (each platform takes its own arch's manifest).
-// --kernel and --init also take ARCH=PATH,... naming one file per arch.
+// --kernel, --init and --efi-stub also take ARCH=PATH,... naming one file
+// per arch.
 func CheckMulti(o Options) error {
 	switch {
 	case o.VMArch != "":
@@ -78,11 +79,23 @@ func CheckMulti(o Options) error {
 	case o.BinfmtInterpreter != "":
 		return fmt.Errorf("--binfmt-interpreter: a qemu-user binary serves one VM arch: %w", ErrMultiOption)
 	}
-	if _, err := kernelMap(o.Kernel); err != nil {
-		return err
-	}
-	_, err := initMap(o.Init)
+	_, err := perArchPaths(o)
 	return err
+}
+
+// perArchPaths reads the ARCH=PATH,... forms of --kernel, --init and
+// --efi-stub for several platforms.
+func perArchPaths(o Options) (perArch, error) {
+	var pa perArch
+	var err error
+	if pa.kernels, err = kernelMap(o.Kernel); err != nil {
+		return pa, err
+	}
+	if pa.inits, err = fileMap("--init", o.Init, "an init binary serves one arch; give ARCH=PATH,... (one per arch)"); err != nil {
+		return pa, err
+	}
+	pa.stubs, err = fileMap("--efi-stub", o.EFIStub, "an EFI stub serves one arch; give ARCH=PATH,... (one per arch)")
+	return pa, err
 }
 
 // kernelMap reads --kernel for several platforms: nil for a form that
@@ -94,13 +107,14 @@ func kernelMap(k string) (map[string]string, error) {
 	return archPaths("--kernel", k, "one kernel serves one arch; give debian:SUITE[=VERSION], a multi-arch kernel image, or ARCH=PATH,... (one kernel per arch)")
 }
 
-// initMap reads --init for several platforms: nil for the embedded (or
-// built) init of each arch, else the ARCH=PATH,... list by GOARCH.
-func initMap(v string) (map[string]string, error) {
+// fileMap reads a one-file-per-arch flag (--init, --efi-stub) for several
+// platforms: nil for the default (each arch's own), else the ARCH=PATH,...
+// list by GOARCH.
+func fileMap(flag, v, hint string) (map[string]string, error) {
 	if v == "" {
 		return nil, nil
 	}
-	return archPaths("--init", v, "an init binary serves one arch; give ARCH=PATH,... (one per arch)")
+	return archPaths(flag, v, hint)
 }
 
 // archPaths parses ARCH=PATH,... (arch names as arch.Lookup takes them)
@@ -238,12 +252,11 @@ func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, er
 // subdirectories and gathers the top manifest.
 func convertEach(ctx context.Context, o Options, x *image.Index, sel []int, top *stage) (*MultiResult, error) {
 	r := &MultiResult{Dir: top.target, Manifest: MultiManifest{C2VMVersion: o.Version, Image: IndexInfo{Ref: o.Image, IndexDigest: x.Digest.String()}}}
-	kernels, _ := kernelMap(o.Kernel) // CheckMulti read them
-	inits, _ := initMap(o.Init)
+	pa, _ := perArchPaths(o) // CheckMulti read them
 	for _, i := range sel {
 		p := x.Platforms[i]
 		name := platforms.Format(platforms.Normalize(p))
-		res, err := convertOne(ctx, o, x, i, top, perArch{kernels, inits})
+		res, err := convertOne(ctx, o, x, i, top, pa)
 		if err != nil {
 			return nil, fmt.Errorf("platform %s: %w", name, err)
 		}
@@ -258,12 +271,13 @@ func convertEach(ctx context.Context, o Options, x *image.Index, sel []int, top 
 	return r, nil
 }
 
-// perArch are the ARCH=PATH maps of --kernel and --init (nil: as given).
-type perArch struct{ kernels, inits map[string]string }
+// perArch are the ARCH=PATH maps of --kernel, --init and --efi-stub
+// (nil: as given).
+type perArch struct{ kernels, inits, stubs map[string]string }
 
-// pick sets o's kernel and init to the paths given for arch.
+// pick sets o's kernel, init and EFI stub to the paths given for arch.
 func (pa perArch) pick(o *Options, name string) error {
-	if pa.kernels == nil && pa.inits == nil {
+	if pa.kernels == nil && pa.inits == nil && pa.stubs == nil {
 		return nil
 	}
 	a, err := arch.Lookup(name)
@@ -273,7 +287,10 @@ func (pa perArch) pick(o *Options, name string) error {
 	if o.Kernel, err = forArch("--kernel", o.Kernel, pa.kernels, a.GOARCH); err != nil {
 		return err
 	}
-	o.Init, err = forArch("--init", o.Init, pa.inits, a.GOARCH)
+	if o.Init, err = forArch("--init", o.Init, pa.inits, a.GOARCH); err != nil {
+		return err
+	}
+	o.EFIStub, err = forArch("--efi-stub", o.EFIStub, pa.stubs, a.GOARCH)
 	return err
 }
 

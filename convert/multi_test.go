@@ -71,6 +71,8 @@ func TestCheckMulti(t *testing.T) {
 		{"an empty path", Options{Kernel: "amd64="}, false},
 		{"one init per arch", Options{Init: "x86_64=/i/a,arm64=/i/b"}, true},
 		{"one init", Options{Init: "/i/c2vm-init"}, false},
+		{"one EFI stub per arch", Options{EFIStub: "amd64=/s/x64.stub,arm64=/s/aa64.stub"}, true},
+		{"one EFI stub", Options{EFIStub: "/s/linuxx64.efi.stub"}, false},
 		{"--vm-arch", Options{VMArch: "amd64"}, false},
 		{"--binfmt-interpreter", Options{BinfmtInterpreter: "/usr/bin/qemu-aarch64-static"}, false},
 	} {
@@ -81,15 +83,18 @@ func TestCheckMulti(t *testing.T) {
 			}
 		})
 	}
-	kernels, _ := kernelMap("amd64=/k/a.deb,aarch64=/k/b.deb")
-	pa := perArch{kernels: kernels}
-	for _, tc := range []struct{ arch, kernel, err string }{
-		{"amd64", "/k/a.deb", ""}, {"arm64", "/k/b.deb", ""}, {"riscv64", "", "--kernel names no file for riscv64"},
+	multi := Options{Kernel: "amd64=/k/a.deb,aarch64=/k/b.deb", EFIStub: "amd64=/s/x64,arm64=/s/aa64,riscv64=/s/rv"}
+	pa, err := perArchPaths(multi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ arch, kernel, stub, err string }{
+		{"amd64", "/k/a.deb", "/s/x64", ""}, {"arm64", "/k/b.deb", "/s/aa64", ""}, {"riscv64", "", "", "--kernel names no file for riscv64"},
 	} {
-		o := Options{Kernel: "amd64=/k/a.deb,aarch64=/k/b.deb", Init: "/i/keep"}
+		o := multi
 		err := pa.pick(&o, tc.arch)
-		if tc.err != "" && (err == nil || err.Error() != tc.err) || tc.err == "" && (err != nil || o.Kernel != tc.kernel || o.Init != "/i/keep") {
-			t.Errorf("%s: kernel %q init %q, %v; want %q or %q", tc.arch, o.Kernel, o.Init, err, tc.kernel, tc.err)
+		if tc.err != "" && (err == nil || err.Error() != tc.err) || tc.err == "" && (err != nil || o.Kernel != tc.kernel || o.Init != "" || o.EFIStub != tc.stub) {
+			t.Errorf("%s: kernel %q init %q stub %q, %v; want %q %q or %q", tc.arch, o.Kernel, o.Init, o.EFIStub, err, tc.kernel, tc.stub, tc.err)
 		}
 	}
 }
