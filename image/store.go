@@ -9,10 +9,10 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/c2vm/c2vm/internal/safeio"
 	"github.com/c2vm/c2vm/internal/tarindex"
 )
 
@@ -57,10 +57,9 @@ func cleanName(name string) (string, error) {
 }
 
 // openRegular opens p for reading and refuses anything but a regular file
-// (after symlinks). O_NONBLOCK keeps open(2) of a FIFO from waiting for a
-// writer; it changes nothing for a regular file (open(2), "O_NONBLOCK").
+// (after symlinks), a FIFO included (safeio.Open does not wait on one).
 func openRegular(p string) (*os.File, int64, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := safeio.Open(p)
 	if err != nil {
 		return nil, 0, err
 	}

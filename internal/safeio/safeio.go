@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 )
 
 type ctxReader struct {
@@ -28,11 +29,18 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
+// Open opens p for reading without waiting: O_NONBLOCK keeps open(2) of
+// a FIFO from blocking until a writer comes, so the caller can stat it and
+// refuse it; it changes nothing for a regular file (open(2), "O_NONBLOCK").
+func Open(p string) (*os.File, error) {
+	return os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+}
+
 // ReadFile reads p when it is a regular file (after symlinks) of at most
-// limit bytes; a FIFO, a device or a larger file is refused before any
-// read.
+// limit bytes; a FIFO (the guest reads binfmt.d files an image supplies),
+// a device or a larger file is refused before any read.
 func ReadFile(p string, limit int64) ([]byte, error) {
-	f, err := os.Open(p)
+	f, err := Open(p)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -26,6 +27,10 @@ func TestReadFile(t *testing.T) {
 	dir := t.TempDir()
 	small := filepath.Join(dir, "small")
 	os.WriteFile(small, []byte("0123456789"), 0o644)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, path string
 		limit      int64
@@ -35,6 +40,7 @@ func TestReadFile(t *testing.T) {
 		{"too large", small, 9, false},
 		{"directory", dir, 1 << 20, false},
 		{"device", "/dev/zero", 1 << 20, false},
+		{"fifo with no writer", fifo, 1 << 20, false},
 		{"absent", filepath.Join(dir, "absent"), 10, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
