@@ -76,7 +76,7 @@ func ParseCompression(s string) (Compression, error) {
 var (
 	ErrCompression  = errors.New("unknown erofs compression")
 	ErrPclusterSize = errors.New("erofs pcluster size must be a multiple of 4 KiB from 8 KiB to 1 MiB")
-	ErrShortFile    = errors.New("file content shorter than its size")
+	ErrShortFile    = rootfs.ErrShortFile
 	ErrXattr        = errors.New("xattr too large for erofs")
 )
 

@@ -64,7 +64,7 @@ func ParseCompression(s string) (Compression, error) {
 var (
 	ErrCompression = errors.New("unknown squashfs compression")
 	ErrBlockSize   = errors.New("squashfs block size must be a power of two from 4 KiB to 1 MiB")
-	ErrShortFile   = errors.New("file content shorter than its size")
+	ErrShortFile   = rootfs.ErrShortFile
 )
 
 // Options control the image. The zero value is the default.
