@@ -48,7 +48,33 @@ type Arch struct {
 	// KernelImage is the kernel image format its boot loaders take
 	// ("bzImage" on x86, "Image" elsewhere).
 	KernelImage string
+	// EFI is set for the architectures c2vm writes UEFI disks for.
+	EFI *EFI
 }
+
+// EFI is what a UEFI disk of the architecture needs.
+type EFI struct {
+	// Suffix names its EFI binaries: the removable-media boot file
+	// BOOT<SUFFIX>.EFI (UEFI 2.10 section 3.5.1.1) and systemd's
+	// linux<suffix>.efi.stub.
+	Suffix string
+	// PEMachine is its PE/COFF machine type (PE/COFF specification,
+	// "Machine Types").
+	PEMachine uint16
+	// RootType and RootVerityType are its root and root-verity partition
+	// type GUIDs (UAPI Discoverable Partitions Specification).
+	RootType, RootVerityType string
+	// Firmware is the UEFI firmware QEMU boots its disks with, from the
+	// Debian package FirmwarePackage: a whole flash image that -bios
+	// loads read-only (no NVRAM: the firmware then boots BootFile).
+	Firmware, FirmwarePackage string
+}
+
+// BootFile is the UEFI removable-media boot path in the ESP.
+func (e EFI) BootFile() string { return "EFI/BOOT/BOOT" + strings.ToUpper(e.Suffix) + ".EFI" }
+
+// Stub is where Debian's systemd-boot-efi package puts the EFI stub.
+func (e EFI) Stub() string { return "/usr/lib/systemd/boot/efi/linux" + e.Suffix + ".efi.stub" }
 
 // QEMU says how qemu-system runs the architecture.
 type QEMU struct {
@@ -79,13 +105,19 @@ var table = []Arch{
 	{GOARCH: "amd64", User: "x86_64", Uname: "x86_64", Debian: "amd64", ELF: elf.EM_X86_64,
 		BinfmtMagic: elf64le + "\x3e\x00", BinfmtMask: maskX86,
 		QEMU:    qemu("qemu-system-x86_64", "q35", ""),
-		Console: "ttyS0", KernelImage: "bzImage"},
+		Console: "ttyS0", KernelImage: "bzImage",
+		EFI: &EFI{Suffix: "x64", PEMachine: 0x8664,
+			RootType: "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", RootVerityType: "2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5",
+			Firmware: "/usr/share/ovmf/OVMF.fd", FirmwarePackage: "ovmf"}},
 	{GOARCH: "arm64", User: "aarch64", Uname: "aarch64", Debian: "arm64", ELF: elf.EM_AARCH64,
 		BinfmtMagic: elf64le + "\xb7\x00", BinfmtMask: maskStd,
 		// -cpu max: QEMU's virt has no default CPU that runs every
 		// arm64 kernel under TCG.
 		QEMU:    qemu("qemu-system-aarch64", "virt", "max"),
-		Console: "ttyAMA0", KernelImage: "Image"},
+		Console: "ttyAMA0", KernelImage: "Image",
+		EFI: &EFI{Suffix: "aa64", PEMachine: 0xaa64,
+			RootType: "B921B045-1DF0-41C3-AF44-4C6F280D3FAE", RootVerityType: "DF3300CE-D69F-4C92-978C-9BFB0F38D820",
+			Firmware: "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd", FirmwarePackage: "qemu-efi-aarch64"}},
 	{GOARCH: "riscv64", User: "riscv64", Uname: "riscv64", Debian: "riscv64", ELF: elf.EM_RISCV,
 		BinfmtMagic: elf64le + "\xf3\x00", BinfmtMask: maskStd,
 		QEMU:    qemu("qemu-system-riscv64", "virt", ""),

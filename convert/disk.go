@@ -25,14 +25,6 @@ type DiskInfo struct {
 	disk.Layout
 }
 
-// efiStub is Debian's systemd EFI stub per GOARCH and the package that
-// ships it (systemd-boot-efi; the arm64 one is systemd-boot-efi:arm64,
-// which `apt-get download` fetches on any host).
-var efiStub = map[string]struct{ path, pkg string }{
-	"amd64": {"/usr/lib/systemd/boot/efi/linuxx64.efi.stub", "systemd-boot-efi"},
-	"arm64": {"/usr/lib/systemd/boot/efi/linuxaa64.efi.stub", "systemd-boot-efi:arm64"},
-}
-
 // writeDisk writes the UEFI-bootable disk image (--disk) from the
 // artifacts already in the output — kernel, initramfs.img, rootfs.img
 // and the data disks — and its qemu-disk.sh and libvirt-disk.xml. The
@@ -86,13 +78,14 @@ func (c *conversion) writeDisk(vm arch.Arch, uname string) error {
 func (c *conversion) buildUKI(vm arch.Arch, uname string) ([]byte, error) {
 	stubPath := c.o.EFIStub
 	if stubPath == "" {
-		def, ok := efiStub[vm.GOARCH]
-		if !ok {
+		if vm.EFI == nil {
 			return nil, fmt.Errorf("--disk: no EFI stub known for %s: give one with --efi-stub", vm.GOARCH)
 		}
-		stubPath = def.path
+		// Debian's systemd-boot-efi, of the VM's arch (apt-get download
+		// fetches systemd-boot-efi:arm64 on any host).
+		stubPath = vm.EFI.Stub()
 		if _, err := os.Stat(stubPath); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("--disk: EFI stub %s not found: install Debian's %s package, or give a stub with --efi-stub", stubPath, def.pkg)
+			return nil, fmt.Errorf("--disk: EFI stub %s not found: install Debian's systemd-boot-efi:%s package, or give a stub with --efi-stub", stubPath, vm.Debian)
 		}
 	}
 	stub, err := os.ReadFile(stubPath)

@@ -28,6 +28,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/c2vm/c2vm/arch"
 )
 
 // Options describe the disk; the zero value of an optional field leaves
@@ -70,19 +72,16 @@ type Layout struct {
 	Partitions []Part `json:"partitions"`
 }
 
-// BootFile is the UEFI removable-media boot path for a GOARCH (UEFI
-// 2.10 section 3.5.1.1, "Removable Media Boot Behavior").
-var BootFile = map[string]string{"amd64": "EFI/BOOT/BOOTX64.EFI", "arm64": "EFI/BOOT/BOOTAA64.EFI"}
-
 // minESP is the ESP's smallest size: FAT32 needs 65525 clusters.
 const minESP = 64 << 20
 
 // Write writes the disk image to p, which must not exist.
 func Write(p string, o Options) (*Layout, error) {
-	boot, ok := BootFile[o.Arch]
-	if !ok {
-		return nil, fmt.Errorf("disk image: no UEFI boot path for %s", o.Arch)
+	efi, err := efiOf(o.Arch)
+	if err != nil {
+		return nil, fmt.Errorf("disk image: %w", err)
 	}
+	boot := efi.BootFile()
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, err
@@ -160,9 +159,13 @@ func plan(o Options) ([]planned, error) {
 	// at least FAT32's minimum.
 	espBytes := max(int64(fatSectors(uint64(len(o.UKI))/sectorSize+16))*sectorSize*9/8, minESP)
 	parts := add(nil, "esp", TypeESP, AttrRequired, "", espBytes)
-	files := []source{{"root", o.Root, typeRoot[o.Arch], AttrReadOnly}}
+	efi, err := efiOf(o.Arch)
+	if err != nil {
+		return nil, err
+	}
+	files := []source{{"root", o.Root, MustGUID(efi.RootType), AttrReadOnly}}
 	if o.Verity != "" {
-		files = append(files, source{"root-verity", o.Verity, typeRootVerity[o.Arch], AttrReadOnly})
+		files = append(files, source{"root-verity", o.Verity, MustGUID(efi.RootVerityType), AttrReadOnly})
 	}
 	for _, d := range o.Data {
 		files = append(files, source{d.Name, d.File, TypeLinuxData, 0})
@@ -210,4 +213,16 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// efiOf is the UEFI row of arch's table for a GOARCH.
+func efiOf(goarch string) (*arch.EFI, error) {
+	a, err := arch.Lookup(goarch)
+	if err != nil {
+		return nil, err
+	}
+	if a.EFI == nil {
+		return nil, fmt.Errorf("no UEFI disk for %s", a.GOARCH)
+	}
+	return a.EFI, nil
 }

@@ -51,12 +51,11 @@ func (g GUID) disk() [16]byte {
 
 // Partition type GUIDs: the ESP from the UEFI specification (section
 // 5.3.3), the others from the UAPI Discoverable Partitions Specification
-// (https://uapi-group.org/specifications/specs/discoverable_partitions_specification/).
+// (https://uapi-group.org/specifications/specs/discoverable_partitions_specification/);
+// each architecture's root and root-verity types are in arch's table.
 var (
-	TypeESP        = MustGUID("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
-	TypeLinuxData  = MustGUID("0FC63DAF-8483-4772-8E79-3D69D8477DE4")
-	typeRoot       = map[string]GUID{"amd64": MustGUID("4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"), "arm64": MustGUID("B921B045-1DF0-41C3-AF44-4C6F280D3FAE")}
-	typeRootVerity = map[string]GUID{"amd64": MustGUID("2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5"), "arm64": MustGUID("DF3300CE-D69F-4C92-978C-9BFB0F38D820")}
+	TypeESP       = MustGUID("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
+	TypeLinuxData = MustGUID("0FC63DAF-8483-4772-8E79-3D69D8477DE4")
 )
 
 // Partition attribute bits (UEFI 5.3.3 and the Discoverable Partitions

@@ -39,15 +39,6 @@ func (u UKISections) list() []Section {
 	return out
 }
 
-// PE machine types (PE/COFF specification, "Machine Types").
-const (
-	machineAMD64 = 0x8664
-	machineARM64 = 0xaa64
-)
-
-// StubMachine maps a GOARCH to the PE machine its EFI stub must have.
-var stubMachine = map[string]uint16{"amd64": machineAMD64, "arm64": machineARM64}
-
 // ErrNotPE is returned for a stub that is not a PE32+ image.
 var ErrNotPE = errors.New("not a PE32+ EFI image")
 
@@ -139,7 +130,11 @@ func BuildUKI(stub []byte, goarch string, u UKISections) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if want, ok := stubMachine[goarch]; !ok || p.machine != want {
+	efi, err := efiOf(goarch)
+	if err != nil {
+		return nil, err
+	}
+	if p.machine != efi.PEMachine {
 		return nil, fmt.Errorf("EFI stub is for PE machine %#x, not %s", p.machine, goarch)
 	}
 	secs := u.list()

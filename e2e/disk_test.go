@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/internal/fixtures"
@@ -24,18 +25,19 @@ import (
 
 // efiStub is Debian's systemd EFI stub for arch, fetched for arm64 by
 // scripts/fetch-efi-stub.sh (apt-get download systemd-boot-efi:arm64).
-func efiStub(t *testing.T, arch string) string {
+func efiStub(t *testing.T, goarch string) string {
 	t.Helper()
-	if arch == "amd64" {
-		const p = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+	if goarch == "amd64" {
+		a, _ := arch.VM(goarch)
+		p := a.EFI.Stub()
 		if _, err := os.Stat(p); err != nil {
 			fixtures.Skip(t, "%s: apt-get install systemd-boot-efi", p)
 		}
 		return p
 	}
-	out, err := exec.Command("sh", filepath.Join(fixtures.RepoRoot(), "scripts", "fetch-efi-stub.sh"), arch).Output()
+	out, err := exec.Command("sh", filepath.Join(fixtures.RepoRoot(), "scripts", "fetch-efi-stub.sh"), goarch).Output()
 	if err != nil {
-		fixtures.Skip(t, "fetch-efi-stub.sh %s: %v", arch, err)
+		fixtures.Skip(t, "fetch-efi-stub.sh %s: %v", goarch, err)
 	}
 	return strings.TrimSpace(string(out))
 }
@@ -60,9 +62,9 @@ func TestDiskBoot(t *testing.T) {
 	} {
 		t.Run(tc.arch+"/"+tc.format, func(t *testing.T) {
 			t.Parallel()
-			fw := vmconfig.Firmware[tc.arch]
-			if _, err := os.Stat(fw); err != nil {
-				fixtures.Skip(t, "firmware %s: apt-get install %s", fw, vmconfig.FirmwarePackage[tc.arch])
+			a, _ := arch.VM(tc.arch)
+			if _, err := os.Stat(a.EFI.Firmware); err != nil {
+				fixtures.Skip(t, "firmware %s: apt-get install %s", a.EFI.Firmware, a.EFI.FirmwarePackage)
 			}
 			dir := convertBusybox(t, tc.arch, "--disk", tc.format, "--efi-stub", efiStub(t, tc.arch),
 				"--volume", "/data", "--cmd", `["/bin/sh","-c",`+jsonString(volumeScript)+`]`)

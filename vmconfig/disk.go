@@ -18,18 +18,6 @@ type DiskVM struct {
 	Format string // "raw" or "qcow2"
 }
 
-// Firmware is the UEFI firmware QEMU boots a disk with, per GOARCH: the
-// files of Debian's ovmf and qemu-efi-aarch64 packages, each a whole
-// flash image that -bios loads read-only (no NVRAM: the firmware then
-// boots the removable-media path, \EFI\BOOT\BOOT<ARCH>.EFI).
-var Firmware = map[string]string{
-	"amd64": "/usr/share/ovmf/OVMF.fd",
-	"arm64": "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd",
-}
-
-// FirmwarePackage names the Debian package of each Firmware file.
-var FirmwarePackage = map[string]string{"amd64": "ovmf", "arm64": "qemu-efi-aarch64"}
-
 // DiskTarget is a configuration file for a DiskVM.
 type DiskTarget interface {
 	Name() string
@@ -52,10 +40,10 @@ func qemuDiskArgs(vm DiskVM, accel, memory, cpus, dir string) ([]string, error) 
 	if err != nil {
 		return nil, err
 	}
-	fw, ok := Firmware[a.GOARCH]
-	if !ok {
+	if a.EFI == nil {
 		return nil, fmt.Errorf("no UEFI firmware known for %s", a.GOARCH)
 	}
+	fw := a.EFI.Firmware
 	nd, err := netdev(netdevID, vm.Forwards)
 	if err != nil {
 		return nil, err
@@ -118,7 +106,7 @@ func (QEMUDiskScript) Write(w io.Writer, vm DiskVM) error {
 	}
 	return qemuDiskTmpl.Execute(w, map[string]any{
 		"Name": vm.Name, "Arch": vm.Arch, "Disk": vm.Disk, "Binary": a.QEMU.Binary,
-		"Firmware": Firmware[a.GOARCH], "Package": FirmwarePackage[a.GOARCH],
+		"Firmware": a.EFI.Firmware, "Package": a.EFI.FirmwarePackage,
 		"Args": shellWords(args, vm.VM), "ProbeCache": ProbeCacheFile(vm.Arch),
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/c2vm/c2vm/arch"
 )
 
 func testDiskVM(arch string) DiskVM {
@@ -43,7 +45,7 @@ func TestDiskTargets(t *testing.T) {
 				}
 			}
 			b, _ := os.ReadFile(f)
-			for _, want := range []string{"-bios " + Firmware[arch], `"file=$DIR/disk.qcow2,if=virtio,format=qcow2"`} {
+			for _, want := range []string{"-bios " + efiOf(t, arch).Firmware, `"file=$DIR/disk.qcow2,if=virtio,format=qcow2"`} {
 				if !strings.Contains(string(b), want) {
 					t.Errorf("qemu-disk.sh lacks %q:\n%s", want, b)
 				}
@@ -73,4 +75,13 @@ func TestDiskTargets(t *testing.T) {
 			}
 		})
 	}
+}
+
+func efiOf(t *testing.T, goarch string) *arch.EFI {
+	t.Helper()
+	a, err := arch.VM(goarch)
+	if err != nil || a.EFI == nil {
+		t.Fatalf("%s: no UEFI row (%v)", goarch, err)
+	}
+	return a.EFI
 }
