@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // Keychain finds registry credentials as skopeo and Docker do: the
@@ -68,8 +69,18 @@ func lookupAuth(b []byte, repo, registry, file string) (authn.Authenticator, err
 	idTokens := map[string]string{}
 	for k, v := range f.Auths {
 		k = strings.TrimPrefix(strings.TrimPrefix(k, "https://"), "http://")
-		if host, rest, ok := strings.Cut(k, "/"); ok && (rest == "v1/" || rest == "v2/" || rest == "v1" || rest == "v2") {
-			k = host
+		host, rest, _ := strings.Cut(k, "/")
+		if rest == "v1/" || rest == "v2/" || rest == "v1" || rest == "v2" {
+			rest = ""
+		}
+		// As go-containerregistry names the registry: podman and skopeo
+		// save Docker Hub as "docker.io", ggcr asks for index.docker.io.
+		if reg, err := name.NewRegistry(host); err == nil {
+			host = reg.RegistryStr()
+		}
+		k = host
+		if rest != "" {
+			k += "/" + rest
 		}
 		entries[k], idTokens[k] = v.Auth, v.IdentityToken
 	}
@@ -82,9 +93,6 @@ func lookupAuth(b []byte, repo, registry, file string) (authn.Authenticator, err
 			break
 		}
 		key = key[:i]
-	}
-	if a, ok := entries[registry]; ok {
-		return decodeAuth(a, idTokens[registry], registry, file)
 	}
 	return authn.Anonymous, nil
 }

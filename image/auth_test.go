@@ -1,6 +1,7 @@
 package image
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -23,12 +24,15 @@ func TestLookupAuth(t *testing.T) {
 		{"other namespace ignored", `{"auths":{"r.example/other":{"auth":"` + up + `"}}}`, "r.example/ns/app", "", false},
 		{"https URL key", `{"auths":{"https://r.example/v1/":{"auth":"` + up + `"}}}`, "r.example/ns/app", "u", false},
 		{"other registry", `{"auths":{"q.example":{"auth":"` + up + `"}}}`, "r.example/ns/app", "", false},
+		{"docker.io as podman saves it", `{"auths":{"docker.io":{"auth":"` + up + `"}}}`, "index.docker.io/library/alpine", "u", false},
+		{"Docker's old Hub URL", `{"auths":{"https://index.docker.io/v1/":{"auth":"` + up + `"}}}`, "index.docker.io/library/alpine", "u", false},
 		{"not base64", `{"auths":{"r.example":{"auth":"!!"}}}`, "r.example/app", "", true},
 		{"no colon", `{"auths":{"r.example":{"auth":"dXNlcg=="}}}`, "r.example/app", "", true},
 		{"not JSON", `{`, "r.example/app", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := lookupAuth([]byte(tc.file), tc.repo, "r.example", "auth.json")
+			registry, _, _ := strings.Cut(tc.repo, "/")
+			a, err := lookupAuth([]byte(tc.file), tc.repo, registry, "auth.json")
 			if tc.bad {
 				if err == nil {
 					t.Fatal("accepted")
