@@ -56,7 +56,9 @@ func exitStatus(err error) (int, string) {
 		return 0, ""
 	case errors.As(err, &ee):
 		return ee.Code, oneLine(ee.Message)
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, convert.ErrMultiOption):
+		// An option that cannot serve several platforms is a
+		// command-line mistake, whoever finds it.
 		return 2, oneLine(err.Error())
 	}
 	return 1, oneLine(err.Error())

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -189,23 +188,6 @@ func checkDisk(o convert.Options) error {
 		return usagef("--disk needs a kernel: drop --no-kernel")
 	case o.EFIStub != "" && o.Disk == "":
 		return usagef("--efi-stub is only used with --disk")
-	}
-	// Before the conversion's work, not after it. With several platforms
-	// the value is ARCH=PATH,... (its form is convert.CheckMulti's).
-	stubs := []string{o.EFIStub}
-	if convert.IsMulti(o.Platform) {
-		stubs = strings.Split(o.EFIStub, ",")
-	}
-	for _, s := range stubs {
-		if _, p, ok := strings.Cut(s, "="); ok && convert.IsMulti(o.Platform) {
-			s = p
-		}
-		if s == "" {
-			continue
-		}
-		if _, err := os.Stat(s); err != nil {
-			return fmt.Errorf("--efi-stub: %w", err)
-		}
 	}
 	return nil
 }

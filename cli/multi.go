@@ -16,9 +16,6 @@ func runMulti(ctx context.Context, o convert.Options, asJSON bool, stdout io.Wri
 	if err != nil {
 		return usagef("%v", err)
 	}
-	if err := convert.CheckMulti(o); err != nil {
-		return usagef("%v", err)
-	}
 	r, err := convert.ConvertAll(ctx, o, want)
 	if err != nil || !asJSON {
 		return err

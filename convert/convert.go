@@ -89,6 +89,9 @@ type Result struct {
 // Convert runs the pipeline. On error the output directory is left as it
 // was (absent, or the previous output).
 func Convert(ctx context.Context, o Options) (*Result, error) {
+	if err := checkEFIStubs(o.EFIStub); err != nil {
+		return nil, err
+	}
 	if o.Output == "" {
 		o.Output = defaultOutput(o.Image)
 	}

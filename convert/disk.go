@@ -25,6 +25,20 @@ type DiskInfo struct {
 	disk.Layout
 }
 
+// checkEFIStubs refuses an --efi-stub that is not there, before the
+// conversion's work rather than after it ("" is the default stub).
+func checkEFIStubs(paths ...string) error {
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("--efi-stub: %w", err)
+		}
+	}
+	return nil
+}
+
 // writeDisk writes the UEFI-bootable disk image (--disk) from the
 // artifacts already in the output — kernel, initramfs.img, rootfs.img
 // and the data disks — and its qemu-disk.sh and libvirt-disk.xml. The

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -73,14 +75,19 @@ func errEmptyOrAll(s string) error {
 // --kernel, --init and --efi-stub also take ARCH=PATH,... naming one file
 // per arch.
 func CheckMulti(o Options) error {
+	_, err := checkMulti(o)
+	return err
+}
+
+// checkMulti is CheckMulti, returning the ARCH=PATH,... maps it read.
+func checkMulti(o Options) (perArch, error) {
 	switch {
 	case o.VMArch != "":
-		return fmt.Errorf("--vm-arch: each platform's VM is its own arch: %w", ErrMultiOption)
+		return perArch{}, fmt.Errorf("--vm-arch: each platform's VM is its own arch: %w", ErrMultiOption)
 	case o.BinfmtInterpreter != "":
-		return fmt.Errorf("--binfmt-interpreter: a qemu-user binary serves one VM arch: %w", ErrMultiOption)
+		return perArch{}, fmt.Errorf("--binfmt-interpreter: a qemu-user binary serves one VM arch: %w", ErrMultiOption)
 	}
-	_, err := perArchPaths(o)
-	return err
+	return perArchPaths(o)
 }
 
 // perArchPaths reads the ARCH=PATH,... forms of --kernel, --init and
@@ -196,7 +203,15 @@ type MultiResult struct {
 // directory appears only when every platform succeeded; an error names
 // the platform that failed and leaves o.Output as it was.
 func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, error) {
-	if err := CheckMulti(o); err != nil {
+	pa, err := checkMulti(o)
+	if err != nil {
+		return nil, err
+	}
+	stubs := []string{o.EFIStub}
+	if pa.stubs != nil {
+		stubs = slices.Sorted(maps.Values(pa.stubs)) // one error, always the same
+	}
+	if err := checkEFIStubs(stubs...); err != nil {
 		return nil, err
 	}
 	if o.Output == "" {
@@ -230,7 +245,7 @@ func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, er
 		top.abort()
 		return nil, err
 	}
-	r, err := convertEach(ctx, o, x, sel, top)
+	r, err := convertEach(ctx, o, x, sel, top, pa)
 	if err != nil {
 		top.abort()
 		return nil, err
@@ -250,9 +265,8 @@ func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, er
 
 // convertEach converts the platforms x.Platforms[sel] into top's
 // subdirectories and gathers the top manifest.
-func convertEach(ctx context.Context, o Options, x *image.Index, sel []int, top *stage) (*MultiResult, error) {
+func convertEach(ctx context.Context, o Options, x *image.Index, sel []int, top *stage, pa perArch) (*MultiResult, error) {
 	r := &MultiResult{Dir: top.target, Manifest: MultiManifest{C2VMVersion: o.Version, Image: IndexInfo{Ref: o.Image, IndexDigest: x.Digest.String()}}}
-	pa, _ := perArchPaths(o) // CheckMulti read them
 	for _, i := range sel {
 		p := x.Platforms[i]
 		name := platforms.Format(platforms.Normalize(p))
