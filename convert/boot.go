@@ -173,7 +173,7 @@ func (c *conversion) openKernel(ctx context.Context, vm arch.Arch) (*kernel.Kern
 		return c.imageKernel(ctx, vm)
 	}
 	if c.o.Kernel != "" {
-		k, err := kernel.OpenMetered(c.o.Kernel, kernel.Meter(c.o.Meter))
+		k, err := kernel.OpenMetered(c.o.Kernel, c.o.Meter)
 		if err != nil {
 			return nil, fmt.Errorf("kernel %s: %w", c.o.Kernel, err)
 		}
@@ -245,7 +245,7 @@ func (c *conversion) debianKernel(ctx context.Context, vm arch.Arch, suite, vers
 		return nil, err
 	}
 	d := kernel.Debian{Mirror: c.o.KernelMirror, Suite: suite, Version: version, Arch: vm.Debian,
-		Keyring: c.o.KernelKeyring, Cache: dir, Meter: kernel.Meter(c.o.Meter)}
+		Keyring: c.o.KernelKeyring, Cache: dir, Meter: c.o.Meter}
 	src, err := d.Fetch(ctx)
 	if errors.Is(err, kernel.ErrUnreachable) {
 		return nil, fmt.Errorf("no Debian kernel for %s in the cache %s and the mirror is unreachable (%w): give one with --kernel (a kernel file, a linux-image .deb, a directory) or fetch once with network", vm.Debian, dir, err)
@@ -258,7 +258,7 @@ func (c *conversion) debianKernel(ctx context.Context, vm arch.Arch, suite, vers
 		how = "cached"
 	}
 	c.o.progress("kernel: Debian %s %s %s from %s, sha256 %s (%s: %s)", src.Suite, src.Package, src.Version, src.Mirror, src.SHA256, how, src.Path)
-	k, err := kernel.OpenMetered(src.Path, kernel.Meter(c.o.Meter))
+	k, err := kernel.OpenMetered(src.Path, c.o.Meter)
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", src.Path, err)
 	}

@@ -5,13 +5,14 @@ import (
 	"io"
 	"sync"
 
+	"github.com/c2vm/c2vm/kernel"
 	"github.com/c2vm/c2vm/rootfs"
 )
 
 // Meter starts a live display of one long read: what is being read and
 // its total bytes (-1 unknown). The stream's bytes are written to it; it
 // is closed when the stream ends.
-type Meter func(what string, total int64) io.WriteCloser
+type Meter = kernel.Meter
 
 // meteredLayers shows each layer's uncompressed bytes as the flattener
 // reads them (and, for a registry, the download before: image.Options).

@@ -54,7 +54,7 @@ func (k *Kernel) Close() error {
 // Meter shows one long read live (as image.Options.Meter does): it is
 // given what is read and its total bytes, the bytes are written to it as
 // they are read, and it is closed at the end.
-type Meter func(what string, total int64) io.WriteCloser
+type Meter = func(what string, total int64) io.WriteCloser
 
 // Open identifies the kernel at p: an image file, a .deb, or a directory.
 // Anything else (a FIFO, a device) is refused before it is opened.
