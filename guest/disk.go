@@ -3,6 +3,8 @@ package guest
 import (
 	"bytes"
 	"encoding/binary"
+
+	"github.com/c2vm/c2vm/rootfs/verity"
 )
 
 // Superblock magics that identify a root disk by content, whatever its
@@ -33,18 +35,11 @@ func matchesFS(head []byte, fstype string) bool {
 	return ok && len(head) >= m.off+len(m.magic) && bytes.Equal(head[m.off:m.off+len(m.magic)], m.magic)
 }
 
-// verityMagic starts the superblock of a dm-verity hash disk as
-// veritysetup format writes it (cryptsetup lib/verity/verity.c, struct
-// verity_sb: signature, then little-endian fields; salt_size is a 16-bit
-// count at byte 80, the salt at byte 88).
-var verityMagic = []byte("verity\x00\x00")
-
 // matchesVerity reports whether head (a disk's first bytes) is a verity
 // hash disk made with salt: the salt tells one image's tree from another's.
+// The superblock is read as rootfs/verity writes it (standard library
+// only, so the init may link it).
 func matchesVerity(head, salt []byte) bool {
-	if len(head) < 88+256 || !bytes.Equal(head[:8], verityMagic) {
-		return false
-	}
-	n := int(binary.LittleEndian.Uint16(head[80:]))
-	return n <= 256 && bytes.Equal(head[88:88+n], salt)
+	sb, err := verity.ParseSuperblock(head)
+	return err == nil && bytes.Equal(sb.Salt, salt)
 }

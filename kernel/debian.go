@@ -22,6 +22,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/c2vm/c2vm/internal/tarindex"
 )
 
 // DefaultMirror is the Debian archive c2vm fetches its default kernel
@@ -319,9 +320,9 @@ func (d Debian) blob(ctx context.Context, url string, want fileRef) (string, err
 		defer w.Close()
 		r = io.TeeReader(r, w)
 	}
-	var n int64
-	err = writeAtomic(p, &countReader{r: r, n: &n}, func() error {
-		if got := hex.EncodeToString(h.Sum(nil)); n != want.size || got != want.sha256 {
+	c := &tarindex.Counter{R: r}
+	err = writeAtomic(p, c, func() error {
+		if got, n := hex.EncodeToString(h.Sum(nil)), c.N; n != want.size || got != want.sha256 {
 			return fmt.Errorf("refused: sha256 %s (%d bytes), the signed index says sha256 %s (%d bytes)",
 				got, n, want.sha256, want.size)
 		}
@@ -331,17 +332,6 @@ func (d Debian) blob(ctx context.Context, url string, want fileRef) (string, err
 		return "", fmt.Errorf("downloading %s: %w", url, err)
 	}
 	return p, nil
-}
-
-type countReader struct {
-	r io.Reader
-	n *int64
-}
-
-func (c *countReader) Read(b []byte) (int, error) {
-	k, err := c.r.Read(b)
-	*c.n += int64(k)
-	return k, err
 }
 
 // release is what c2vm reads of a suite's signed Release file.
