@@ -1,8 +1,6 @@
 package image
 
 import (
-	"github.com/c2vm/c2vm/internal/safeio"
-
 	"bufio"
 	"bytes"
 	"context"
@@ -14,6 +12,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/c2vm/c2vm/internal/safeio"
 )
 
 // Layer is one layer of an image.

@@ -1,8 +1,6 @@
 package rootfs
 
 import (
-	"github.com/c2vm/c2vm/internal/safeio"
-
 	"archive/tar"
 	"bufio"
 	"context"
@@ -15,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/c2vm/c2vm/internal/safeio"
 	"github.com/c2vm/c2vm/internal/tarindex"
 )
 

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/c2vm/c2vm/rootfs"
 	"github.com/pierrec/lz4/v4"
 )
 
@@ -143,7 +144,7 @@ func (im *image) readPclusters(ctx context.Context, n *node, pl *pipeline, jobs 
 			return false
 		}
 		j := &job{src: buf[:min(int64(len(buf)), n.size-done)], done: make(chan struct{})}
-		if err := readFull(rc, j.src); err != nil {
+		if err := rootfs.ReadContent(rc, j.src); err != nil {
 			return fail(err)
 		}
 		done += int64(len(j.src))

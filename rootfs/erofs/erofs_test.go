@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,14 +101,14 @@ func bigDirTree(t testing.TB) *rootfs.Tree {
 	tr := rootfs.NewTree(*rt.Dir(0o755))
 	rt.MustAdd(t, tr, "wide", rt.Dir(0o755))
 	for i := range 10000 {
-		rt.MustAdd(t, tr, "wide/entry-with-a-longish-name-"+rt.Itoa(i), rt.File(0o644, []byte(rt.Itoa(i%37))))
+		rt.MustAdd(t, tr, "wide/entry-with-a-longish-name-"+strconv.Itoa(i), rt.File(0o644, []byte(strconv.Itoa(i%37))))
 	}
 	rt.MustAdd(t, tr, "many", rt.Dir(0o755))
 	for d := range 100 {
-		dp := "many/dir" + rt.Itoa(d)
+		dp := "many/dir" + strconv.Itoa(d)
 		rt.MustAdd(t, tr, dp, rt.Dir(0o755))
 		for f := range 30 {
-			rt.MustAdd(t, tr, dp+"/f"+rt.Itoa(f), rt.File(0o644, rt.Gen(uint64(d*50+f), (d*50+f)%9000, true)))
+			rt.MustAdd(t, tr, dp+"/f"+strconv.Itoa(f), rt.File(0o644, rt.Gen(uint64(d*50+f), (d*50+f)%9000, true)))
 		}
 	}
 	return tr
@@ -162,7 +163,7 @@ func TestFeatures(t *testing.T) {
 		{Compression: LZ4HC, PclusterSize: 8192, ModTime: when},
 		{Compression: LZ4, PclusterSize: 1 << 20},
 	} {
-		t.Run(o.Compression.String()+"-"+rt.Itoa(o.PclusterSize), func(t *testing.T) {
+		t.Run(o.Compression.String()+"-"+strconv.Itoa(o.PclusterSize), func(t *testing.T) {
 			tr := featureTree(t)
 			allReaders(t, tr, writeImage(t, tr, o))
 		})

@@ -1,6 +1,7 @@
 package erofs
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sort"
 	"testing"
@@ -64,7 +65,7 @@ func TestAllocator(t *testing.T) {
 func TestDirBlocks(t *testing.T) {
 	var ents []dirent
 	for i := range 1000 {
-		ents = append(ents, dirent{name: "name-" + string(rune('a'+i%26)) + itoaPad(i)})
+		ents = append(ents, dirent{name: "name-" + string(rune('a'+i%26)) + fmt.Sprintf("%04d", i)})
 	}
 	blocks := dirBlocks(ents)
 	n := 0
@@ -92,13 +93,4 @@ func TestDirBlocks(t *testing.T) {
 	if got := dirSize(ents); got != want {
 		t.Errorf("dirSize = %d, want %d", got, want)
 	}
-}
-
-func itoaPad(i int) string {
-	b := []byte("0000")
-	for j := 3; j >= 0; j-- {
-		b[j] = byte('0' + i%10)
-		i /= 10
-	}
-	return string(b)
 }

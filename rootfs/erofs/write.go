@@ -135,7 +135,7 @@ func (n *node) flatFile(out *output) ([]byte, error) {
 	buf := make([]byte, min(full, 1<<20))
 	for done := int64(0); done < full; {
 		b := buf[:min(int64(len(buf)), full-done)]
-		if err := readFull(rc, b); err != nil {
+		if err := rootfs.ReadContent(rc, b); err != nil {
 			return nil, err
 		}
 		if _, err := out.blocks(b); err != nil {
@@ -144,7 +144,7 @@ func (n *node) flatFile(out *output) ([]byte, error) {
 		done += int64(len(b))
 	}
 	tail := make([]byte, n.tail)
-	if err := readFull(rc, tail); err != nil {
+	if err := rootfs.ReadContent(rc, tail); err != nil {
 		return nil, err
 	}
 	if full == 0 {
@@ -155,16 +155,6 @@ func (n *node) flatFile(out *output) ([]byte, error) {
 		return nil, err
 	}
 	return append(rec, tail...), nil
-}
-
-func readFull(r io.Reader, b []byte) error {
-	if _, err := io.ReadFull(r, b); err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return ErrShortFile
-		}
-		return fmt.Errorf("reading content: %w", err)
-	}
-	return nil
 }
 
 // superblock returns struct erofs_super_block, followed by the lz4

@@ -14,8 +14,6 @@
 package ext4
 
 import (
-	"github.com/c2vm/c2vm/internal/safeio"
-
 	"context"
 	"fmt"
 	"io"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/Microsoft/hcsshim/ext4/tar2ext4"
 
+	"github.com/c2vm/c2vm/internal/safeio"
 	"github.com/c2vm/c2vm/rootfs"
 )
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/c2vm/c2vm/rootfs"
 )
 
 // uncompressedBlock marks a data or fragment block stored as is
@@ -299,9 +301,9 @@ func (p *producer) file(f *fileRec) error {
 	for i := int64(0); i < f.size/bs; i++ {
 		b := p.pool.Get().(*[]byte)
 		data := (*b)[:bs]
-		if _, err := io.ReadFull(r, data); err != nil {
+		if err := rootfs.ReadContent(r, data); err != nil {
 			p.pool.Put(b)
-			return readErr(err)
+			return err
 		}
 		if err := p.emit(&job{file: f, first: i == 0, data: data, bufIn: b}); err != nil {
 			return err
@@ -322,18 +324,11 @@ func (p *producer) file(f *fileRec) error {
 	}
 	fb := *p.frag
 	f.fragIdx, f.fragOff = p.nfrag, uint32(len(fb))
-	if _, err := io.ReadFull(r, fb[len(fb):len(fb)+tail]); err != nil {
-		return readErr(err)
+	if err := rootfs.ReadContent(r, fb[len(fb):len(fb)+tail]); err != nil {
+		return err
 	}
 	*p.frag = fb[:len(fb)+tail]
 	return nil
-}
-
-func readErr(err error) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return ErrShortFile
-	}
-	return fmt.Errorf("reading file: %w", err)
 }
 
 func (p *producer) flushFrag() error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/c2vm/c2vm/internal/fixtures"
@@ -23,7 +24,7 @@ var (
 	mustAdd = rt.MustAdd
 	gen     = rt.Gen
 	inode   = rt.Inode
-	itoa    = rt.Itoa
+	itoa    = strconv.Itoa
 	mount   = func(t *testing.T, img string) string { return rt.Mount(t, img, "squashfs") }
 )
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/c2vm/c2vm/rootfs"
@@ -53,11 +54,11 @@ func Tree(s Shape) *rootfs.Tree {
 	tr := rootfs.NewTree(rootfs.Inode{Mode: 0o755, ModTime: when})
 	var dirs []string
 	for a := range 20 {
-		d := "usr" + name(a)
+		d := "usr" + strconv.Itoa(a)
 		mustAdd(tr, d, &rootfs.Inode{Type: rootfs.TypeDir, Mode: 0o755, ModTime: when})
 		for b := range 20 {
-			mustAdd(tr, d+"/lib"+name(b), &rootfs.Inode{Type: rootfs.TypeDir, Mode: 0o755, ModTime: when})
-			dirs = append(dirs, d+"/lib"+name(b))
+			mustAdd(tr, d+"/lib"+strconv.Itoa(b), &rootfs.Inode{Type: rootfs.TypeDir, Mode: 0o755, ModTime: when})
+			dirs = append(dirs, d+"/lib"+strconv.Itoa(b))
 		}
 	}
 	var made []gen
@@ -70,21 +71,10 @@ func Tree(s Shape) *rootfs.Tree {
 			g.kind = random
 		}
 		made = append(made, g)
-		p := dirs[r.IntN(len(dirs))] + "/file" + name(i)
+		p := dirs[r.IntN(len(dirs))] + "/file" + strconv.Itoa(i)
 		mustAdd(tr, p, &rootfs.Inode{Type: rootfs.TypeRegular, Mode: 0o644, ModTime: when, Size: g.size, Content: g})
 	}
 	return tr
-}
-
-func name(i int) string {
-	const digits = "0123456789"
-	s := ""
-	for {
-		s = digits[i%10:i%10+1] + s
-		if i /= 10; i == 0 {
-			return s
-		}
-	}
 }
 
 func mustAdd(tr *rootfs.Tree, p string, ino *rootfs.Inode) {

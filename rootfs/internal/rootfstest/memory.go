@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func (r *randReader) Read(p []byte) (int, error) {
 func RandTree(t testing.TB, files int, size int64) *rootfs.Tree {
 	tr := rootfs.NewTree(*Dir(0o755))
 	for i := range files {
-		MustAdd(t, tr, "f"+Itoa(i), &rootfs.Inode{Type: rootfs.TypeRegular, Mode: 0o644, Size: size + int64(i),
+		MustAdd(t, tr, "f"+strconv.Itoa(i), &rootfs.Inode{Type: rootfs.TypeRegular, Mode: 0o644, Size: size + int64(i),
 			Content: RandContent{uint64(i), size + int64(i)}})
 	}
 	return tr

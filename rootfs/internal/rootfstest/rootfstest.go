@@ -98,12 +98,3 @@ func Gen(seed uint64, n int, compressible bool) []byte {
 	}
 	return b
 }
-
-// Itoa is strconv.Itoa for names built in loops.
-func Itoa(i int) string {
-	const digits = "0123456789"
-	if i < 10 {
-		return digits[i : i+1]
-	}
-	return Itoa(i/10) + digits[i%10:i%10+1]
-}
