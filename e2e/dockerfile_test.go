@@ -105,7 +105,7 @@ type buildah struct{ root, runroot string }
 
 func newBuildah(t *testing.T) buildah {
 	t.Helper()
-	dir := filepath.Join(cacheDir(), "buildah")
+	dir := filepath.Join(cacheDir(t), "buildah")
 	b := buildah{root: filepath.Join(dir, "storage"), runroot: filepath.Join(dir, "run")}
 	if err := os.MkdirAll(b.runroot, 0o700); err != nil {
 		t.Fatal(err)
@@ -169,7 +169,7 @@ func (b buildah) baseImages(t *testing.T) (base, goImage string) {
 // $C2VM_CACHE/buildah.
 func debianTree(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(cacheDir(), "buildah")
+	dir := filepath.Join(cacheDir(t), "buildah")
 	tarball := filepath.Join(dir, "debian-bookworm-minbase.tar")
 	if _, err := os.Stat(tarball); err == nil {
 		return tarball
@@ -190,15 +190,6 @@ func debianTree(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return tarball
-}
-
-// cacheDir is $C2VM_CACHE, as the Makefile and mkfixtures.sh default it.
-func cacheDir() string {
-	if d := os.Getenv("C2VM_CACHE"); d != "" {
-		return d
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "c2vm")
 }
 
 // runTool runs a command in dir and returns its stdout, failing t with its

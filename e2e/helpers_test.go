@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/cli"
+	"github.com/c2vm/c2vm/internal/cache"
 	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
@@ -127,4 +128,15 @@ func sameFile(t *testing.T, a, b string) bool {
 
 func cliMain(args []string, stdout, stderr io.Writer) int {
 	return cli.Main(context.Background(), args, stdout, stderr)
+}
+
+// cacheDir is c2vm's cache directory (internal/cache), for what the
+// tests build once.
+func cacheDir(t *testing.T) string {
+	t.Helper()
+	d, err := cache.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/cli"
-	"github.com/c2vm/c2vm/internal/cache"
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/internal/testkernel"
 )
@@ -112,10 +111,7 @@ func (r registry) push(t *testing.T, src, repo string) string {
 // process must not land in a directory the test deletes.
 func noCredentials(t *testing.T) string {
 	fixtures.Dir(t)
-	dir, err := cache.Dir()
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := cacheDir(t)
 	t.Setenv("C2VM_CACHE", dir)
 	home := t.TempDir()
 	for _, k := range []string{"HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME"} {
@@ -155,11 +151,7 @@ func TestRegistryPull(t *testing.T) {
 	multi := filepath.Join(fixtures.Dir(t), "busybox-multi")
 	digest := reg.push(t, "oci:"+multi+":latest", "c2vm/busybox:latest")
 	// Built before HOME moves, so go's build cache is the usual one.
-	fixtures.NeedTools(t, "go")
-	bin := filepath.Join(t.TempDir(), "c2vm")
-	if b, err := exec.Command("go", "build", "-o", bin, "../cmd/c2vm").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
+	bin := c2vmBinary(t)
 	home := noCredentials(t)
 	out := t.TempDir()
 	tag := "docker://" + reg.host + "/c2vm/busybox:latest"

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/c2vm/c2vm/internal/cache"
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/kernel"
 )
@@ -29,10 +28,7 @@ const riscvSuite = "stable"
 func riscvBusybox(t *testing.T) []byte {
 	t.Helper()
 	fixtures.NeedTools(t, "dpkg-deb")
-	dir, err := cache.Dir()
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := cacheDir(t)
 	src, err := kernel.Debian{Suite: riscvSuite, Arch: "riscv64", Cache: dir}.FetchPackage(context.Background(), "busybox-static")
 	if err != nil {
 		t.Fatalf("fetching busybox-static:riscv64: %v", err)

@@ -179,7 +179,7 @@ func yoctoParse(t *testing.T) string {
 func yoctoDirs(t *testing.T) (layer, build string) {
 	t.Helper()
 	fixtures.NeedTools(t, "cp")
-	dir := filepath.Join(cacheDir(), "yocto")
+	dir := filepath.Join(cacheDir(t), "yocto")
 	if os.Geteuid() == 0 && !othersCanEnter(filepath.Dir(dir)) {
 		dir = "/var/tmp/c2vm-yocto"
 	}
