@@ -132,6 +132,8 @@ type conversion struct {
 	// kernelTree and kernelImage are set when --kernel is an image.
 	kernelTree  *rootfs.Tree
 	kernelImage *ImageInfo
+	// digests are the artifacts' digests already read (digest).
+	digests map[string]Artifact
 }
 
 func (c *conversion) run(ctx context.Context) error {

@@ -114,13 +114,31 @@ func (c *conversion) writeManifest(fsType string) error {
 		if e.Name() == "manifest.json" || !e.Type().IsRegular() {
 			continue
 		}
-		a, err := DigestFile(c.st.path(e.Name()))
+		a, err := c.digest(e.Name())
 		if err != nil {
 			return err
 		}
 		m.Artifacts[e.Name()] = a
 	}
 	return writeJSON(c.st.path("manifest.json"), m)
+}
+
+// digest is DigestFile of an artifact, read once: --verity's salt and
+// the manifest both need rootfs.img's, the output's largest file. An
+// artifact is complete when a stage first asks for its digest.
+func (c *conversion) digest(name string) (Artifact, error) {
+	if a, ok := c.digests[name]; ok {
+		return a, nil
+	}
+	a, err := DigestFile(c.st.path(name))
+	if err != nil {
+		return a, err
+	}
+	if c.digests == nil {
+		c.digests = map[string]Artifact{}
+	}
+	c.digests[name] = a
+	return a, nil
 }
 
 // DigestFile gives the sha256 and size of the file p.

@@ -46,7 +46,7 @@ func (c *conversion) writeVerity() error {
 	if err := f.Truncate(size); err != nil {
 		return fmt.Errorf("padding rootfs.img for dm-verity: %w", err)
 	}
-	a, err := DigestFile(c.st.path("rootfs.img"))
+	a, err := c.digest("rootfs.img")
 	if err != nil {
 		return err
 	}
