@@ -36,14 +36,15 @@ func (s *initState) waitRoot(r *plan.FindRoot) (string, error) {
 		func(devs []string) bool {
 			dev = firstDev(devs, func(d string) bool { return probe(d, r.FSType) })
 			return dev != ""
-		})
+		}, nil)
 	return dev, err
 }
 
 // waitDisks polls the block devices until found says all is there,
 // saying once what it waits for (waitingFor), and giving up after
-// waitSeconds with the devices it saw and what no disk held (missing).
-func (s *initState) waitDisks(waitSeconds int, missing, waitingFor string, found func(devs []string) bool) error {
+// waitSeconds with the devices it saw (each with what it holds when
+// describe is given) and what no disk held (missing).
+func (s *initState) waitDisks(waitSeconds int, missing, waitingFor string, found func(devs []string) bool, describe func(dev string) string) error {
 	wait := time.Duration(waitSeconds) * time.Second
 	if wait <= 0 {
 		wait = 10 * time.Second
@@ -57,7 +58,14 @@ func (s *initState) waitDisks(waitSeconds int, missing, waitingFor string, found
 			return nil
 		}
 		if time.Now().After(deadline) {
-			msg := fmt.Sprintf("no disk holds %s after %s; block devices seen: %s", missing, wait, orNone(devs))
+			seen := devs
+			if describe != nil {
+				seen = make([]string, len(devs))
+				for i, d := range devs {
+					seen[i] = d + " (" + describe(d) + ")"
+				}
+			}
+			msg := fmt.Sprintf("no disk holds %s after %s; block devices seen: %s", missing, wait, orNone(seen))
 			if len(s.moduleErrs) > 0 {
 				msg += "; module errors: " + strings.Join(s.moduleErrs, "; ")
 			}

@@ -39,7 +39,7 @@ func (s *initState) verityRoot(step *plan.VerityRoot) error {
 			data = firstDev(devs, func(d string) bool { return probe(d, v.FSType) })
 			hash = firstDev(devs, func(d string) bool { return matchesVerity(readHead(d), salt) })
 			return data != "" && hash != ""
-		})
+		}, nil)
 	if err != nil {
 		return err
 	}

@@ -45,8 +45,21 @@ func (s *initState) waitLabel(v *plan.MountVolume) (string, error) {
 				dev = found[0]
 			}
 			return dev != ""
-		})
+		}, describeDisk)
 	return dev, err
+}
+
+// describeDisk says what a device holds, for the error naming the disks
+// seen when no label matched.
+func describeDisk(dev string) string {
+	switch l, ok := diskLabel(dev); {
+	case !ok:
+		return "not ext4"
+	case l == "":
+		return "ext4, no label"
+	default:
+		return fmt.Sprintf("ext4 %q", l)
+	}
 }
 
 // diskLabel reads a device's ext4 label.

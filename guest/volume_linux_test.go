@@ -40,4 +40,14 @@ func TestDiskLabel(t *testing.T) {
 	if _, ok := diskLabel("/nonexistent"); ok {
 		t.Error("a missing device has a label")
 	}
+	// What the init's error says of each disk seen when none matched.
+	zero := filepath.Join(t.TempDir(), "zero")
+	if err := os.WriteFile(zero, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for dev, want := range map[string]string{img("data"): `ext4 "data"`, img(""): "ext4, no label", zero: "not ext4"} {
+		if got := describeDisk(dev); got != want {
+			t.Errorf("describeDisk: %q, want %q", got, want)
+		}
+	}
 }
