@@ -81,25 +81,16 @@ func listIndex(s store, t Transport, name string) (*Index, error) {
 	return x, nil
 }
 
-// Match finds the platform want (os/arch[/variant]) names: the one equal
-// to it after containerd's normalisation (linux/arm64 is linux/arm64/v8),
-// else the first containerd's matcher accepts. It returns its index in
+// Match finds the platform want (os/arch[/variant]) names, as a
+// one-platform open would (matchPlatform), and returns its index in
 // Platforms.
 func (x *Index) Match(want string) (int, error) {
 	spec, err := platforms.Parse(want)
 	if err != nil {
 		return -1, fmt.Errorf("--platform %q: %w", want, err)
 	}
-	for i, p := range x.Platforms {
-		if platforms.Format(platforms.Normalize(p)) == platforms.Format(spec) {
-			return i, nil
-		}
-	}
-	m := platforms.NewMatcher(spec)
-	for i, p := range x.Platforms {
-		if m.Match(p) {
-			return i, nil
-		}
+	if i := matchPlatform(x.Platforms, spec); i >= 0 {
+		return i, nil
 	}
 	return -1, fmt.Errorf("%w: no manifest for %s; the image offers %s", ErrNoPlatform, platforms.Format(spec), formatAll(x.Platforms))
 }

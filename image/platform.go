@@ -32,13 +32,27 @@ func choosePlatform(s store, cands []candidate, want string) (candidate, error) 
 			return candidate{}, fmt.Errorf("--platform %q: %w", want, err)
 		}
 	}
-	m := platforms.NewMatcher(spec)
-	for _, c := range linux {
-		if m.Match(*c.platform) {
-			return c, nil
-		}
+	ps := make([]ocispec.Platform, len(linux))
+	for i, c := range linux {
+		ps[i] = *c.platform
+	}
+	if i := matchPlatform(ps, spec); i >= 0 {
+		return linux[i], nil
 	}
 	return candidate{}, fmt.Errorf("%w: no manifest for %s; the image offers %s", ErrNoPlatform, platforms.Format(spec), offered(cands))
+}
+
+// matchPlatform is the index in ps of the first platform spec names, by
+// containerd's matcher (which normalises both: linux/arm64 is
+// linux/arm64/v8), or -1. One rule for one platform and for several.
+func matchPlatform(ps []ocispec.Platform, spec ocispec.Platform) int {
+	m := platforms.NewMatcher(spec)
+	for i, p := range ps {
+		if m.Match(p) {
+			return i
+		}
+	}
+	return -1
 }
 
 // linuxCandidates fills in each candidate's platform (from its config when
