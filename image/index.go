@@ -21,9 +21,10 @@ import (
 //	for i, p := range x.Platforms { img, err := x.Image(i); ... }
 type Index struct {
 	Ref string
-	// Digest is the index the platforms were listed from: the one index
-	// index.json (or the registry reference) names, else index.json's
-	// own digest; "" for a legacy docker-archive, which has none.
+	// Digest is what the platforms were listed from: the one index or
+	// manifest index.json (or the registry reference) names, else
+	// index.json's own digest; "" for a legacy docker-archive, which has
+	// none.
 	Digest digest.Digest
 	// Platforms are the Linux platforms the image offers, in the index's
 	// order, attestation manifests left out (see isAttestation).

@@ -210,3 +210,19 @@ func countedRegistry(t testing.TB, h http.Handler) (string, *getCounter) {
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://"), c
 }
+
+// TestIndexRemoteSingleManifest: a registry reference naming one image
+// manifest (no index) lists its one platform, and the digest recorded is
+// that manifest's, the one the registry has, not a made-up index's.
+func TestIndexRemoteSingleManifest(t *testing.T) {
+	isolateAuth(t)
+	host, manifest := pushLayout(t, filepath.Join(fixtures.Dir(t), "busybox-arm64"), "c2vm/one:latest")
+	x, err := OpenIndex(context.Background(), "docker://"+host+"/c2vm/one:latest", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if x.Digest.String() != manifest || len(x.Platforms) != 1 || x.Platforms[0].Architecture != "arm64" {
+		t.Fatalf("digest %s with %v; want the manifest's %s and linux/arm64", x.Digest, x.Platforms, manifest)
+	}
+}

@@ -123,8 +123,11 @@ func listOCI(s store, name string) ([]candidate, digest.Digest, error) {
 	if len(w.out) == 0 {
 		return nil, "", fmt.Errorf("%w: the index lists no image manifest", ErrNotImage)
 	}
+	// What the reference resolves to: its one descriptor when index.json
+	// names one (a nested index, or a single manifest, which is also all
+	// a registry store's made-up index.json holds), else index.json.
 	from := digest.SHA256.FromBytes(b)
-	if len(top) == 1 && isIndex(top[0].MediaType) {
+	if len(top) == 1 {
 		from = top[0].Digest
 	}
 	return w.out, from, nil
