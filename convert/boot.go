@@ -193,12 +193,8 @@ func (c *conversion) openKernel(ctx context.Context, vm arch.Arch) (*kernel.Kern
 // isImageRef reports whether --kernel names a container image in a form
 // convert reads (a plain path stays a kernel file, .deb or directory).
 func isImageRef(ref string) bool {
-	for _, t := range []string{"oci:", "oci-archive:", "docker-archive:", "docker://"} {
-		if strings.HasPrefix(ref, t) {
-			return true
-		}
-	}
-	return false
+	_, ok := image.HasTransport(ref)
+	return ok
 }
 
 // imageKernel reads the kernel from a container image for the VM's

@@ -178,12 +178,9 @@ func (o Options) progress(format string, a ...any) {
 // defaultOutput names the output after the image: ./alpine.tar → alpine.vm,
 // docker://example.com/app@sha256:… → app.vm.
 func defaultOutput(ref string) string {
-	p := ref
-	if r, ok := strings.CutPrefix(p, "docker://"); ok {
-		p, _, _ = strings.Cut(r, "@")
-	}
-	for _, t := range []string{"oci:", "oci-archive:", "docker-archive:"} {
-		p = strings.TrimPrefix(p, t)
+	p, _ := image.HasTransport(ref)
+	if strings.HasPrefix(ref, string(image.TransportDocker)+"://") {
+		p, _, _ = strings.Cut(p, "@") // a registry reference's digest
 	}
 	base := filepath.Base(strings.TrimRight(p, "/"))
 	if i := strings.IndexByte(base, ':'); i > 0 {

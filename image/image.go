@@ -80,6 +80,21 @@ func ParseRef(ref string) (t Transport, p, name string) {
 	return "", ref, ""
 }
 
+// HasTransport reports whether ref names its transport (oci:,
+// oci-archive:, docker-archive:, docker://) rather than being a plain
+// path, and returns ref without it.
+func HasTransport(ref string) (rest string, ok bool) {
+	if r, ok := strings.CutPrefix(ref, string(TransportDocker)+"://"); ok {
+		return r, true
+	}
+	for _, tr := range []Transport{TransportOCIArchive, TransportDockerArchive, TransportOCI} {
+		if r, ok := strings.CutPrefix(ref, string(tr)+":"); ok {
+			return r, true
+		}
+	}
+	return ref, false
+}
+
 // splitPathRef splits "PATH:REF" at the last colon when the whole string is
 // not itself an existing path (paths may contain colons).
 func splitPathRef(s string) (string, string) {
