@@ -6,6 +6,8 @@ require (
 	github.com/Microsoft/hcsshim v0.15.0-rc.4
 	github.com/ProtonMail/go-crypto v1.5.2
 	github.com/containerd/platforms v1.0.0-rc.5
+	github.com/docker/docker v28.5.2+incompatible
+	github.com/docker/go-units v0.5.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/klauspost/compress v1.20.3
 	github.com/opencontainers/go-digest v1.0.0
