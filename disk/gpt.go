@@ -1,12 +1,13 @@
 package disk
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"hash/crc32"
 	"strings"
 	"unicode/utf16"
+
+	"github.com/c2vm/c2vm/internal/uuid"
 )
 
 // GUID is a GUID in its canonical (big-endian, as printed) byte order.
@@ -21,16 +22,10 @@ func MustGUID(s string) GUID {
 	return GUID(b)
 }
 
-// DeriveGUID is a version-4-shaped GUID from a hash of seed and name:
-// one input, one GUID (the house rule "fixed UUIDs derived from the input
-// digest"), yet distinct per partition.
+// DeriveGUID is a GUID derived from seed and name: one input, one GUID,
+// yet distinct per partition.
 func DeriveGUID(seed, name string) GUID {
-	h := sha256.Sum256([]byte("c2vm disk guid\x00" + seed + "\x00" + name))
-	var g GUID
-	copy(g[:], h[:16])
-	g[6] = g[6]&0x0f | 0x40 // version 4 (RFC 9562 section 5.4)
-	g[8] = g[8]&0x3f | 0x80 // variant 10
-	return g
+	return GUID(uuid.Derive("c2vm disk guid", seed, name))
 }
 
 func (g GUID) String() string {

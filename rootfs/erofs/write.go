@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/c2vm/c2vm/internal/uuid"
 	"github.com/c2vm/c2vm/rootfs"
 )
 
@@ -160,10 +161,7 @@ func (n *node) flatFile(out *output) ([]byte, error) {
 // superblock returns struct erofs_super_block, followed by the lz4
 // config record when files may be compressed.
 func (im *image) superblock(out *output) []byte {
-	var uuid [16]byte
-	copy(uuid[:], out.sum.Sum(nil))
-	uuid[6] = uuid[6]&0x0f | 0x80 // RFC 9562 version 8: custom (a content hash)
-	uuid[8] = uuid[8]&0x3f | 0x80
+	id := uuid.FromHash(out.sum.Sum(nil))
 	incompat, algs := uint32(0), uint16(0)
 	if im.o.Compression != None {
 		incompat, algs = featZeroPadding|featComprCfgs, 1<<0 // Z_EROFS_COMPRESSION_LZ4
@@ -172,7 +170,7 @@ func (im *image) superblock(out *output) []byte {
 	b := le(nil).u32(magic).u32(0).u32(0).u8(12).u8(0).u16(uint16(im.root.nid)).
 		u64(uint64(len(im.nodes))).u64(uint64(mt.Unix())).u32(uint32(mt.Nanosecond())).
 		u32(out.blk).u32(0).u32(0)
-	b = append(b, uuid[:]...)
+	b = append(b, id[:]...)
 	b = append(b, make([]byte, 16)...) // volume name
 	b = b.u32(incompat).u16(algs).u16(0).u16(0).u8(0)
 	b = append(b, make([]byte, superSize-len(b))...)

@@ -3,7 +3,6 @@ package ext4
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/c2vm/c2vm/internal/uuid"
 	"github.com/c2vm/c2vm/rootfs"
 )
 
@@ -158,12 +158,9 @@ func mkfs(ctx context.Context, env []string, path string, o DataOptions) error {
 	return run(ctx, env, "mke2fs", args...)
 }
 
-// seedUUID derives a version-5-style UUID from the seed and a purpose.
+// seedUUID derives a UUID from the seed and a purpose.
 func seedUUID(purpose, seed string) string {
-	h := sha256.Sum256([]byte("c2vm data disk " + purpose + "\x00" + seed))
-	h[6] = h[6]&0x0f | 0x50
-	h[8] = h[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+	return uuid.Derive("c2vm data disk "+purpose, seed).String()
 }
 
 // e2fsprogs finds one of its tools. Debian installs them in /usr/sbin,

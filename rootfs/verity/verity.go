@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/c2vm/c2vm/internal/uuid"
 )
 
 // Format parameters, fixed: what cryptsetup defaults to.
@@ -161,7 +163,8 @@ func superblock(dataBlocks uint64, salt, root []byte) []byte {
 	le := binary.LittleEndian
 	le.PutUint32(b[8:], 1)        // superblock version
 	le.PutUint32(b[12:], Version) // hash_type
-	copy(b[16:32], uuid(salt, root))
+	u := superUUID(salt, root)
+	copy(b[16:32], u[:])
 	copy(b[32:64], Algorithm)
 	le.PutUint32(b[64:], BlockSize) // data_block_size
 	le.PutUint32(b[68:], BlockSize) // hash_block_size
@@ -171,17 +174,10 @@ func superblock(dataBlocks uint64, salt, root []byte) []byte {
 	return b
 }
 
-// uuid derives the superblock's UUID (random in veritysetup) from the salt
-// and root hash, formatted as a version 4 UUID so any parser accepts it.
-func uuid(salt, root []byte) []byte {
-	h := sha256.New()
-	h.Write([]byte("c2vm dm-verity uuid\x00"))
-	h.Write(salt)
-	h.Write(root)
-	u := h.Sum(nil)[:16]
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	return u
+// superUUID derives the superblock's UUID (random in veritysetup) from
+// the salt and root hash.
+func superUUID(salt, root []byte) uuid.UUID {
+	return uuid.Derive("c2vm dm-verity uuid", string(salt)+string(root))
 }
 
 // Superblock is what a verity superblock says about its hash tree.
