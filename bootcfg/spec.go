@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"strings"
 
+	"github.com/c2vm/c2vm/bootcfg/passwd"
 	"github.com/c2vm/c2vm/bootcfg/plan"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -53,7 +54,7 @@ func Spec(cfg ocispec.Image, rootfs fs.FS, o Overrides, annotations map[string]s
 	if o.User != "" {
 		userSpec = o.User
 	}
-	u, err := ResolveUser(userSpec, rootfs)
+	u, err := passwd.ResolveUser(userSpec, rootfs)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing/fstest"
 
 	"github.com/c2vm/c2vm/arch"
+	"github.com/c2vm/c2vm/bootcfg/passwd"
 	"github.com/c2vm/c2vm/bootcfg/plan"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -62,10 +63,10 @@ func TestResolveUser(t *testing.T) {
 		{"1000:50", 1000, 50, nil, nil},
 		{"4242", 4242, 0, nil, nil},
 		{"4242:4343", 4242, 4343, nil, nil},
-		{"ghost", 0, 0, nil, ErrUnknownUser},
-		{"app:ghosts", 0, 0, nil, ErrUnknownGroup},
+		{"ghost", 0, 0, nil, passwd.ErrUnknownUser},
+		{"app:ghosts", 0, 0, nil, passwd.ErrUnknownGroup},
 	} {
-		u, err := ResolveUser(tc.spec, rootfs)
+		u, err := passwd.ResolveUser(tc.spec, rootfs)
 		if !errors.Is(err, tc.err) {
 			t.Errorf("%q: err %v, want %v", tc.spec, err, tc.err)
 			continue

@@ -1,4 +1,4 @@
-package bootcfg
+package passwd
 
 import (
 	"errors"

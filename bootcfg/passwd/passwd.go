@@ -1,4 +1,9 @@
-package bootcfg
+// Package passwd resolves a container USER (name or uid[:group or gid])
+// against an image's /etc/passwd and /etc/group, read through an fs.FS, as
+// runc does. The host resolves the image config's USER with it when it
+// converts; the guest agent resolves exec's -u with it in the running root.
+// It is a leaf package (standard library only).
+package passwd
 
 import (
 	"bufio"
