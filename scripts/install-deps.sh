@@ -11,7 +11,8 @@ e2fsprogs squashfs-tools squashfs-tools-ng cpio zstd xz-utils gzip attr libcap2-
 libvirt-clients libxml2-utils shellcheck time util-linux jq make bc iproute2 curl procps gcc gcc-12
 cryptsetup-bin docker-registry apache2-utils
 ovmf qemu-efi-aarch64 systemd-boot-efi qemu-utils dosfstools fdisk mtools
-buildah debootstrap chrpath diffstat gawk lz4 file locales bash-completion erofs-utils"
+buildah debootstrap chrpath diffstat gawk lz4 file locales bash-completion erofs-utils
+rpm sbsigntool"
 
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
