@@ -103,7 +103,7 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	if err := c.writeVMConfigs(vm, vmlinux); err != nil {
 		return err
 	}
-	return c.writeDisk(vm, k.Version)
+	return c.writeDisk(ctx, vm, k.Version)
 }
 
 // planOptions gathers what the boot plan needs from the image: the

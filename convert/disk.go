@@ -2,6 +2,7 @@ package convert
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -43,7 +44,7 @@ func checkEFIStubs(paths ...string) error {
 // artifacts already in the output — kernel, initramfs.img, rootfs.img
 // and the data disks — and its qemu-disk.sh and libvirt-disk.xml. The
 // separate artifacts stay: the disk is one more way to boot them.
-func (c *conversion) writeDisk(vm arch.Arch, uname string) error {
+func (c *conversion) writeDisk(ctx context.Context, vm arch.Arch, uname string) error {
 	if c.o.Disk == "" {
 		return nil
 	}
@@ -71,7 +72,7 @@ func (c *conversion) writeDisk(vm arch.Arch, uname string) error {
 		name = "disk.qcow2"
 	}
 	raw := c.st.path("disk.img")
-	l, err := disk.Write(raw, o)
+	l, err := disk.Write(ctx, raw, o)
 	if err != nil {
 		return err
 	}

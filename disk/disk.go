@@ -6,7 +6,7 @@
 // entry, the root filesystem partition, and one partition per data disk.
 //
 //	uki, err := disk.BuildUKI(stub, "amd64", disk.UKISections{Cmdline: "console=ttyS0 panic=-1", Linux: k, Initrd: i})
-//	layout, err := disk.Write("out/disk.img", disk.Options{Arch: "amd64", UKI: uki,
+//	layout, err := disk.Write(ctx, "out/disk.img", disk.Options{Arch: "amd64", UKI: uki,
 //		Root: "out/rootfs.img", Seed: manifestDigest, Epoch: epoch})
 //
 // The image is reproducible: GUIDs and the FAT volume ID derive from
@@ -23,13 +23,14 @@
 package disk
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
 	"github.com/c2vm/c2vm/arch"
+	"github.com/c2vm/c2vm/internal/sparse"
 )
 
 // Options describe the disk; the zero value of an optional field leaves
@@ -75,8 +76,9 @@ type Layout struct {
 // minESP is the ESP's smallest size: FAT32 needs 65525 clusters.
 const minESP = 64 << 20
 
-// Write writes the disk image to p, which must not exist.
-func Write(p string, o Options) (*Layout, error) {
+// Write writes the disk image to p, which must not exist; a cancelled ctx
+// stops the copying of its partitions.
+func Write(ctx context.Context, p string, o Options) (*Layout, error) {
 	efi, err := efiOf(o.Arch)
 	if err != nil {
 		return nil, fmt.Errorf("disk image: %w", err)
@@ -87,7 +89,7 @@ func Write(p string, o Options) (*Layout, error) {
 		return nil, err
 	}
 	defer f.Close()
-	l, err := write(f, o, boot)
+	l, err := write(ctx, f, o, boot)
 	if err != nil {
 		return nil, fmt.Errorf("writing disk image %s: %w", p, err)
 	}
@@ -100,7 +102,7 @@ type planned struct {
 	file string // copied in; "" for the ESP
 }
 
-func write(f *os.File, o Options, boot string) (*Layout, error) {
+func write(ctx context.Context, f *os.File, o Options, boot string) (*Layout, error) {
 	parts, err := plan(o)
 	if err != nil {
 		return nil, err
@@ -131,7 +133,7 @@ func write(f *os.File, o Options, boot string) (*Layout, error) {
 		return nil, fmt.Errorf("ESP: %w", err)
 	}
 	for _, p := range parts[1:] {
-		if err := copyInto(f, int64(p.first*sectorSize), p.file); err != nil {
+		if err := copyInto(ctx, f, int64(p.first*sectorSize), p.file); err != nil {
 			return nil, fmt.Errorf("partition %s: %w", p.name, err)
 		}
 	}
@@ -182,37 +184,14 @@ func plan(o Options) ([]planned, error) {
 
 // copyInto copies file src into f at off, leaving holes where src has
 // whole zero blocks so that the image stays as sparse as its inputs.
-func copyInto(f *os.File, off int64, src string) error {
+func copyInto(ctx context.Context, f *os.File, off int64, src string) error {
 	s, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	buf := make([]byte, 1<<20)
-	for {
-		n, err := io.ReadFull(s, buf)
-		if n > 0 && !allZero(buf[:n]) {
-			if _, werr := f.WriteAt(buf[:n], off); werr != nil {
-				return werr
-			}
-		}
-		off += int64(n)
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
+	_, err = sparse.Copy(ctx, f, off, s)
+	return err
 }
 
 // efiOf is the UEFI row of arch's table for a GOARCH.

@@ -2,8 +2,10 @@ package disk
 
 import (
 	"bytes"
+	"context"
 	"debug/pe"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,7 +138,7 @@ func writeTestDisk(t *testing.T, dir string) (string, *Layout) {
 		data = append(data, Data{Name: n, File: p})
 	}
 	p := filepath.Join(dir, "disk.img")
-	l, err := Write(p, Options{Arch: "amd64", UKI: uki, Root: root, Data: data, Seed: "sha256:1234",
+	l, err := Write(context.Background(), p, Options{Arch: "amd64", UKI: uki, Root: root, Data: data, Seed: "sha256:1234",
 		Epoch: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)})
 	if err != nil {
 		t.Fatal(err)
@@ -246,5 +248,21 @@ func TestGUID(t *testing.T) {
 	}
 	if DeriveGUID("a", "x") == DeriveGUID("a", "y") || DeriveGUID("a", "x") != DeriveGUID("a", "x") {
 		t.Error("derived GUIDs are not per name, or not stable")
+	}
+}
+
+// TestWriteCancelled: a cancelled context stops the copying of the
+// partitions (a multi-GB root must not outlive a SIGTERM).
+func TestWriteCancelled(t *testing.T) {
+	uki, _ := testUKI(t)
+	root := filepath.Join(t.TempDir(), "rootfs.img")
+	if err := os.WriteFile(root, []byte("root"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Write(ctx, filepath.Join(t.TempDir(), "disk.img"), Options{Arch: "amd64", UKI: uki, Root: root})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Write with a cancelled context: %v, want context.Canceled", err)
 	}
 }

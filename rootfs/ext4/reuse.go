@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+
+	"github.com/c2vm/c2vm/internal/sparse"
 )
 
 // ext4 superblock fields (Documentation/filesystems/ext4/super.rst):
@@ -77,28 +80,11 @@ func sparseCopy(ctx context.Context, in *os.File, dst string) error {
 	if cloneFile(out, in) == nil {
 		return out.Close()
 	}
-	buf := make([]byte, 1<<20)
-	zero := make([]byte, len(buf))
-	var off int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, rerr := io.ReadFull(io.NewSectionReader(in, off, int64(len(buf))), buf)
-		if n > 0 && !bytes.Equal(buf[:n], zero[:n]) {
-			if _, err := out.WriteAt(buf[:n], off); err != nil {
-				return err
-			}
-		}
-		off += int64(n)
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return rerr
-		}
+	n, err := sparse.Copy(ctx, out, 0, io.NewSectionReader(in, 0, math.MaxInt64))
+	if err != nil {
+		return err
 	}
-	if err := out.Truncate(off); err != nil {
+	if err := out.Truncate(n); err != nil {
 		return err
 	}
 	return out.Close()

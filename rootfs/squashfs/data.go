@@ -9,6 +9,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/c2vm/c2vm/internal/sparse"
 	"github.com/c2vm/c2vm/rootfs"
 )
 
@@ -212,7 +213,7 @@ func (im *image) writeData(ctx context.Context, out *output) ([]fragEntry, error
 }
 
 func (j *job) compress(c compressor, pool *sync.Pool) {
-	if j.file != nil && allZero(j.data) {
+	if j.file != nil && sparse.IsZero(j.data) {
 		j.zero = true
 		return
 	}
@@ -225,21 +226,6 @@ func (j *job) compress(c compressor, pool *sync.Pool) {
 	*j.bufOut = out[:0]
 	j.out = out
 	j.raw = len(out) >= len(j.data)
-}
-
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // consume writes one finished block and records where it went.
