@@ -77,7 +77,7 @@ func newRemoteStore(ctx context.Context, ref string, opts Options) (*remoteStore
 		return nil, fmt.Errorf("%w: %w", ErrNotImage, err)
 	}
 	s := &remoteStore{ctx: ctx, repo: r.Context(), registry: r.Context().RegistryStr(), manifests: map[digest.Digest]bool{}, sizes: map[digest.Digest]int64{}, meter: opts.Meter, spooled: map[digest.Digest]string{}}
-	s.opts, err = remoteOptions(ctx, opts)
+	s.opts, err = RemoteOptions(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -107,9 +107,10 @@ func newRemoteStore(ctx context.Context, ref string, opts Options) (*remoteStore
 	return s, nil
 }
 
-// remoteOptions are the registry client's options: credentials as Docker
-// and skopeo find them (or --creds), and TLS as --tls-verify says.
-func remoteOptions(ctx context.Context, opts Options) ([]remote.Option, error) {
+// RemoteOptions are the registry client's options, for pulls and pushes
+// alike: credentials as Docker and skopeo find them (or --creds), and TLS
+// as --tls-verify says.
+func RemoteOptions(ctx context.Context, opts Options) ([]remote.Option, error) {
 	o := []remote.Option{remote.WithContext(ctx), remote.WithUserAgent("c2vm")}
 	if opts.Creds != "" {
 		user, pass, ok := strings.Cut(opts.Creds, ":")
@@ -269,9 +270,13 @@ func (s *remoteStore) Close() error {
 	return os.RemoveAll(s.spool)
 }
 
-// explain turns a registry client error into one line naming its cause:
-// unauthorized (and how to log in), not found, TLS, or network.
-func (s *remoteStore) explain(err error) error {
+func (s *remoteStore) explain(err error) error { return ExplainRegistry(s.repo, err) }
+
+// ExplainRegistry turns a registry client's error about repo into one
+// line naming its cause: unauthorized (and how to log in), not found, TLS,
+// or network.
+func ExplainRegistry(repo name.Repository, err error) error {
+	registry := repo.RegistryStr()
 	var te *transport.Error
 	var ue x509.UnknownAuthorityError
 	var he x509.HostnameError
@@ -284,18 +289,18 @@ func (s *remoteStore) explain(err error) error {
 	case errors.As(err, &ue), errors.As(err, &he), errors.As(err, &ce), errors.As(err, &re),
 		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"), strings.Contains(err.Error(), "tls: "),
 		strings.Contains(err.Error(), "HTTP request to an HTTPS server"): // a TLS-only registry's answer to the plain-HTTP try (loopback)
-		return fmt.Errorf("registry %s: %w: %s (for a plain-HTTP or self-signed registry give --tls-verify=false)", s.registry, ErrTLS, oneLineErr(err))
+		return fmt.Errorf("registry %s: %w: %s (for a plain-HTTP or self-signed registry give --tls-verify=false)", registry, ErrTLS, oneLineErr(err))
 	case errors.As(err, &te):
 		switch {
 		case te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden || hasCode(te, transport.UnauthorizedErrorCode, transport.DeniedErrorCode):
 			return fmt.Errorf("%s: %w (%s): give --creds USER:PASSWORD or log in with `skopeo login %s` or `docker login %s`",
-				s.repo, ErrUnauthorized, http.StatusText(te.StatusCode), s.registry, s.registry)
+				repo, ErrUnauthorized, http.StatusText(te.StatusCode), registry, registry)
 		case te.StatusCode == http.StatusNotFound || hasCode(te, transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode, transport.BlobUnknownErrorCode):
-			return fmt.Errorf("%s: %w: the registry has no such repository, tag or digest (%s)", s.repo, ErrNoSuchImage, oneLineErr(te))
+			return fmt.Errorf("%s: %w: the registry has no such repository, tag or digest (%s)", repo, ErrNoSuchImage, oneLineErr(te))
 		}
-		return fmt.Errorf("registry %s: %s", s.registry, oneLineErr(te))
+		return fmt.Errorf("registry %s: %s", registry, oneLineErr(te))
 	case errors.As(err, &ne):
-		return fmt.Errorf("registry %s: %w: %s", s.registry, ErrNetwork, oneLineErr(err))
+		return fmt.Errorf("registry %s: %w: %s", registry, ErrNetwork, oneLineErr(err))
 	}
 	return err
 }
