@@ -1,0 +1,122 @@
+package vmimage
+
+import (
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/c2vm/c2vm/convert"
+)
+
+// builder makes the images of one Build.
+type builder struct {
+	o        Options
+	tmp      string
+	uploaded *atomic.Int64
+	first    *convert.Manifest // the first platform's manifest.json
+}
+
+// image is the one-platform image of the VM directory dir.
+func (b *builder) image(dir string) (v1.Image, error) {
+	m, err := readVM(dir)
+	if err != nil {
+		return nil, err
+	}
+	if m.Disk == nil {
+		return nil, fmt.Errorf("%s %w: convert with --disk qcow2 (KubeVirt boots the disk in a containerDisk's /disk/)", dir, ErrNoDisk)
+	}
+	if b.first == nil {
+		b.first = m
+	}
+	disk := []entry{dirEntry(DiskDir), fileEntry(DiskDir, dir, m.Disk.File, DiskMode, DiskOwner)}
+	rest := []entry{dirEntry(ArtifactDir)}
+	names := append(slices.Sorted(maps.Keys(m.Artifacts)), "manifest.json")
+	slices.Sort(names)
+	for _, n := range names {
+		if n == m.Disk.File {
+			continue
+		}
+		mode, err := fileMode(filepath.Join(dir, n))
+		if err != nil {
+			return nil, err
+		}
+		rest = append(rest, fileEntry(ArtifactDir, dir, n, mode, 0))
+	}
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	for _, l := range []struct {
+		role    string
+		entries []entry
+	}{{LayerDisk, disk}, {LayerArtifacts, rest}} {
+		if img, err = b.append(img, l.role, l.entries); err != nil {
+			return nil, err
+		}
+	}
+	return b.finish(img, m)
+}
+
+// append adds one layer of entries, annotated with its role.
+func (b *builder) append(img v1.Image, role string, entries []entry) (v1.Image, error) {
+	bl, err := writeLayer(b.tmp, entries, b.o.Epoch)
+	if err != nil {
+		return nil, err
+	}
+	bl.meter, bl.uploaded = b.o.Meter, b.uploaded
+	l, err := bl.layer()
+	if err != nil {
+		return nil, err
+	}
+	return mutate.Append(img, mutate.Addendum{
+		Layer:       l,
+		Annotations: map[string]string{AnnotationLayer: role},
+		History:     v1.History{Created: v1.Time{Time: b.o.Epoch}, CreatedBy: "c2vm push: " + role, Comment: role},
+	})
+}
+
+// finish sets the config's platform and time and marks the manifest.
+func (b *builder) finish(img v1.Image, m *convert.Manifest) (v1.Image, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture, cf.Variant, cf.OSVersion = m.Platform.OS, m.Platform.Architecture, m.Platform.Variant, m.Platform.OSVersion
+	cf.Created = v1.Time{Time: b.o.Epoch}
+	cf.Config.Labels = map[string]string{AnnotationVM: Version, "io.c2vm.version": m.C2VMVersion}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return nil, err
+	}
+	return mutate.Annotations(img, map[string]string{AnnotationVM: Version}).(v1.Image), nil
+}
+
+// index is the index of each platform's image of a --platform all
+// directory, carrying the top manifest.json (raw) as an annotation.
+func (b *builder) index(dir string, top *convert.MultiManifest, raw []byte) (v1.ImageIndex, error) {
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, p := range top.Platforms {
+		if !plainName(p.Dir) {
+			return nil, fmt.Errorf("%s/manifest.json: platform directory %q is not a file name", dir, p.Dir)
+		}
+		sub := filepath.Join(dir, p.Dir)
+		got, err := convert.DigestFile(filepath.Join(sub, "manifest.json"))
+		if err != nil {
+			return nil, err
+		}
+		if got != p.Manifest {
+			return nil, fmt.Errorf("%s/manifest.json: sha256 or size mismatch with %s/manifest.json", p.Dir, dir)
+		}
+		img, err := b.image(sub)
+		if err != nil {
+			return nil, err
+		}
+		pl := v1.Platform{OS: p.Platform.OS, Architecture: p.Platform.Architecture, Variant: p.Platform.Variant, OSVersion: p.Platform.OSVersion}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &pl}})
+	}
+	return mutate.Annotations(idx, map[string]string{AnnotationVM: Version, AnnotationTopManifest: string(raw)}).(v1.ImageIndex), nil
+}

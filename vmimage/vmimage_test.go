@@ -1,0 +1,314 @@
+package vmimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/c2vm/c2vm/convert"
+	"github.com/c2vm/c2vm/image"
+)
+
+// vmDir writes a small VM directory: a few artifacts, a disk when
+// diskFile is not "", and manifest.json listing them.
+func vmDir(t *testing.T, dir, arch, diskFile string) string {
+	t.Helper()
+	files := map[string]string{"kernel": "kernel " + arch, "initramfs.img": "initramfs", "rootfs.img": strings.Repeat("root", 5000), "qemu.sh": "#!/bin/sh\n"}
+	if diskFile != "" {
+		files[diskFile] = "disk " + arch + strings.Repeat("\x00", 1<<20)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := convert.Manifest{C2VMVersion: "test", Platform: ocispec.Platform{OS: "linux", Architecture: arch}, Rootfs: "squashfs", Artifacts: map[string]convert.Artifact{}}
+	for name, body := range files {
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(name, ".sh") {
+			mode = 0o755
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		a, err := convert.DigestFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Artifacts[name] = a
+	}
+	if diskFile != "" {
+		m.Disk = &convert.DiskInfo{File: diskFile, Format: "qcow2"}
+	}
+	writeJSONFile(t, filepath.Join(dir, "manifest.json"), m)
+	return dir
+}
+
+func writeJSONFile(t *testing.T, p string, v any) {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// multiDir writes a --platform all top directory of two platforms.
+func multiDir(t *testing.T) string {
+	top := t.TempDir()
+	mm := convert.MultiManifest{C2VMVersion: "test"}
+	for _, arch := range []string{"amd64", "arm64"} {
+		sub := vmDir(t, filepath.Join(top, "linux-"+arch), arch, "disk.qcow2")
+		a, err := convert.DigestFile(filepath.Join(sub, "manifest.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mm.Platforms = append(mm.Platforms, convert.PlatformEntry{Platform: ocispec.Platform{OS: "linux", Architecture: arch}, Dir: "linux-" + arch, Manifest: a})
+	}
+	writeJSONFile(t, filepath.Join(top, "manifest.json"), mm)
+	return top
+}
+
+// testRegistry is go-containerregistry's in-memory registry, counting
+// the bytes of blob uploads (PATCH and PUT bodies).
+func testRegistry(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	var up atomic.Int64
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/blobs/uploads/") && r.Method != http.MethodPost {
+			b, _ := io.ReadAll(r.Body)
+			up.Add(int64(len(b)))
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), &up
+}
+
+// sameTree fails unless a and b hold the same files, byte for byte.
+func sameTree(t *testing.T, a, b string) {
+	t.Helper()
+	walk := func(root string) map[string]string {
+		out := map[string]string{}
+		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !d.IsDir() {
+				body, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fi, _ := d.Info()
+				rel, _ := filepath.Rel(root, p)
+				out[rel] = fi.Mode().String() + " " + string(body)
+			}
+			return nil
+		})
+		return out
+	}
+	x, y := walk(a), walk(b)
+	if len(x) != len(y) {
+		t.Errorf("%d files, want %d", len(y), len(x))
+	}
+	for k, v := range x {
+		if y[k] != v {
+			t.Errorf("%s differs after the round trip", k)
+		}
+	}
+}
+
+func TestPushPullRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dir  func(t *testing.T) string
+	}{
+		{"one platform", func(t *testing.T) string { return vmDir(t, t.TempDir(), "amd64", "disk.qcow2") }},
+		{"index", multiDir},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			host, up := testRegistry(t)
+			src := tc.dir(t)
+			ref := "docker://" + host + "/vm/web:1"
+			first, err := Push(context.Background(), src, ref, Options{}, image.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The registry also receives the configs, which Uploaded
+			// (layer bytes) does not count.
+			if first.Uploaded == 0 || up.Load() < first.Uploaded {
+				t.Errorf("first push: %d layer bytes uploaded, the registry received %d", first.Uploaded, up.Load())
+			}
+			up.Store(0)
+			again, err := Push(context.Background(), src, ref, Options{}, image.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Digest != first.Digest || again.Uploaded != 0 || up.Load() != 0 {
+				t.Errorf("second push: digest %s (first %s), %d bytes uploaded, the registry received %d", again.Digest, first.Digest, again.Uploaded, up.Load())
+			}
+			out := filepath.Join(t.TempDir(), "out")
+			res, err := Pull(context.Background(), ref, out, image.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Digest != first.Digest {
+				t.Errorf("pulled %s, pushed %s", res.Digest, first.Digest)
+			}
+			sameTree(t, src, out)
+		})
+	}
+}
+
+func TestPullPlatform(t *testing.T) {
+	host, _ := testRegistry(t)
+	src := multiDir(t)
+	ref := "docker://" + host + "/vm/multi"
+	if _, err := Push(context.Background(), src, ref, Options{}, image.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := Pull(context.Background(), ref, out, image.Options{Platform: "linux/arm64"}); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, filepath.Join(src, "linux-arm64"), out)
+	_, err := Pull(context.Background(), ref, filepath.Join(t.TempDir(), "x"), image.Options{Platform: "linux/riscv64"})
+	if err == nil || !strings.Contains(err.Error(), "no linux/riscv64 image") {
+		t.Errorf("pull of a missing platform: %v", err)
+	}
+}
+
+// TestDiskLayer: the first layer is a KubeVirt containerDisk's /disk/
+// with one file, 107:107, 0440; the second holds the rest in /c2vm/.
+func TestDiskLayer(t *testing.T) {
+	vm, err := Build(vmDir(t, t.TempDir(), "amd64", "disk.qcow2"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	layers, err := vm.Image.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{
+		{"disk/ 0:0 755", "disk/disk.qcow2 107:107 440"},
+		{"c2vm/ 0:0 755", "c2vm/initramfs.img 0:0 644", "c2vm/kernel 0:0 644", "c2vm/manifest.json 0:0 644", "c2vm/qemu.sh 0:0 755", "c2vm/rootfs.img 0:0 644"},
+	}
+	for i, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			got = append(got, h.Name+" "+itoa(h.Uid)+":"+itoa(h.Gid)+" "+strconvOct(h.Mode))
+			if h.ModTime.Unix() != 0 {
+				t.Errorf("%s: mtime %s", h.Name, h.ModTime)
+			}
+		}
+		rc.Close()
+		if strings.Join(got, "\n") != strings.Join(want[i], "\n") {
+			t.Errorf("layer %d:\n%s\nwant:\n%s", i, strings.Join(got, "\n"), strings.Join(want[i], "\n"))
+		}
+	}
+}
+
+func TestBuildRefuses(t *testing.T) {
+	noDisk := vmDir(t, t.TempDir(), "amd64", "")
+	if _, err := Build(noDisk, Options{}); !errors.Is(err, ErrNoDisk) || !strings.Contains(err.Error(), "--disk qcow2") {
+		t.Errorf("a directory without a disk: %v", err)
+	}
+	flipped := vmDir(t, t.TempDir(), "amd64", "disk.qcow2")
+	if err := os.WriteFile(filepath.Join(flipped, "kernel"), []byte("kernel AMD64"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build(flipped, Options{}); err == nil || !strings.HasPrefix(err.Error(), "kernel: sha256") {
+		t.Errorf("a changed artifact: %v", err)
+	}
+	if _, err := Build(t.TempDir(), Options{}); err == nil || !strings.Contains(err.Error(), "not a c2vm output") {
+		t.Errorf("an empty directory: %v", err)
+	}
+}
+
+// vmImage is a VM image whose artifacts layer holds entries as given.
+func vmImage(t *testing.T, entries []entry) v1.Image {
+	t.Helper()
+	b := &builder{o: Options{Epoch: time.Unix(0, 0)}, tmp: t.TempDir(), uploaded: &atomic.Int64{}}
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	img, err := b.append(img, LayerDisk, []entry{dirEntry(DiskDir)})
+	if err == nil {
+		img, err = b.append(img, LayerArtifacts, entries)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mutate.Annotations(img, map[string]string{AnnotationVM: Version}).(v1.Image)
+}
+
+// TestRestoreRefuses: a plain container image, and VM images whose
+// layers hold what a VM directory does not, write nothing.
+func TestRestoreRefuses(t *testing.T) {
+	plain, err := random.Image(100, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		img  v1.Image
+		want string
+	}{
+		{"plain image", plain, "is not a c2vm VM image; convert it with `c2vm convert`"},
+		{"dot-dot", vmImage(t, []entry{{name: "c2vm/../evil", src: filepath.Join(src, "f"), mode: 0o644}}), `unexpected entry "c2vm/../evil"`},
+		{"outside", vmImage(t, []entry{{name: "etc/passwd", src: filepath.Join(src, "f"), mode: 0o644}}), `unexpected entry "etc/passwd"`},
+		{"subdir", vmImage(t, []entry{dirEntry("c2vm/sub")}), `unexpected entry "c2vm/sub/"`},
+		{"no manifest", vmImage(t, []entry{{name: "c2vm/kernel", src: filepath.Join(src, "f"), mode: 0o644}}), "manifest.json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			err := Restore(tc.img, out)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Restore: %v, want %q", err, tc.want)
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s was written: %v", out, err)
+			}
+		})
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func strconvOct(n int64) string { return strconv.FormatInt(n, 8) }
