@@ -151,7 +151,7 @@ func (a *app) root() *cobra.Command {
 			fmt.Fprint(cmd.OutOrStdout(), exitStatusHelp)
 		}
 	})
-	root.AddCommand(a.convertCmd(), a.inspectCmd(), a.runCmd(), versionCmd())
+	root.AddCommand(a.convertCmd(), a.inspectCmd(), a.runCmd(), a.pushCmd(), a.pullCmd(), versionCmd())
 	return root
 }
 
