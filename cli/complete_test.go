@@ -96,7 +96,7 @@ complete_words c2vm "$@"`
 		{[]string{"con"}, "convert"},
 		{[]string{"co"}, "completion\nconvert"},
 		{[]string{"convert", "--rootfs", ""}, "erofs\next4\nsquashfs"},
-		{[]string{"convert", "--disk", ""}, "raw\nqcow2"},
+		{[]string{"convert", "--disk", ""}, "raw\nqcow2\nvmdk\nvhdx"},
 		{[]string{"convert", "--no-k"}, "--no-kernel"},
 		{[]string{"run", "--accel", ""}, "auto\nkvm\ntcg"},
 		{[]string{"run", "--pub"}, "--publish\n--publish-all"},

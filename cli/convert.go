@@ -12,6 +12,7 @@ import (
 
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/convert"
+	"github.com/c2vm/c2vm/disk"
 	"github.com/c2vm/c2vm/kernel"
 )
 
@@ -42,7 +43,7 @@ func (a *app) convertCmd() *cobra.Command {
 	c.flags(c.fs)
 	completeRegistryFlags(cmd, "all")
 	complete(cmd, "rootfs", convert.Formats()...)
-	complete(cmd, "disk", "raw", "qcow2")
+	complete(cmd, "disk", "raw", "qcow2", "vmdk", "vhdx")
 	complete(cmd, "vm-arch", arch.VMNames()...)
 	complete(cmd, "binfmt", arch.Names()...)
 	cmd.MarkFlagDirname("output")
@@ -78,7 +79,7 @@ func (c *convertArgs) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.dataSize, "data-size", "", "size of each new data disk: bytes or 512M, 2G... (default 1G)")
 	fs.StringArrayVar(&c.disks, "data-disk", nil, "reuse this data disk (e.g. an earlier output's data-0.img), copied, for the next volume in sorted order (repeatable)")
 	fs.BoolVar(&c.o.Verity, "verity", false, "write rootfs.verity, a dm-verity hash tree the VM checks its root disk against (root hash in manifest.json)")
-	fs.StringVar(&c.o.Disk, "disk", "", "also write one bootable GPT disk image: raw (disk.img) or qcow2 (disk.qcow2), booted by UEFI firmware")
+	fs.StringVar(&c.o.Disk, "disk", "", "also write one bootable GPT disk image, booted by UEFI firmware: raw (disk.img), qcow2, vmdk or vhdx (disk.FORMAT)")
 	fs.StringVar(&c.o.EFIStub, "efi-stub", "", "systemd EFI stub the disk's kernel image is built on (default: Debian's systemd-boot-efi one); with several platforms ARCH=PATH,...")
 	fs.BoolVar(&c.o.NoKernel, "no-kernel", false, "write only rootfs.img, config.json and manifest.json")
 	fs.BoolVarP(&c.quiet, "quiet", "q", false, "no progress lines (nor bars)")
@@ -181,9 +182,12 @@ func sourceDateEpoch() (time.Time, error) {
 
 // checkDisk refuses --disk and --efi-stub combinations that cannot work.
 func checkDisk(o convert.Options) error {
+	if o.Disk != "" {
+		if _, err := disk.ParseFormat(o.Disk); err != nil {
+			return usagef("--disk: %v", err)
+		}
+	}
 	switch {
-	case o.Disk != "" && o.Disk != "raw" && o.Disk != "qcow2":
-		return usagef("--disk %q: want raw or qcow2", o.Disk)
 	case o.Disk != "" && o.NoKernel:
 		return usagef("--disk needs a kernel: drop --no-kernel")
 	case o.EFIStub != "" && o.Disk == "":

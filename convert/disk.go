@@ -9,9 +9,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
+	"slices"
 
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/disk"
@@ -22,7 +21,7 @@ import (
 // and partitions.
 type DiskInfo struct {
 	File   string `json:"file"`
-	Format string `json:"format"` // raw or qcow2
+	Format string `json:"format"` // raw, qcow2, vmdk or vhdx
 	disk.Layout
 }
 
@@ -48,6 +47,10 @@ func (c *conversion) writeDisk(ctx context.Context, vm arch.Arch, uname string) 
 	if c.o.Disk == "" {
 		return nil
 	}
+	format, err := disk.ParseFormat(c.o.Disk)
+	if err != nil {
+		return fmt.Errorf("--disk: %w", err)
+	}
 	uki, err := c.buildUKI(vm, uname)
 	if err != nil {
 		return err
@@ -67,17 +70,14 @@ func (c *conversion) writeDisk(ctx context.Context, vm arch.Arch, uname string) 
 	if f := c.verityDisk(); f != "" {
 		o.Verity = c.st.path(f)
 	}
-	name := "disk.img"
-	if c.o.Disk == "qcow2" {
-		name = "disk.qcow2"
-	}
-	raw := c.st.path("disk.img")
+	name := format.File()
+	raw := c.st.path(disk.Raw.File())
 	l, err := disk.Write(ctx, raw, o)
 	if err != nil {
 		return err
 	}
-	if c.o.Disk == "qcow2" {
-		if err := toQcow2(raw, c.st.path(name)); err != nil {
+	if format != disk.Raw {
+		if err := disk.Convert(raw, c.st.path(name), format, o.Seed); err != nil {
 			return err
 		}
 	}
@@ -138,22 +138,6 @@ func (c *conversion) osRelease() []byte {
 	return b.Bytes()
 }
 
-// toQcow2 converts the raw image with qemu-img, then removes it. QEMU's
-// own converter rather than a Go qcow2 writer: it is present wherever the
-// qcow2 will be booted, its output is deterministic (no timestamps or
-// random fields in the qcow2 header), and `qemu-img check` is the
-// verifier anyway.
-func toQcow2(raw, out string) error {
-	if _, err := exec.LookPath("qemu-img"); err != nil {
-		return fmt.Errorf("--disk qcow2: qemu-img not found: install Debian's qemu-utils package, or use --disk raw")
-	}
-	cmd := exec.Command("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("qemu-img convert %s: %w: %s", filepath.Base(raw), err, strings.TrimSpace(string(b)))
-	}
-	return os.Remove(raw)
-}
-
 // writeDiskConfigs writes qemu-disk.sh and libvirt-disk.xml.
 func (c *conversion) writeDiskConfigs(a arch.Arch, name string) error {
 	vm := vmconfig.DiskVM{
@@ -161,7 +145,14 @@ func (c *conversion) writeDiskConfigs(a arch.Arch, name string) error {
 			Memory: c.o.Memory, CPUs: c.o.CPUs, Dir: c.st.target, Forwards: c.manifest.Forwards},
 		Disk: name, Format: c.o.Disk,
 	}
-	return writeTargets(c.st, vmconfig.DiskTargets(), vm)
+	targets := vmconfig.DiskTargets()
+	if c.o.Disk == string(disk.VHDX) {
+		// libvirt's disk formats have no vhdx (storagecommon.rng): the
+		// disk is for Hyper-V; qemu-disk.sh boots it with QEMU.
+		targets = slices.DeleteFunc(targets, func(t vmconfig.DiskTarget) bool { return t.Name() == "libvirt-disk.xml" })
+		c.o.progress("disk: no libvirt-disk.xml: libvirt has no vhdx disk format")
+	}
+	return writeTargets(c.st, targets, vm)
 }
 
 // writeConfig writes a hypervisor config, executable when it is a

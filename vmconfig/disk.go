@@ -15,7 +15,7 @@ import (
 type DiskVM struct {
 	VM
 	Disk   string // the image's file name in Dir
-	Format string // "raw" or "qcow2"
+	Format string // as QEMU names it: "raw", "qcow2", "vmdk" or "vhdx"
 }
 
 // DiskTarget is a configuration file for a DiskVM.
