@@ -43,6 +43,10 @@ type result struct {
 	stdout, stderr string
 }
 
+// run runs a fake QEMU playing script. Some fakes never end by
+// themselves (exec sleep 3600): Run must end them, and a Run that waits
+// for one fails the test after a minute (a watchdog far beyond any
+// deadline these tests set, not a timing window).
 func run(t *testing.T, ctx context.Context, script string, o Options) result {
 	t.Helper()
 	o.Dir, o.QEMU = vmDir(t, "amd64", script)
@@ -51,8 +55,18 @@ func run(t *testing.T, ctx context.Context, script string, o Options) result {
 	}
 	var stdout, stderr bytes.Buffer
 	o.Stdout, o.Stderr = &stdout, &stderr
-	code, err := Run(ctx, o)
-	return result{code, err, stdout.String(), stderr.String()}
+	done := make(chan result, 1)
+	go func() {
+		code, err := Run(ctx, o)
+		done <- result{code, err, stdout.String(), stderr.String()}
+	}()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not end a fake QEMU that never exits")
+	}
+	return result{}
 }
 
 // A console as the Debian kernel and the init write it: CRLF line ends,
@@ -134,30 +148,46 @@ func TestRunNoStatus(t *testing.T) {
 }
 
 // TestRunTimeout: a VM that never ends is killed at the deadline with
-// status 124, and its process is gone when Run returns.
+// status 124, and its process is gone when Run returns. The fake QEMU
+// records its pid as its first act; a deadline that comes before that (a
+// loaded machine) proves nothing, so the run is repeated with a longer
+// one rather than the test relying on a window.
 func TestRunTimeout(t *testing.T) {
-	pidFile := filepath.Join(t.TempDir(), "pid")
-	start := time.Now()
-	r := run(t, context.Background(), "echo $$ > "+pidFile+"; exec sleep 60", Options{Timeout: 500 * time.Millisecond})
-	if r.code != StatusTimeout || !errors.Is(r.err, ErrTimeout) {
-		t.Fatalf("Run = %d, %v; want %d, ErrTimeout", r.code, r.err, StatusTimeout)
+	for timeout := 500 * time.Millisecond; timeout < 2*time.Minute; timeout *= 2 {
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		r := run(t, context.Background(), "echo $$ > "+pidFile+"; exec sleep 3600", Options{Timeout: timeout})
+		if _, err := os.Stat(pidFile); err != nil {
+			t.Logf("the fake QEMU had not started after %s; again with a longer timeout", timeout)
+			continue
+		}
+		if r.code != StatusTimeout || !errors.Is(r.err, ErrTimeout) {
+			t.Fatalf("Run = %d, %v; want %d, ErrTimeout", r.code, r.err, StatusTimeout)
+		}
+		if want := "timed out after " + timeout.String() + "; VM killed"; r.err.Error() != want {
+			t.Errorf("error %q, want %q", r.err, want)
+		}
+		assertGone(t, pidFile)
+		return
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("took %s", d)
-	}
-	if r.err.Error() != "timed out after 500ms; VM killed" {
-		t.Errorf("error %q", r.err)
-	}
-	assertGone(t, pidFile)
+	t.Fatal("the fake QEMU never started")
 }
 
 // TestRunCancel: cancelling the context (SIGINT in the CLI) kills QEMU.
+// The context is cancelled once the fake QEMU has said it runs, through a
+// FIFO: a cancel before it starts would test nothing.
 func TestRunCancel(t *testing.T) {
-	pidFile := filepath.Join(t.TempDir(), "pid")
+	dir := t.TempDir()
+	pidFile, ready := filepath.Join(dir, "pid"), filepath.Join(dir, "ready")
+	if err := syscall.Mkfifo(ready, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	time.AfterFunc(300*time.Millisecond, cancel)
-	r := run(t, ctx, "echo $$ > "+pidFile+"; exec sleep 60", Options{})
+	go func() {
+		os.ReadFile(ready) // returns when the fake QEMU has written and closed it
+		cancel()
+	}()
+	r := run(t, ctx, "echo $$ > "+pidFile+"; echo > "+ready+"; exec sleep 3600", Options{})
 	if r.code != StatusInterrupted || r.err == nil {
 		t.Fatalf("Run = %d, %v; want %d", r.code, r.err, StatusInterrupted)
 	}
@@ -169,7 +199,7 @@ func TestRunCancel(t *testing.T) {
 func TestRunStatusThenHang(t *testing.T) {
 	defer func(g time.Duration) { StatusGrace = g }(StatusGrace)
 	StatusGrace = 100 * time.Millisecond
-	r := run(t, context.Background(), "echo C2VM_EXIT_STATUS=42; exec sleep 60", Options{Timeout: 30 * time.Second})
+	r := run(t, context.Background(), "echo C2VM_EXIT_STATUS=42; exec sleep 3600", Options{})
 	if r.code != 42 || r.err != nil {
 		t.Fatalf("Run = %d, %v; want 42, nil", r.code, r.err)
 	}
@@ -262,26 +292,36 @@ func TestProbeCache(t *testing.T) {
 }
 
 // TestProbeKVMFake: a QEMU that prints the banner means KVM works, one
-// that hangs means it does not, within ProbeTimeout.
+// that hangs means it does not, within ProbeTimeout. The banner case gets
+// a minute (it ends at the banner), so a slow start cannot fail it; a hung
+// QEMU must be given up on (a watchdog fails a probe that waits for it).
 func TestProbeKVMFake(t *testing.T) {
 	defer func(d time.Duration) { ProbeTimeout = d }(ProbeTimeout)
-	ProbeTimeout = 300 * time.Millisecond
 	for _, tc := range []struct {
-		script string
-		want   bool
+		script  string
+		timeout time.Duration
+		want    bool
 	}{
-		{"echo '[    0.000000] Linux version 6.1.0'; exec sleep 60", true},
-		{"echo 'SeaBIOS'; exec sleep 60", false},
-		{"exit 1", false},
+		{"echo '[    0.000000] Linux version 6.1.0'; exec sleep 3600", time.Minute, true},
+		{"echo 'SeaBIOS'; exec sleep 3600", 300 * time.Millisecond, false},
+		{"exit 1", time.Minute, false},
 	} {
 		t.Setenv("C2VM_CACHE", t.TempDir())
+		ProbeTimeout = tc.timeout
 		dir, qemu := vmDir(t, "amd64", tc.script)
 		vm, _, err := loadVM(&Options{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := probeKVM(context.Background(), vm, qemu); got != tc.want {
-			t.Errorf("probeKVM with %q = %v", tc.script, got)
+		got := make(chan bool, 1)
+		go func() { got <- probeKVM(context.Background(), vm, qemu) }()
+		select {
+		case ok := <-got:
+			if ok != tc.want {
+				t.Errorf("probeKVM with %q = %v", tc.script, ok)
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("probeKVM with %q did not return", tc.script)
 		}
 	}
 }
