@@ -11,6 +11,7 @@ import (
 type runArgs struct {
 	o              launch.Options
 	publish, share []string
+	d              detachArgs
 }
 
 func (a *app) runCmd() *cobra.Command {
@@ -25,6 +26,9 @@ Everything after "--" replaces the container's command.`,
 			o, err := r.options(args, cmd.ArgsLenAtDash())
 			if err != nil {
 				return err
+			}
+			if r.d.detach {
+				return a.startDetached(cmd.Context(), o, r.d)
 			}
 			o.Stdout, o.Stderr = a.stdout, a.stderr
 			return exitCode(a.launch(cmd.Context(), o))
@@ -52,6 +56,9 @@ func (r *runArgs) flags(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&r.publish, "publish", "p", nil, publishUsage+"; replaces a converted forward of the same guest port")
 	fs.BoolVarP(&o.PublishAll, "publish-all", "P", false, "publish every EXPOSEd port on the same host port of 127.0.0.1")
 	fs.BoolVar(&o.NoPublish, "no-publish", false, "drop the forwards baked in by convert (-p and -P still apply)")
+	fs.BoolVarP(&r.d.detach, "detach", "d", false, "run in the background: print the VM's name once its agent answers (see ps, logs, exec, stop, rm)")
+	fs.StringVar(&r.d.name, "name", "", "with -d: the VM's name (default: a generated one)")
+	fs.DurationVar(&r.d.idle, "idle-timeout", 0, "with -d: the VM stops itself when no exec session has been open for this long (0: never)")
 	fs.StringArrayVarP(&r.share, "volume", "v", nil, "share a host directory: HOSTDIR:GUESTDIR[:ro] (repeatable; virtiofs, or 9p when the kernel has it and virtiofsd cannot run)")
 }
 
@@ -76,6 +83,9 @@ func dirArgs(args []string, dash int) int {
 func (r *runArgs) options(args []string, dash int) (launch.Options, error) {
 	o := r.o
 	o.Dir = args[0]
+	if err := r.d.check(); err != nil {
+		return o, err
+	}
 	var err error
 	if o.Publish, err = parseForwards(r.publish); err != nil {
 		return o, err

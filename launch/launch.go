@@ -54,8 +54,8 @@ type Options struct {
 	CPUs    int
 	Debug   bool     // pass the kernel's and the init's console lines through
 	Cmd     []string // replaces the container's command; nil: none
-	Stdout  io.Writer
-	Stderr  io.Writer
+	Stdout  io.Writer `json:"-"`
+	Stderr  io.Writer `json:"-"`
 	QEMU    string // binary override
 	// StopTimeout is the container's grace period when the run is
 	// cancelled (0: DefaultStopTimeout); the VM's init waits as long as its
@@ -69,6 +69,20 @@ type Options struct {
 	NoPublish  bool
 	// Shares are host directories mounted in the container (-v).
 	Shares []Share
+	// A background run (c2vm run -d) puts QEMU's QMP socket at QMPSocket
+	// (default: a temp dir) and the guest agent's port at AgentSocket
+	// (default: none), and learns of QEMU's start through OnStart.
+	QMPSocket   string
+	AgentSocket string
+	IdleTimeout time.Duration // the agent powers the VM off after this long without exec; 0: never
+	OnStart     func(Running) `json:"-"`
+}
+
+// Running is what OnStart learns once QEMU runs.
+type Running struct {
+	Arch     string
+	Forwards []plan.Forward
+	QEMUPid  int
 }
 
 // ErrNotVM is returned for a directory that is not a bootable c2vm output.
@@ -99,6 +113,9 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if !o.Debug {
 		kargs = "quiet loglevel=1 " + kargs
 	}
+	if o.IdleTimeout > 0 {
+		kargs += " c2vm.idle=" + o.IdleTimeout.String()
+	}
 	args, err := vmconfig.QEMUArgs(vm, accel, vm.Dir+string(filepath.Separator), kargs)
 	if err != nil {
 		return 1, err
@@ -110,6 +127,12 @@ func Run(ctx context.Context, o Options) (int, error) {
 		args = append(args, "-fw_cfg", "name=etc/sercon-port,string=0")
 	}
 	args = append(args, sh.qemu...)
+	if o.AgentSocket != "" {
+		args = append(args, agentDevArgs(o.AgentSocket, vm.Arch)...)
+	}
+	if started := o.OnStart; started != nil {
+		o.OnStart = func(r Running) { r.Arch, r.Forwards = vm.Arch, vm.Forwards; started(r) }
+	}
 	if err := checkHostPorts(vm.Forwards); err != nil {
 		return 1, err
 	}

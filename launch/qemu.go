@@ -26,11 +26,15 @@ var StopGrace = 15 * time.Second
 // reports its status. QEMU is killed only StopTimeout+StopGrace later, at
 // the --timeout deadline, or with c2vm itself (a second signal).
 func boot(ctx context.Context, o Options, bin string, args []string) (int, error) {
-	sock, cleanup, err := qmpSocket()
-	if err != nil {
-		return 1, err
+	sock := o.QMPSocket
+	if sock == "" {
+		var cleanup func()
+		var err error
+		if sock, cleanup, err = qmpSocket(); err != nil {
+			return 1, err
+		}
+		defer cleanup()
 	}
-	defer cleanup()
 	args = append(args, "-qmp", "unix:"+sock+",server=on,wait=off")
 	qctx, kill := context.WithCancel(context.Background())
 	defer kill()
@@ -46,6 +50,9 @@ func boot(ctx context.Context, o Options, bin string, args []string) (int, error
 	cmd.Stderr = &qemuErr
 	if err := cmd.Start(); err != nil {
 		return 1, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	if o.OnStart != nil {
+		o.OnStart(Running{QEMUPid: cmd.Process.Pid})
 	}
 	done := make(chan struct{})
 	defer close(done)

@@ -3,15 +3,34 @@ package launch
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"syscall"
 	"time"
 )
+
+// Powerdown presses the power button of the VM whose QMP socket is sock.
+func Powerdown(sock string) error { return powerdown(sock) }
+
+// Quit ends the QEMU whose QMP socket is sock at once, as pulling the
+// plug does.
+func Quit(sock string) error {
+	err := qmp(sock, "quit")
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		return nil // QEMU went before its answer
+	}
+	return err
+}
 
 // powerdown asks QEMU over QMP (docs/interop/qmp-spec) to press the
 // guest's power button: system_powerdown, the ACPI event on x86 and the
 // GPIO key on arm64 virt.
-func powerdown(sock string) error {
+func powerdown(sock string) error { return qmp(sock, "system_powerdown") }
+
+// qmp runs one QMP command.
+func qmp(sock, command string) error {
 	conn, err := net.DialTimeout("unix", sock, 5*time.Second)
 	if err != nil {
 		return fmt.Errorf("QMP: %w", err)
@@ -22,7 +41,7 @@ func powerdown(sock string) error {
 	if _, err := r.ReadBytes('\n'); err != nil { // the greeting
 		return fmt.Errorf("QMP greeting: %w", err)
 	}
-	for _, cmd := range []string{"qmp_capabilities", "system_powerdown"} {
+	for _, cmd := range []string{"qmp_capabilities", command} {
 		if err := qmpExecute(conn, r, cmd); err != nil {
 			return err
 		}
