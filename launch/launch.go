@@ -52,11 +52,11 @@ type Options struct {
 	Accel   string        // auto (default), kvm, tcg
 	Memory  int           // MiB; 0: as converted (512)
 	CPUs    int
-	Debug   bool     // pass the kernel's and the init's console lines through
-	Cmd     []string // replaces the container's command; nil: none
+	Debug   bool      // pass the kernel's and the init's console lines through
+	Cmd     []string  // replaces the container's command; nil: none
 	Stdout  io.Writer `json:"-"`
 	Stderr  io.Writer `json:"-"`
-	QEMU    string // binary override
+	QEMU    string    // binary override
 	// StopTimeout is the container's grace period when the run is
 	// cancelled (0: DefaultStopTimeout); the VM's init waits as long as its
 	// plan says (convert's), so give the same value.
