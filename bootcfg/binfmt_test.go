@@ -5,13 +5,18 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/bootcfg/plan"
+	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
 // elfHeader builds the first 20 bytes of an ELF executable header.
@@ -128,16 +133,31 @@ func FuzzParseBinfmtD(f *testing.F) {
 	})
 }
 
+// qemuFamily is each architecture's family in QEMU's
+// scripts/qemu-binfmt-conf.sh (its <cpu>_family variables), from which
+// Debian's qemu-user-static generates its binfmt.d entries: it registers
+// none for the build host's own family, whose binaries the CPU runs itself
+// (on amd64 neither x86_64 nor i386).
+var qemuFamily = map[string]string{
+	"amd64": "i386", "386": "i386", "arm64": "arm", "arm": "arm",
+	"riscv64": "riscv", "ppc64le": "ppcle", "s390x": "s390x",
+}
+
 // TestBinfmtTableMatchesDebian compares the table with the entries Debian's
-// qemu-user-static installs (generated from qemu-binfmt-conf.sh), when
-// they are on this machine.
+// qemu-user-static installs. The host family's rows are not compared:
+// Debian never ships them (see qemuFamily); TestBinfmtTableMatchesCompiler
+// checks those against real binaries instead.
 func TestBinfmtTableMatchesDebian(t *testing.T) {
 	for _, name := range arch.Names() {
 		a, _ := arch.Lookup(name)
+		if qemuFamily[a.GOARCH] == qemuFamily[runtime.GOARCH] {
+			continue
+		}
 		t.Run(name, func(t *testing.T) {
+			fixtures.NeedTools(t, "qemu-"+a.User+"-static")
 			data, err := os.ReadFile("/usr/lib/binfmt.d/qemu-" + a.User + ".conf")
 			if err != nil {
-				t.Skipf("Debian's qemu-user-static entry: %v (qemu-user-static not installed?)", err)
+				t.Fatalf("Debian's qemu-user-static entry: %v", err)
 			}
 			got := BinfmtFor(a, "/x")
 			want, err := plan.ParseBinfmtD(data)
@@ -148,5 +168,57 @@ func TestBinfmtTableMatchesDebian(t *testing.T) {
 				t.Errorf("table %+v, Debian %+v", got, want[0])
 			}
 		})
+	}
+}
+
+// hostCompilers are the gcc flags that build this host's architectures:
+// an x86_64 gcc builds i386 too (-m32 needs no 32-bit libc with
+// -nostdlib).
+var hostCompilers = map[string]map[string]string{
+	"amd64": {"amd64": "", "386": "-m32"},
+}
+
+// TestBinfmtTableMatchesCompiler: the entries of the host's family, which
+// Debian does not ship, match what gcc links, an executable and a static
+// PIE (ET_DYN), and no other entry of the table matches them.
+func TestBinfmtTableMatchesCompiler(t *testing.T) {
+	fixtures.NeedTools(t, "gcc")
+	targets, ok := hostCompilers[runtime.GOARCH]
+	if !ok {
+		targets = map[string]string{runtime.GOARCH: ""}
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "start.c")
+	if err := os.WriteFile(src, []byte("void _start(void) { for (;;); }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for goarch, flag := range targets {
+		for _, link := range []string{"-static", "-static-pie"} {
+			t.Run(goarch+link, func(t *testing.T) {
+				out := filepath.Join(dir, goarch+link)
+				args := []string{"-nostdlib", "-fpie", link, "-o", out, src}
+				if flag != "" {
+					args = append([]string{flag}, args...)
+				}
+				if b, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+					t.Fatalf("gcc %v: %v\n%s", args, err, b)
+				}
+				h := make([]byte, 20)
+				f, err := os.Open(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				if _, err := io.ReadFull(f, h); err != nil {
+					t.Fatal(err)
+				}
+				for _, name := range arch.Names() {
+					a, _ := arch.Lookup(name)
+					if got := matches(BinfmtFor(a, "/x"), h); got != (name == goarch) {
+						t.Errorf("entry %s matches gcc's %s%s binary: %v", name, goarch, link, got)
+					}
+				}
+			})
+		}
 	}
 }

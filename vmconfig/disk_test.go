@@ -39,10 +39,8 @@ func TestDiskTargets(t *testing.T) {
 			if out, err := exec.Command("sh", "-n", f).CombinedOutput(); err != nil {
 				t.Fatalf("sh -n: %v\n%s", err, out)
 			}
-			if sc, err := exec.LookPath("shellcheck"); err == nil {
-				if out, err := exec.Command(sc, "-s", "sh", f).CombinedOutput(); err != nil {
-					t.Errorf("shellcheck: %v\n%s", err, out)
-				}
+			if out, err := exec.Command(needTool(t, "shellcheck"), "-s", "sh", f).CombinedOutput(); err != nil {
+				t.Errorf("shellcheck: %v\n%s", err, out)
 			}
 			b, _ := os.ReadFile(f)
 			for _, want := range []string{"-bios " + efiOf(t, arch).Firmware, `"file=$DIR/disk.qcow2,if=virtio,format=qcow2"`} {

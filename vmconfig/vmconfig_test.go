@@ -203,7 +203,7 @@ func TestLibvirtContent(t *testing.T) {
 	}
 }
 
-// TestQEMUScriptSyntax runs sh -n (and shellcheck when installed) on
+// TestQEMUScriptSyntax runs sh -n and shellcheck on
 // qemu.sh for every arch.
 func TestQEMUScriptSyntax(t *testing.T) {
 	for _, arch := range arches {
@@ -215,10 +215,8 @@ func TestQEMUScriptSyntax(t *testing.T) {
 			if out, err := exec.Command("sh", "-n", f).CombinedOutput(); err != nil {
 				t.Fatalf("sh -n: %v\n%s", err, out)
 			}
-			if sc, err := exec.LookPath("shellcheck"); err == nil {
-				if out, err := exec.Command(sc, "-s", "sh", f).CombinedOutput(); err != nil {
-					t.Errorf("shellcheck: %v\n%s", err, out)
-				}
+			if out, err := exec.Command(needTool(t, "shellcheck"), "-s", "sh", f).CombinedOutput(); err != nil {
+				t.Errorf("shellcheck: %v\n%s", err, out)
 			}
 		})
 	}
