@@ -1,0 +1,209 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/c2vm/c2vm/arch"
+	"github.com/c2vm/c2vm/internal/fixtures"
+	"github.com/c2vm/c2vm/vmconfig"
+)
+
+// countingProxy stands in front of a registry and counts the bytes of
+// blob upload bodies (PATCH and PUT to /blobs/uploads/), so a test sees
+// what a push sent, whatever the client says.
+func countingProxy(t *testing.T, host string) (string, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	p := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: host})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/blobs/uploads/") && r.Body != nil {
+			r.Body = countingBody{r.Body, &n}
+		}
+		p.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), &n
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// pushResult is `c2vm push --json`'s document.
+type pushResult struct {
+	Ref, Digest, Pinned string
+	Platforms           []string
+	Uploaded            int64
+}
+
+// pushVM runs c2vm push --json with the registry's credentials.
+func pushVM(t *testing.T, reg registry, host, dir, repo string, extra ...string) pushResult {
+	t.Helper()
+	start := time.Now()
+	code, stdout, stderr := run(append([]string{"push", "-q", "--json", "--creds", reg.creds(), "--tls-verify=false", dir, "docker://" + host + "/" + repo}, extra...)...)
+	if code != 0 {
+		t.Fatalf("c2vm push: exit %d: %s", code, stderr)
+	}
+	var r pushResult
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("push --json: %v: %s", err, stdout)
+	}
+	t.Logf("c2vm push %s: %s in %s, %d layer bytes uploaded", repo, r.Digest, time.Since(start).Round(time.Millisecond), r.Uploaded)
+	return r
+}
+
+// skopeoToLayout copies ref into an OCI layout with skopeo and returns
+// the layout's directory.
+func skopeoToLayout(t *testing.T, reg registry, ref string, extra ...string) string {
+	t.Helper()
+	layout := filepath.Join(t.TempDir(), "layout")
+	args := append([]string{"copy", "-q", "--src-creds", reg.creds(), "--src-tls-verify=false"}, extra...)
+	if out, err := exec.Command("skopeo", append(args, "docker://"+ref, "oci:"+layout+":vm")...).CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy: %v: %s", err, out)
+	}
+	return layout
+}
+
+// layoutManifest reads the one manifest of an OCI layout skopeo wrote.
+func layoutManifest(t *testing.T, layout string) (m struct {
+	Annotations map[string]string
+	Layers      []struct {
+		Digest      string
+		MediaType   string
+		Annotations map[string]string
+	}
+}) {
+	t.Helper()
+	var idx struct{ Manifests []struct{ Digest string } }
+	readJSON(t, filepath.Join(layout, "index.json"), &idx)
+	if len(idx.Manifests) != 1 {
+		t.Fatalf("layout index: %+v", idx)
+	}
+	readJSON(t, blobPath(layout, idx.Manifests[0].Digest), &m)
+	return m
+}
+
+func blobPath(layout, digest string) string {
+	return filepath.Join(layout, "blobs", strings.Replace(digest, ":", "/", 1))
+}
+
+func readJSON(t *testing.T, p string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+}
+
+// TestPushContainerDisk is issue 21's proof on both arches: a converted
+// VM pushed to a real registry with auth is a KubeVirt containerDisk —
+// skopeo reads it, GNU tar lists the disk alone in /disk/ as
+// -r--r----- 107/107, and the disk umoci unpacks boots under UEFI as
+// KubeVirt starts it (behind a qcow2 overlay) and runs the container. A
+// second push gives the same digest and sends no blob byte; pulled back,
+// the directory is byte for byte the pushed one and `c2vm run` of it
+// gives the container's status.
+func TestPushContainerDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs")
+	}
+	fixtures.NeedTools(t, "skopeo", "umoci", "tar", "qemu-img")
+	reg := startRegistry(t)
+	for _, goarch := range []string{"amd64", "arm64"} {
+		t.Run(goarch, func(t *testing.T) {
+			a, _ := arch.VM(goarch)
+			if _, err := os.Stat(a.EFI.Firmware); err != nil {
+				fixtures.Skip(t, "firmware %s: apt-get install %s", a.EFI.Firmware, a.EFI.FirmwarePackage)
+			}
+			dir := convertBusybox(t, goarch, "--disk", "qcow2", "--efi-stub", efiStub(t, goarch),
+				"--cmd", `["/bin/sh","-c","echo pushed-vm-ran on $(uname -m); exit 7"]`)
+			host, sent := countingProxy(t, reg.host)
+			repo := "vm/busybox-" + goarch
+			first := pushVM(t, reg, host, dir, repo+":v1")
+			firstSent := sent.Swap(0)
+			again := pushVM(t, reg, host, dir, repo+":v1")
+			if again.Digest != first.Digest || sent.Load() != 0 || again.Uploaded != 0 {
+				t.Errorf("second push: digest %s (first %s); %d bytes sent to the registry (first push: %d)", again.Digest, first.Digest, sent.Load(), firstSent)
+			}
+			t.Logf("first push sent %d bytes, the second %d", firstSent, sent.Load())
+			layout := skopeoToLayout(t, reg, reg.host+"/"+repo+":v1")
+			disk := checkContainerDisk(t, layout)
+			bootContainerDisk(t, goarch, disk, "pushed-vm-ran", 7)
+
+			pulled := filepath.Join(t.TempDir(), "pulled.vm")
+			if code, _, stderr := run("pull", "-q", "--creds", reg.creds(), "--tls-verify=false", "docker://"+first.Pinned, "-o", pulled); code != 0 {
+				t.Fatalf("c2vm pull: exit %d: %s", code, stderr)
+			}
+			sameOutputs(t, dir, pulled)
+			stdout, stderr, code := runVM(t, pulled)
+			if code != 7 || !strings.Contains(stdout, "pushed-vm-ran") {
+				t.Errorf("c2vm run of the pulled VM: exit %d, stdout %q, stderr %s", code, stdout, tail(stderr, 20))
+			}
+		})
+	}
+}
+
+// checkContainerDisk reads a pushed VM image from an OCI layout as a
+// containerDisk: the first layer, listed by GNU tar, is /disk/ with one
+// file, 107:107 and 0440; umoci unpacks the image, and the disk's path
+// in the unpacked root is returned.
+func checkContainerDisk(t *testing.T, layout string) string {
+	t.Helper()
+	m := layoutManifest(t, layout)
+	if m.Annotations["io.c2vm.vm"] != "1" || len(m.Layers) != 2 || m.Layers[0].Annotations["io.c2vm.layer"] != "disk" {
+		t.Fatalf("manifest: %+v", m)
+	}
+	out, err := exec.Command("tar", "-tvzf", blobPath(layout, m.Layers[0].Digest)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tar -tvzf: %v: %s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[1], "-r--r----- 107/107 ") || !strings.HasSuffix(lines[1], " disk/disk.qcow2") {
+		t.Errorf("the disk layer, as GNU tar lists it:\n%s", out)
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	umoci(t, "unpack", "--rootless", "--image", layout+":vm", bundle)
+	return filepath.Join(bundle, "rootfs", "disk", "disk.qcow2")
+}
+
+// bootContainerDisk boots disk as KubeVirt does: a qcow2 overlay over the
+// containerDisk's file (left untouched), UEFI firmware, virtio-blk; the
+// console must show marker and the container's status.
+func bootContainerDisk(t *testing.T, goarch, disk, marker string, status int) {
+	t.Helper()
+	overlay := filepath.Join(t.TempDir(), "overlay.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", disk, overlay).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
+	args, err := vmconfig.QEMUDiskArgs(vmconfig.DiskVM{VM: vmconfig.VM{Arch: goarch}, Disk: overlay, Format: "qcow2"}, "tcg", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	console, took := bootUntil(t, goarch, args, marker)
+	t.Logf("UEFI boot of the containerDisk to the container's first line: %s", took.Round(time.Millisecond))
+	if got := exitStatus(t, console); got != status {
+		t.Errorf("exit status %d, want %d", got, status)
+	}
+}
