@@ -9,6 +9,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/c2vm/c2vm/convert"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 func parseJSONArray(s string) ([]string, error) {
@@ -25,7 +26,7 @@ type convertResult struct {
 	Dir         string                    `json:"dir"`
 	Image       imageResult               `json:"image"`
 	Rootfs      string                    `json:"rootfs"`
-	Kernel      *convert.KernelInfo       `json:"kernel,omitempty"`
+	Kernel      *vmdir.KernelInfo         `json:"kernel,omitempty"`
 	Artifacts   map[string]artifactResult `json:"artifacts"`
 }
 
@@ -55,7 +56,7 @@ func newConvertResult(r *convert.Result) (convertResult, error) {
 		out.Artifacts[name] = artifactResult{Path: filepath.Join(r.Dir, name), SHA256: a.SHA256, Size: a.Size}
 	}
 	mf := filepath.Join(r.Dir, "manifest.json")
-	a, err := convert.DigestFile(mf)
+	a, err := vmdir.DigestFile(mf)
 	if err != nil {
 		return out, err
 	}

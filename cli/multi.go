@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/c2vm/c2vm/convert"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // runMulti converts every platform --platform names ("all", or a comma
@@ -33,9 +34,9 @@ func runMulti(ctx context.Context, o convert.Options, asJSON bool, stdout io.Wri
 type multiResult struct {
 	C2VMVersion string                    `json:"c2vmVersion"`
 	Dir         string                    `json:"dir"`
-	Image       convert.IndexInfo         `json:"image"`
+	Image       vmdir.IndexInfo           `json:"image"`
 	Platforms   []convertResult           `json:"platforms"`
-	Skipped     []convert.SkippedPlatform `json:"skipped,omitempty"`
+	Skipped     []vmdir.SkippedPlatform   `json:"skipped,omitempty"`
 	Artifacts   map[string]artifactResult `json:"artifacts"`
 }
 
@@ -49,7 +50,7 @@ func newMultiResult(r *convert.MultiResult) (multiResult, error) {
 		out.Platforms = append(out.Platforms, pr)
 	}
 	mf := filepath.Join(r.Dir, "manifest.json")
-	a, err := convert.DigestFile(mf)
+	a, err := vmdir.DigestFile(mf)
 	if err != nil {
 		return out, err
 	}

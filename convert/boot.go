@@ -20,6 +20,7 @@ import (
 	"github.com/c2vm/c2vm/kernel"
 	"github.com/c2vm/c2vm/rootfs"
 	"github.com/c2vm/c2vm/vmconfig"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // writeBoot writes config.json and, unless NoKernel, the kernel, the
@@ -30,7 +31,7 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeJSON(c.st.path("config.json"), spec); err != nil {
+	if err := vmdir.WriteJSON(c.st.path(vmdir.Spec), spec); err != nil {
 		return err
 	}
 	c.o.progress("spec: %q as %d:%d in %s", spec.Process.Args, spec.Process.User.UID, spec.Process.User.GID, spec.Process.Cwd)
@@ -81,18 +82,17 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeJSON(c.st.path("boot.json"), p); err != nil {
+	if err := vmdir.WriteJSON(c.st.path(vmdir.BootPlan), p); err != nil {
 		return err
 	}
 	if err := c.writeInitramfs(k, mods, p, interps, vm); err != nil {
 		return err
 	}
-	vmlinux, err := c.writeKernel(k, vm)
-	if err != nil {
+	if err := c.writeKernel(k, vm); err != nil {
 		return err
 	}
 	c.manifest.VMArch = vm.GOARCH
-	c.manifest.Kernel = &KernelInfo{Source: c.kernelSource(), Version: k.Version, Arch: k.Arch, Format: k.Format, Shares: shareFS(k), Debian: c.kernelDebian, Image: c.kernelImage}
+	c.manifest.Kernel = &vmdir.KernelInfo{Source: c.kernelSource(), Version: k.Version, Arch: k.Arch, Format: k.Format, Shares: shareFS(k), Debian: debianSource(c.kernelDebian), Image: c.kernelImage}
 	for _, m := range mods {
 		c.manifest.Kernel.Modules = append(c.manifest.Kernel.Modules, m.Name)
 	}
@@ -100,7 +100,7 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	for _, w := range k.XenWarnings() {
 		c.o.progress("warning: xl.cfg: %s", w)
 	}
-	if err := c.writeVMConfigs(vm, vmlinux); err != nil {
+	if err := c.writeVMConfigs(); err != nil {
 		return err
 	}
 	return c.writeDisk(ctx, vm, k.Version)
@@ -218,7 +218,7 @@ func (c *conversion) imageKernel(ctx context.Context, vm arch.Arch) (*kernel.Ker
 		return nil, fmt.Errorf("kernel image %s: %w", c.o.Kernel, err)
 	}
 	c.kernelTree = tree
-	c.kernelImage = &ImageInfo{Ref: c.o.Kernel, ManifestDigest: img.ManifestDigest.String(), ConfigDigest: img.ConfigDigest.String()}
+	c.kernelImage = &vmdir.ImageInfo{Ref: c.o.Kernel, ManifestDigest: img.ManifestDigest.String(), ConfigDigest: img.ConfigDigest.String()}
 	layout, open := "distro", kernel.FromFS
 	if kernel.IsLinuxKit(tree.FS()) {
 		layout, open = "linuxkit", kernel.FromLinuxKit
@@ -276,18 +276,18 @@ func (c *conversion) vmArch() (arch.Arch, error) {
 }
 
 // writeKernel writes the kernel, and the uncompressed vmlinux when a
-// hypervisor config needs one; it returns the vmlinux's name or "".
-func (c *conversion) writeKernel(k *kernel.Kernel, vm arch.Arch) (string, error) {
-	if err := writeFileWith(c.st.path("kernel"), k.WriteImage); err != nil {
-		return "", fmt.Errorf("writing kernel: %w", err)
+// hypervisor config needs one (vmdir.Config names it then).
+func (c *conversion) writeKernel(k *kernel.Kernel, vm arch.Arch) error {
+	if err := writeFileWith(c.st.path(vmdir.Kernel), k.WriteImage); err != nil {
+		return fmt.Errorf("writing kernel: %w", err)
 	}
 	if !vmconfig.NeedsVmlinux(vm) {
-		return "", nil
+		return nil
 	}
-	if err := writeFileWith(c.st.path("vmlinux"), k.Vmlinux); err != nil {
-		return "", fmt.Errorf("extracting vmlinux: %w", err)
+	if err := writeFileWith(c.st.path(vmdir.Vmlinux), k.Vmlinux); err != nil {
+		return fmt.Errorf("extracting vmlinux: %w", err)
 	}
-	return "vmlinux", nil
+	return nil
 }
 
 func (c *conversion) writeInitramfs(k *kernel.Kernel, mods []kernel.Module, p *plan.Plan, interps []bootcfg.Interpreter, vm arch.Arch) error {
@@ -312,7 +312,7 @@ func (c *conversion) writeInitramfs(k *kernel.Kernel, mods []kernel.Module, p *p
 		files = append(files, initramfs.File{Path: in.Path, Mode: 0o755, Data: in.Data})
 	}
 	opts := initramfs.Options{Compression: initramfs.CompressionFor(k), ModTime: c.o.Epoch}
-	err = writeFileWith(c.st.path("initramfs.img"), func(w io.Writer) error { return initramfs.Write(w, files, opts) })
+	err = writeFileWith(c.st.path(vmdir.Initramfs), func(w io.Writer) error { return initramfs.Write(w, files, opts) })
 	if err != nil {
 		return fmt.Errorf("writing initramfs: %w", err)
 	}
@@ -354,4 +354,13 @@ func writeFileWith(p string, write func(io.Writer) error) error {
 		return err
 	}
 	return f.Close()
+}
+
+// debianSource is manifest.json's record of a Debian kernel package,
+// nil for none.
+func debianSource(d *kernel.DebianSource) *vmdir.DebianSource {
+	if d == nil {
+		return nil
+	}
+	return &vmdir.DebianSource{Mirror: d.Mirror, Suite: d.Suite, Package: d.Package, Version: d.Version, SHA256: d.SHA256}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/c2vm/c2vm/image"
 	"github.com/c2vm/c2vm/kernel"
 	"github.com/c2vm/c2vm/rootfs"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // Options are convert's inputs; the zero value of each field is its default.
@@ -83,7 +84,7 @@ type Options struct {
 // Result describes a finished conversion.
 type Result struct {
 	Dir      string
-	Manifest Manifest
+	Manifest vmdir.Manifest
 }
 
 // Convert runs the pipeline. On error the output directory is left as it
@@ -126,17 +127,18 @@ type conversion struct {
 	img      *image.Image
 	st       *stage
 	tree     *rootfs.Tree
-	manifest Manifest
+	manifest vmdir.Manifest
 	// kernelDebian is set when the kernel came from a Debian mirror.
 	kernelDebian *kernel.DebianSource
 	// kernelTree and kernelImage are set when --kernel is an image.
 	kernelTree  *rootfs.Tree
-	kernelImage *ImageInfo
+	kernelImage *vmdir.ImageInfo
 	// digests are the artifacts' digests already read (digest).
-	digests map[string]Artifact
+	digests map[string]vmdir.Artifact
 }
 
 func (c *conversion) run(ctx context.Context) error {
+	c.startManifest()
 	layers := make([]rootfs.Layer, len(c.img.Layers))
 	for i := range c.img.Layers {
 		layers[i] = c.img.Layers[i]
@@ -154,6 +156,7 @@ func (c *conversion) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.manifest.Rootfs = fsType
 	if err := c.writeVerity(); err != nil {
 		return err
 	}
@@ -166,7 +169,7 @@ func (c *conversion) run(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return c.writeManifest(fsType)
+	return c.writeManifest()
 }
 
 func (o Options) progress(format string, a ...any) {

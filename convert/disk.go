@@ -15,15 +15,8 @@ import (
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/disk"
 	"github.com/c2vm/c2vm/vmconfig"
+	"github.com/c2vm/c2vm/vmdir"
 )
-
-// DiskInfo is the disk image (--disk) in manifest.json: its file, format
-// and partitions.
-type DiskInfo struct {
-	File   string `json:"file"`
-	Format string `json:"format"` // raw, qcow2, vmdk or vhdx
-	disk.Layout
-}
 
 // checkEFIStubs refuses an --efi-stub that is not there, before the
 // conversion's work rather than after it ("" is the default stub).
@@ -55,7 +48,7 @@ func (c *conversion) writeDisk(ctx context.Context, vm arch.Arch, uname string) 
 	if err != nil {
 		return err
 	}
-	o := disk.Options{Arch: vm.GOARCH, UKI: uki, Root: c.st.path("rootfs.img"), Epoch: c.o.Epoch}
+	o := disk.Options{Arch: vm.GOARCH, UKI: uki, Root: c.st.path(vmdir.Rootfs), Epoch: c.o.Epoch}
 	// GUIDs from the image and everything booted from it: one input, one
 	// disk identity.
 	sum := sha256.Sum256(uki)
@@ -81,9 +74,9 @@ func (c *conversion) writeDisk(ctx context.Context, vm arch.Arch, uname string) 
 			return err
 		}
 	}
-	c.manifest.Disk = &DiskInfo{File: name, Format: c.o.Disk, Layout: *l}
+	c.manifest.Disk = diskInfo(name, c.o.Disk, l)
 	c.o.progress("disk: %s (%s), %d partitions, UKI %s", name, formatSize(l.Size), len(l.Partitions), l.BootFile)
-	return c.writeDiskConfigs(vm, name)
+	return c.writeDiskConfigs()
 }
 
 // buildUKI builds the Unified Kernel Image on the EFI stub, with the
@@ -107,11 +100,11 @@ func (c *conversion) buildUKI(vm arch.Arch, uname string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("EFI stub: %w", err)
 	}
-	kernel, err := os.ReadFile(c.st.path("kernel"))
+	kernel, err := os.ReadFile(c.st.path(vmdir.Kernel))
 	if err != nil {
 		return nil, err
 	}
-	initrd, err := os.ReadFile(c.st.path("initramfs.img"))
+	initrd, err := os.ReadFile(c.st.path(vmdir.Initramfs))
 	if err != nil {
 		return nil, err
 	}
@@ -134,25 +127,29 @@ func (c *conversion) buildUKI(vm arch.Arch, uname string) ([]byte, error) {
 func (c *conversion) osRelease() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "ID=c2vm\nNAME=c2vm\nPRETTY_NAME=\"c2vm %s\"\nIMAGE_ID=%s\nIMAGE_VERSION=%s\n",
-		filepath.Base(defaultOutput(c.o.Image)), "c2vm-"+shortHex(c.img.ManifestDigest.Encoded()), c.o.Version)
+		filepath.Base(defaultOutput(c.o.Image)), c.manifest.Name(), c.o.Version)
 	return b.Bytes()
 }
 
 // writeDiskConfigs writes qemu-disk.sh and libvirt-disk.xml.
-func (c *conversion) writeDiskConfigs(a arch.Arch, name string) error {
-	vm := vmconfig.DiskVM{
-		VM: vmconfig.VM{Name: "c2vm-" + shortHex(c.img.ManifestDigest.Encoded()), Arch: a.GOARCH,
-			Memory: c.o.Memory, CPUs: c.o.CPUs, Dir: c.st.target, Forwards: c.manifest.Forwards},
-		Disk: name, Format: c.o.Disk,
-	}
+func (c *conversion) writeDiskConfigs() error {
 	targets := vmconfig.DiskTargets()
 	if c.o.Disk == string(disk.VHDX) {
 		// libvirt's disk formats have no vhdx (storagecommon.rng): the
 		// disk is for Hyper-V; qemu-disk.sh boots it with QEMU.
-		targets = slices.DeleteFunc(targets, func(t vmconfig.DiskTarget) bool { return t.Name() == "libvirt-disk.xml" })
+		targets = slices.DeleteFunc(targets, func(t vmconfig.DiskTarget) bool { return t.Name() == vmdir.LibvirtDisk })
 		c.o.progress("disk: no libvirt-disk.xml: libvirt has no vhdx disk format")
 	}
-	return writeTargets(c.st, targets, vm)
+	return writeTargets(c.st, targets, vmdir.DiskConfig(&c.manifest, c.st.target))
+}
+
+// diskInfo is manifest.json's record of the disk written as l.
+func diskInfo(file, format string, l *disk.Layout) *vmdir.DiskInfo {
+	d := &vmdir.DiskInfo{File: file, Format: format, Size: l.Size, GUID: l.GUID, BootFile: l.BootFile}
+	for _, p := range l.Partitions {
+		d.Partitions = append(d.Partitions, vmdir.Partition(p))
+	}
+	return d
 }
 
 // writeConfig writes a hypervisor config, executable when it is a

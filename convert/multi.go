@@ -17,6 +17,7 @@ import (
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/image"
 	"github.com/c2vm/c2vm/kernel"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // AllPlatforms is the --platform value asking for every platform.
@@ -150,45 +151,10 @@ func forArch(flag, v string, m map[string]string, goarch string) (string, error)
 	return "", fmt.Errorf("%s names no file for %s", flag, goarch)
 }
 
-// MultiManifest is DIR/manifest.json of a multi-platform conversion: each
-// platform is a complete output directory in DIR/<os>-<arch>[-<variant>],
-// with its own manifest.json, whose digest is recorded here.
-type MultiManifest struct {
-	C2VMVersion string          `json:"c2vmVersion"`
-	Image       IndexInfo       `json:"image"`
-	Platforms   []PlatformEntry `json:"platforms"`
-	// Skipped are the platforms "all" left out: c2vm makes no VM for them.
-	Skipped []SkippedPlatform `json:"skipped,omitempty"`
-}
-
-// IndexInfo identifies the source image of several platforms.
-type IndexInfo struct {
-	Ref string `json:"ref"`
-	// IndexDigest is the index the platforms were chosen from (see
-	// image.Index.Digest); "" for a docker-archive.
-	IndexDigest string `json:"indexDigest,omitempty"`
-}
-
-// PlatformEntry is one platform's output directory.
-type PlatformEntry struct {
-	Platform       ocispec.Platform `json:"platform"`
-	Dir            string           `json:"dir"` // relative to the top directory
-	ManifestDigest string           `json:"manifestDigest"`
-	ConfigDigest   string           `json:"configDigest"`
-	// Manifest is the sha256 and size of Dir/manifest.json.
-	Manifest Artifact `json:"manifest"`
-}
-
-// SkippedPlatform is a platform "all" did not convert, and why.
-type SkippedPlatform struct {
-	Platform ocispec.Platform `json:"platform"`
-	Reason   string           `json:"reason"`
-}
-
 // MultiResult describes a finished multi-platform conversion.
 type MultiResult struct {
 	Dir       string
-	Manifest  MultiManifest
+	Manifest  vmdir.MultiManifest
 	Platforms []Result // in Manifest.Platforms' order
 }
 
@@ -251,7 +217,7 @@ func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, er
 		return nil, err
 	}
 	r.Manifest.Skipped = skipped
-	if err := writeJSON(top.path("manifest.json"), r.Manifest); err != nil {
+	if err := vmdir.WriteJSON(top.path(vmdir.ManifestFile), r.Manifest); err != nil {
 		top.abort()
 		return nil, err
 	}
@@ -266,7 +232,7 @@ func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, er
 // convertEach converts the platforms x.Platforms[sel] into top's
 // subdirectories and gathers the top manifest.
 func convertEach(ctx context.Context, o Options, x *image.Index, sel []int, top *stage, pa perArch) (*MultiResult, error) {
-	r := &MultiResult{Dir: top.target, Manifest: MultiManifest{C2VMVersion: o.Version, Image: IndexInfo{Ref: o.Image, IndexDigest: x.Digest.String()}}}
+	r := &MultiResult{Dir: top.target, Manifest: vmdir.MultiManifest{SchemaVersion: vmdir.SchemaVersion, C2VMVersion: o.Version, Image: vmdir.IndexInfo{Ref: o.Image, IndexDigest: x.Digest.String()}}}
 	for _, i := range sel {
 		p := x.Platforms[i]
 		name := platforms.Format(platforms.Normalize(p))
@@ -274,12 +240,12 @@ func convertEach(ctx context.Context, o Options, x *image.Index, sel []int, top 
 		if err != nil {
 			return nil, fmt.Errorf("platform %s: %w", name, err)
 		}
-		a, err := DigestFile(filepath.Join(top.dir, subdir(p), "manifest.json"))
+		a, err := vmdir.DigestFile(filepath.Join(top.dir, subdir(p), vmdir.ManifestFile))
 		if err != nil {
 			return nil, fmt.Errorf("platform %s: %w", name, err)
 		}
 		r.Platforms = append(r.Platforms, *res)
-		r.Manifest.Platforms = append(r.Manifest.Platforms, PlatformEntry{Platform: p, Dir: subdir(p),
+		r.Manifest.Platforms = append(r.Manifest.Platforms, vmdir.PlatformEntry{Platform: p, Dir: subdir(p),
 			ManifestDigest: res.Manifest.Image.ManifestDigest, ConfigDigest: res.Manifest.Image.ConfigDigest, Manifest: a})
 	}
 	return r, nil
@@ -341,13 +307,13 @@ func convertOne(ctx context.Context, o Options, x *image.Index, i int, top *stag
 // selectPlatforms picks the platforms to convert, as indexes into
 // x.Platforms: those want names, or (want nil) each one c2vm can make a
 // VM for, the others returned as skipped.
-func selectPlatforms(x *image.Index, want []string) ([]int, []SkippedPlatform, error) {
+func selectPlatforms(x *image.Index, want []string) ([]int, []vmdir.SkippedPlatform, error) {
 	var sel []int
-	var skipped []SkippedPlatform
+	var skipped []vmdir.SkippedPlatform
 	if want == nil {
 		for i, p := range x.Platforms {
 			if _, err := arch.VM(p.Architecture); err != nil {
-				skipped = append(skipped, SkippedPlatform{Platform: p, Reason: err.Error()})
+				skipped = append(skipped, vmdir.SkippedPlatform{Platform: p, Reason: err.Error()})
 				continue
 			}
 			sel = append(sel, i)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/c2vm/c2vm/image"
 	"github.com/c2vm/c2vm/internal/fixtures"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 func TestParsePlatforms(t *testing.T) {
@@ -201,7 +202,7 @@ func TestConvertAllMatchesSingle(t *testing.T) {
 	if !slices.Equal(names, []string{"linux-amd64", "linux-arm64", "manifest.json"}) {
 		t.Fatalf("%s holds %v; want linux-amd64, linux-arm64 and manifest.json", out, names)
 	}
-	var m MultiManifest
+	var m vmdir.MultiManifest
 	readJSON(t, filepath.Join(out, "manifest.json"), &m)
 	if m.C2VMVersion != "test" || m.Image.Ref != ref || m.Image.IndexDigest != inner.Digest.String() || len(m.Platforms) != 2 {
 		t.Fatalf("top manifest %+v", m)
@@ -215,7 +216,7 @@ func TestConvertAllMatchesSingle(t *testing.T) {
 			if e.Dir != "linux-"+arch || e.Platform.Architecture != arch || e.ManifestDigest != ms[arch].Digest.String() {
 				t.Errorf("entry %+v; want linux-%s with manifest %s", e, arch, ms[arch].Digest)
 			}
-			if a, err := DigestFile(filepath.Join(out, e.Dir, "manifest.json")); err != nil || a != e.Manifest {
+			if a, err := vmdir.DigestFile(filepath.Join(out, e.Dir, "manifest.json")); err != nil || a != e.Manifest {
 				t.Errorf("manifest.json is %+v (%v); the top manifest says %+v", a, err, e.Manifest)
 			}
 			if r.Platforms[i].Dir != filepath.Join(out, e.Dir) {

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // stage is an output directory under construction: a temp dir beside the
@@ -60,7 +62,7 @@ func checkReplaceable(abs string) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	if _, err := os.Stat(filepath.Join(abs, "manifest.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(abs, vmdir.ManifestFile)); err != nil {
 		return fmt.Errorf("output %s exists and is not a c2vm output (no manifest.json); refusing to replace it", abs)
 	}
 	return nil

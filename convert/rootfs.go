@@ -11,6 +11,7 @@ import (
 	"github.com/c2vm/c2vm/rootfs/erofs"
 	"github.com/c2vm/c2vm/rootfs/ext4"
 	"github.com/c2vm/c2vm/rootfs/squashfs"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // DefaultRootfs is the root filesystem format used when none is asked for.
@@ -59,7 +60,7 @@ func (c *conversion) writeRootfs(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(c.st.path("rootfs.img"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(c.st.path(vmdir.Rootfs), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return "", fmt.Errorf("rootfs.img: %w", err)
 	}
@@ -78,7 +79,7 @@ func (c *conversion) writeRootfs(ctx context.Context) (string, error) {
 	if err := f.Close(); err != nil {
 		return "", fmt.Errorf("rootfs.img: %w", err)
 	}
-	fi, err := os.Stat(c.st.path("rootfs.img"))
+	fi, err := os.Stat(c.st.path(vmdir.Rootfs))
 	if err != nil {
 		return "", err
 	}

@@ -7,23 +7,8 @@ import (
 
 	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/rootfs/verity"
+	"github.com/c2vm/c2vm/vmdir"
 )
-
-// VerityFile is the hash tree's name in the output directory.
-const VerityFile = "rootfs.verity"
-
-// VerityInfo is manifest.json's record of the root disk's dm-verity hash
-// tree: what `veritysetup verify rootfs.img rootfs.verity ROOTHASH`
-// checks, and what the boot plan gives the init.
-type VerityInfo struct {
-	File       string `json:"file"`
-	RootHash   string `json:"rootHash"` // hex
-	Salt       string `json:"salt"`     // hex
-	DataBlocks int64  `json:"dataBlocks"`
-	BlockSize  int    `json:"blockSize"`
-	HashOffset int64  `json:"hashOffset"` // bytes: the tree's start in File
-	Algorithm  string `json:"algorithm"`
-}
 
 // writeVerity pads rootfs.img to whole 4 KiB blocks (the filesystems
 // ignore what follows their end) and writes its hash tree, the salt
@@ -33,7 +18,7 @@ func (c *conversion) writeVerity() error {
 	if !c.o.Verity {
 		return nil
 	}
-	f, err := os.OpenFile(c.st.path("rootfs.img"), os.O_RDWR, 0)
+	f, err := os.OpenFile(c.st.path(vmdir.Rootfs), os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("rootfs.img: %w", err)
 	}
@@ -46,7 +31,7 @@ func (c *conversion) writeVerity() error {
 	if err := f.Truncate(size); err != nil {
 		return fmt.Errorf("padding rootfs.img for dm-verity: %w", err)
 	}
-	a, err := c.digest("rootfs.img")
+	a, err := c.digest(vmdir.Rootfs)
 	if err != nil {
 		return err
 	}
@@ -55,19 +40,19 @@ func (c *conversion) writeVerity() error {
 		return err
 	}
 	salt := verity.Salt(digest)
-	out, err := os.OpenFile(c.st.path(VerityFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	out, err := os.OpenFile(c.st.path(vmdir.Verity), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return fmt.Errorf("%s: %w", VerityFile, err)
+		return fmt.Errorf("%s: %w", vmdir.Verity, err)
 	}
 	defer out.Close()
 	root, err := verity.Write(out, f, size, salt)
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", VerityFile, err)
+		return fmt.Errorf("writing %s: %w", vmdir.Verity, err)
 	}
 	if err := out.Close(); err != nil {
-		return fmt.Errorf("%s: %w", VerityFile, err)
+		return fmt.Errorf("%s: %w", vmdir.Verity, err)
 	}
-	c.manifest.Verity = &VerityInfo{File: VerityFile, RootHash: verity.Hex(root), Salt: verity.Hex(salt),
+	c.manifest.Verity = &vmdir.VerityInfo{File: vmdir.Verity, RootHash: verity.Hex(root), Salt: verity.Hex(salt),
 		DataBlocks: size / verity.BlockSize, BlockSize: verity.BlockSize, HashOffset: verity.HashOffset, Algorithm: verity.Algorithm}
 	c.o.progress("verity: root hash %s", c.manifest.Verity.RootHash)
 	return nil
@@ -88,15 +73,4 @@ func (c *conversion) verityDisk() string {
 		return ""
 	}
 	return c.manifest.Verity.File
-}
-
-// KernelArgs are the c2vm.* kernel arguments every boot of the output
-// carries: for a --verity output, the root hash (plan.ArgRootHash), on
-// the UKI's command line and the direct-boot configs' alike, and on
-// c2vm run's. "" for none.
-func (m *Manifest) KernelArgs() string {
-	if m.Verity == nil {
-		return ""
-	}
-	return plan.Args{RootHash: m.Verity.RootHash}.String()
 }

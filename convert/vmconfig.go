@@ -5,30 +5,14 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/vmconfig"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // writeVMConfigs writes qemu.sh, libvirt.xml, xl.cfg and firecracker.json.
 // Paths inside them name the final directory, not the temp one.
-func (c *conversion) writeVMConfigs(a arch.Arch, vmlinux string) error {
-	vm := vmconfig.VM{
-		Name:    "c2vm-" + shortHex(c.img.ManifestDigest.Encoded()),
-		Arch:    a.GOARCH,
-		Vmlinux: vmlinux,
-		Memory:  c.o.Memory,
-		CPUs:    c.o.CPUs,
-		Dir:     c.st.target,
-		Kernel:  "kernel",
-		Initrd:  "initramfs.img",
-		Rootfs:  "rootfs.img",
-		// Set before by c.forwards (writeBoot) and the volumes.
-		Forwards:  c.manifest.Forwards,
-		DataDisks: c.manifest.DataDisks,
-		Verity:    c.verityDisk(),
-		Cmdline:   c.manifest.KernelArgs(),
-	}
-	return writeTargets(c.st, vmconfig.All(), vm)
+func (c *conversion) writeVMConfigs() error {
+	return writeTargets(c.st, vmconfig.All(), vmdir.Config(&c.manifest, c.st.target))
 }
 
 // writeTargets writes each hypervisor config for vm into the stage.
@@ -46,11 +30,4 @@ func writeTargets[VM any, T interface {
 		}
 	}
 	return nil
-}
-
-func shortHex(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
 }

@@ -13,22 +13,8 @@ import (
 
 	"github.com/c2vm/c2vm/bootcfg"
 	"github.com/c2vm/c2vm/rootfs/ext4"
+	"github.com/c2vm/c2vm/vmdir"
 )
-
-// VolumeInfo is one data disk in manifest.json.
-type VolumeInfo struct {
-	Path  string `json:"path"`  // where the guest mounts it
-	Disk  string `json:"disk"`  // its file in the output directory
-	Label string `json:"label"` // its ext4 label, which the guest finds it by
-	// Reused is set when the disk is a copy of a --data-disk, not a
-	// fresh one seeded from the image.
-	Reused bool `json:"reused,omitempty"`
-}
-
-// dataDiskName is the file of the n-th volume's data disk.
-func dataDiskName(n int) string { return fmt.Sprintf("data-%d.img", n) }
-
-var dataDiskPattern = regexp.MustCompile(`^data-[0-9]+\.img$`)
 
 // writeVolumes writes one data disk per volume — the image's VOLUMEs and
 // --volume, sorted — into the output: a copy of the matching --data-disk
@@ -51,13 +37,13 @@ func (c *conversion) writeVolumes(ctx context.Context) ([]bootcfg.Volume, []stri
 	}
 	var disks []string
 	for i, v := range vols {
-		name := dataDiskName(i)
+		name := vmdir.DataDisk(i)
 		if err := c.writeVolume(ctx, i, v, name); err != nil {
 			return nil, nil, fmt.Errorf("volume %s: %w", v.Path, err)
 		}
 		disks = append(disks, name)
 		c.manifest.DataDisks = append(c.manifest.DataDisks, name)
-		c.manifest.Volumes = append(c.manifest.Volumes, VolumeInfo{Path: v.Path, Disk: name, Label: v.Label, Reused: i < len(c.o.DataDisks)})
+		c.manifest.Volumes = append(c.manifest.Volumes, vmdir.VolumeInfo{Path: v.Path, Disk: name, Label: v.Label, Reused: i < len(c.o.DataDisks)})
 	}
 	return vols, disks, nil
 }
@@ -107,7 +93,7 @@ func (c *conversion) checkOldDisks() error {
 	}
 	for _, e := range entries {
 		p := filepath.Join(c.st.target, e.Name())
-		if dataDiskPattern.MatchString(e.Name()) && !c.reuses(p) {
+		if vmdir.IsDataDisk(e.Name()) && !c.reuses(p) {
 			return fmt.Errorf("output %s holds %s, the VM's data: keep it with --data-disk %s (copied into the new output), or remove it to start afresh", c.st.target, e.Name(), p)
 		}
 	}

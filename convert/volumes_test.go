@@ -19,6 +19,7 @@ import (
 	"github.com/c2vm/c2vm/image"
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/rootfs"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 type stringContent string
@@ -68,7 +69,7 @@ func TestWriteVolumes(t *testing.T) {
 	if !reflect.DeepEqual(vols, want) || !reflect.DeepEqual(disks, []string{"data-0.img", "data-1.img", "data-2.img"}) {
 		t.Fatalf("%v %v", vols, disks)
 	}
-	if !reflect.DeepEqual(c.manifest.DataDisks, disks) || c.manifest.Volumes[2] != (VolumeInfo{Path: "/var/lib/db", Disk: "data-2.img", Label: "c2vm-vol-2"}) {
+	if !reflect.DeepEqual(c.manifest.DataDisks, disks) || c.manifest.Volumes[2] != (vmdir.VolumeInfo{Path: "/var/lib/db", Disk: "data-2.img", Label: "c2vm-vol-2"}) {
 		t.Errorf("manifest: %v %v", c.manifest.DataDisks, c.manifest.Volumes)
 	}
 	data := c.st.path("data-0.img")

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/internal/testkernel"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 var (
@@ -113,7 +113,7 @@ func TestDefaultKernel(t *testing.T) {
 	if !strings.Contains(stderr, "kernel: Debian bookworm linux-image-") || !strings.Contains(stderr, "(downloaded: ") {
 		t.Errorf("convert does not say where the kernel came from:\n%s", stderr)
 	}
-	m, err := convert.ReadManifest(first)
+	m, err := vmdir.ReadManifest(first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestKernelImage(t *testing.T) {
 			if !strings.Contains(stderr, "("+layout+" layout)") {
 				t.Errorf("convert does not name the %s layout:\n%s", layout, stderr)
 			}
-			m, err := convert.ReadManifest(dir)
+			m, err := vmdir.ReadManifest(dir)
 			if err != nil {
 				t.Fatal(err)
 			}

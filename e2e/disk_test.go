@@ -17,10 +17,10 @@ import (
 
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/bootcfg/plan"
-	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/internal/testkernel"
 	"github.com/c2vm/c2vm/vmconfig"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // efiStub is Debian's systemd EFI stub for arch, fetched for arm64 by
@@ -164,7 +164,7 @@ func diskVerity(t *testing.T, rootfs string) {
 }
 
 // checkDiskImage runs the real tools over the disk.
-func checkDiskImage(t *testing.T, img string, d *convert.DiskInfo) {
+func checkDiskImage(t *testing.T, img string, d *vmdir.DiskInfo) {
 	t.Helper()
 	if d.Format != "raw" {
 		fixtures.NeedTools(t, "qemu-img")
@@ -184,7 +184,7 @@ func checkDiskImage(t *testing.T, img string, d *convert.DiskInfo) {
 
 // extractESP copies a raw disk's EFI system partition into a file, with
 // dd by its offset, as a user would check it.
-func extractESP(t *testing.T, img string, d *convert.DiskInfo) string {
+func extractESP(t *testing.T, img string, d *vmdir.DiskInfo) string {
 	t.Helper()
 	esp := filepath.Join(t.TempDir(), "esp.img")
 	p := d.Partitions[0]
@@ -197,7 +197,7 @@ func extractESP(t *testing.T, img string, d *convert.DiskInfo) string {
 
 // ukiCmdline reads the kernel command line the firmware boots: the
 // .cmdline section of the UKI that mcopy reads off a raw disk's ESP.
-func ukiCmdline(t *testing.T, img string, d *convert.DiskInfo) string {
+func ukiCmdline(t *testing.T, img string, d *vmdir.DiskInfo) string {
 	t.Helper()
 	fixtures.NeedTools(t, "mcopy")
 	uki := filepath.Join(t.TempDir(), "uki.efi")
@@ -361,9 +361,9 @@ func bootUntil(t *testing.T, arch string, args []string, marker string) (string,
 	return console.String(), took
 }
 
-func readManifest(t *testing.T, dir string) *convert.Manifest {
+func readManifest(t *testing.T, dir string) *vmdir.Manifest {
 	t.Helper()
-	m, err := convert.ReadManifest(dir)
+	m, err := vmdir.ReadManifest(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

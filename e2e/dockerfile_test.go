@@ -10,9 +10,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/internal/testkernel"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // TestDockerfile builds the repository's Dockerfile with buildah (there is
@@ -73,11 +73,11 @@ func TestDockerfile(t *testing.T) {
 	// libvirt.xml, xl.cfg and firecracker.json name the output directory:
 	// those paths differ.
 	t.Run("manifest.json", func(t *testing.T) {
-		got, err := convert.ReadManifest(filepath.Join(out, "busybox.vm"))
+		got, err := vmdir.ReadManifest(filepath.Join(out, "busybox.vm"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := convert.ReadManifest(host)
+		want, err := vmdir.ReadManifest(host)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/internal/testkernel"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // TestConvertAllPlatforms is issue 12's "every platform in one run": the
@@ -119,11 +119,11 @@ func sameOutputs(t *testing.T, want, got string) {
 			t.Errorf("%s differs from the single-platform conversion's", e.Name())
 		}
 	}
-	wm, err := convert.ReadManifest(want)
+	wm, err := vmdir.ReadManifest(want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gm, err := convert.ReadManifest(got)
+	gm, err := vmdir.ReadManifest(got)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/bootcfg/plan"
-	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/internal/fixtures"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // TestVerity is issue 13's --verity proof for direct kernel boot: the hash
@@ -40,12 +40,12 @@ func TestVerity(t *testing.T) {
 		t.Run(arch, func(t *testing.T) {
 			t.Parallel()
 			dir := convertBusybox(t, arch, "--verity", "--cmd", `["/bin/sh","-c","cat /etc/motd; echo CONTAINER-RAN; exit 3"]`)
-			m, err := convert.ReadManifest(dir)
+			m, err := vmdir.ReadManifest(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Verity == nil || m.Artifacts[convert.VerityFile].Size == 0 {
-				t.Fatalf("manifest.json has no verity record or %s artifact: %+v", convert.VerityFile, m.Verity)
+			if m.Verity == nil || m.Artifacts[vmdir.Verity].Size == 0 {
+				t.Fatalf("manifest.json has no verity record or %s artifact: %+v", vmdir.Verity, m.Verity)
 			}
 			img, hash := filepath.Join(dir, "rootfs.img"), filepath.Join(dir, m.Verity.File)
 			verify := func() error {
@@ -193,11 +193,11 @@ func qemuScriptFile(t *testing.T, dir, script string) string {
 // hash, and the tree checks out against the root filesystem.
 func TestVerityReproducible(t *testing.T) {
 	fixtures.NeedTools(t, "veritysetup")
-	var first *convert.Manifest
+	var first *vmdir.Manifest
 	for i := range 2 {
 		dir := filepath.Join(t.TempDir(), "vm")
 		mustConvert(t, "oci:"+filepath.Join(fixtures.Dir(t), "busybox-amd64"), "--no-kernel", "--verity", "-o", dir)
-		m, err := convert.ReadManifest(dir)
+		m, err := vmdir.ReadManifest(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,8 +211,8 @@ func TestVerityReproducible(t *testing.T) {
 			first = m
 			continue
 		}
-		if *m.Verity != *first.Verity || m.Artifacts[convert.VerityFile] != first.Artifacts[convert.VerityFile] {
-			t.Errorf("second conversion differs: %+v %+v vs %+v %+v", m.Verity, m.Artifacts[convert.VerityFile], first.Verity, first.Artifacts[convert.VerityFile])
+		if *m.Verity != *first.Verity || m.Artifacts[vmdir.Verity] != first.Artifacts[vmdir.Verity] {
+			t.Errorf("second conversion differs: %+v %+v vs %+v %+v", m.Verity, m.Artifacts[vmdir.Verity], first.Verity, first.Artifacts[vmdir.Verity])
 		}
 	}
 }

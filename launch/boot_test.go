@@ -46,7 +46,7 @@ func bootDir(t *testing.T, goarch, script string) string {
 	for name, b := range map[string][]byte{
 		"initramfs.img": ird.Bytes(),
 		"rootfs.img":    make([]byte, 1<<20),
-		"manifest.json": []byte(`{"vmArch":"` + goarch + `","kernel":{"version":"debian"}}`),
+		"manifest.json": []byte(`{"artifacts":{},"vmArch":"` + goarch + `","kernel":{"version":"debian"}}`),
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			t.Fatal(err)

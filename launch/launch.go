@@ -18,16 +18,14 @@ package launch
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"io/fs"
 	"path/filepath"
 	"time"
 
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/bootcfg/plan"
-	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/vmconfig"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // Exit statuses of `c2vm run` itself, beside the container's own (which
@@ -86,13 +84,13 @@ type Running struct {
 }
 
 // ErrNotVM is returned for a directory that is not a bootable c2vm output.
-var ErrNotVM = errors.New("not a bootable c2vm output")
+var ErrNotVM = vmdir.ErrNotVM
 
 // Run boots the VM in o.Dir and returns the container's exit status. A
 // timeout returns StatusTimeout, a VM that ends without a status line
 // StatusNoReport, each with an error describing it.
 func Run(ctx context.Context, o Options) (int, error) {
-	vm, m, err := loadVM(&o)
+	vm, d, err := loadVM(&o)
 	if err != nil {
 		return 1, err
 	}
@@ -100,11 +98,7 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	var kernelFS []string
-	if m.Kernel != nil {
-		kernelFS = m.Kernel.Shares
-	}
-	sh, err := startShares(ctx, o.Shares, kernelFS, vm.Memory)
+	sh, err := startShares(ctx, o.Shares, d.Shares(), vm.Memory)
 	if err != nil {
 		return 1, err
 	}
@@ -139,43 +133,32 @@ func Run(ctx context.Context, o Options) (int, error) {
 	return boot(ctx, o, qemuBinary(o.QEMU, vm), args)
 }
 
-// loadVM reads the VM from its manifest; o's unset values take the
-// converted ones.
-func loadVM(o *Options) (vmconfig.VM, *convert.Manifest, error) {
-	dir, err := filepath.Abs(o.Dir)
+// loadVM reads the VM's directory (every artifact checked); o's unset
+// values take the converted ones.
+func loadVM(o *Options) (vmconfig.VM, *vmdir.VM, error) {
+	d, err := vmdir.Read(o.Dir)
 	if err != nil {
 		return vmconfig.VM{}, nil, err
 	}
-	m, err := convert.ReadManifest(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return vmconfig.VM{}, nil, fmt.Errorf("%s: %w (no manifest.json)", o.Dir, ErrNotVM)
-	}
-	if err != nil {
+	if err := d.Bootable(); err != nil {
 		return vmconfig.VM{}, nil, err
-	}
-	if m.VMArch == "" || m.Kernel == nil {
-		return vmconfig.VM{}, nil, fmt.Errorf("%s: %w (converted with --no-kernel?)", o.Dir, ErrNotVM)
 	}
 	if o.Memory == 0 {
-		o.Memory = m.Memory
+		o.Memory = d.Memory
 	}
 	if o.CPUs == 0 {
-		o.CPUs = m.CPUs
+		o.CPUs = d.CPUs
 	}
 	if o.StopTimeout == 0 {
-		o.StopTimeout = time.Duration(m.StopTimeout) * time.Second
+		o.StopTimeout = time.Duration(d.StopTimeout) * time.Second
 	}
-	fs, err := forwards(*o, m)
+	fs, err := forwards(*o, &d.Manifest)
 	if err != nil {
 		return vmconfig.VM{}, nil, err
 	}
-	vm := vmconfig.VM{Arch: m.VMArch, Memory: o.Memory, CPUs: o.CPUs, Dir: dir,
-		Kernel: "kernel", Initrd: "initramfs.img", Rootfs: "rootfs.img",
-		Forwards: fs, DataDisks: m.DataDisks, Cmdline: m.KernelArgs()}
-	if m.Verity != nil {
-		vm.Verity = m.Verity.File
-	}
-	return vm, m, nil
+	vm := d.Config()
+	vm.Memory, vm.CPUs, vm.Forwards = o.Memory, o.CPUs, fs
+	return vm, d, nil
 }
 
 // qemuBinary is the override, else the VM arch's qemu-system.

@@ -3,7 +3,9 @@ package launch
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/internal/fixtures"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // vmDir makes an output directory whose QEMU is a fake: a shell script
@@ -22,7 +25,7 @@ func vmDir(t *testing.T, arch, script string) (dir, qemu string) {
 	t.Helper()
 	dir = t.TempDir()
 	files := map[string]string{
-		"manifest.json": `{"vmArch":"` + arch + `","kernel":{"version":"6.1.0"}}`,
+		"manifest.json": `{"artifacts":{},"vmArch":"` + arch + `","kernel":{"version":"6.1.0"}}`,
 		"kernel":        "", "initramfs.img": "", "rootfs.img": "",
 	}
 	for name, body := range files {
@@ -224,7 +227,8 @@ func assertGone(t *testing.T, pidFile string) {
 func TestRunNotVM(t *testing.T) {
 	for _, tc := range []struct{ name, manifest string }{
 		{"no manifest", ""},
-		{"no kernel", `{"vmArch":"amd64"}`},
+		{"no kernel", `{"artifacts":{},"vmArch":"amd64"}`},
+		{"no artifacts", `{"vmArch":"amd64","kernel":{"version":"6.1.0"}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -381,7 +385,7 @@ func TestShareFS(t *testing.T) {
 func TestRunVerity(t *testing.T) {
 	dir, qemu := vmDir(t, "amd64", `for a; do echo "$a"; done; echo C2VM_EXIT_STATUS=0`)
 	hash := strings.Repeat("ab", 32)
-	m := `{"vmArch":"amd64","kernel":{"version":"6.1.0"},"verity":{"file":"rootfs.verity","rootHash":"` + hash + `"}}`
+	m := `{"artifacts":{},"vmArch":"amd64","kernel":{"version":"6.1.0"},"verity":{"file":"rootfs.verity","rootHash":"` + hash + `"}}`
 	for name, body := range map[string]string{"manifest.json": m, "rootfs.verity": ""} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -396,5 +400,23 @@ func TestRunVerity(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("QEMU args lack %q:\n%s", want, stdout.String())
 		}
+	}
+}
+
+// TestRunChecksArtifacts: an artifact that is not what manifest.json
+// says stops the run before QEMU starts, naming the file.
+func TestRunChecksArtifacts(t *testing.T) {
+	sum := func(b string) string { s := sha256.Sum256([]byte(b)); return hex.EncodeToString(s[:]) }
+	m := `{"vmArch":"amd64","kernel":{"version":"6.1.0"},"artifacts":{
+		"kernel":{"sha256":"` + sum("") + `","size":0},
+		"rootfs.img":{"sha256":"` + sum("") + `","size":0}}}`
+	r := runManifest(t, m, Options{})
+	if r.code != 0 || r.err != nil {
+		t.Fatalf("intact: Run = %d, %v", r.code, r.err)
+	}
+	m = strings.Replace(m, sum(""), sum("x"), 2)
+	r = runManifest(t, m, Options{})
+	if !errors.Is(r.err, vmdir.ErrMismatch) || !strings.Contains(r.err.Error(), "kernel: sha256 mismatch") {
+		t.Errorf("altered: Run = %d, %v; want the kernel's sha256 mismatch", r.code, r.err)
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/c2vm/c2vm/bootcfg"
 	"github.com/c2vm/c2vm/bootcfg/plan"
-	"github.com/c2vm/c2vm/convert"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // ErrPortInUse is wrapped by the error for a published host port that
@@ -19,7 +19,7 @@ var ErrPortInUse = errors.New("host port in use")
 // forwards are the ports this run publishes: the converted ones (unless
 // NoPublish), every EXPOSEd port with PublishAll, then Publish, each
 // replacing a forward of its guest port (bootcfg.Forwards).
-func forwards(o Options, m *convert.Manifest) ([]plan.Forward, error) {
+func forwards(o Options, m *vmdir.Manifest) ([]plan.Forward, error) {
 	base := m.Forwards
 	if o.NoPublish {
 		base = nil

@@ -54,7 +54,7 @@ func forward(t *testing.T, s string) plan.Forward {
 func TestRunForwards(t *testing.T) {
 	// Free host ports, so that the check before QEMU passes.
 	a, b, c, d := freePort(t, "tcp"), freePort(t, "udp"), freePort(t, "tcp"), freePort(t, "tcp")
-	manifest := fmt.Sprintf(`{"vmArch":"amd64","kernel":{"version":"6.1.0"},
+	manifest := fmt.Sprintf(`{"artifacts":{},"vmArch":"amd64","kernel":{"version":"6.1.0"},
 		"exposed":[{"port":%[1]s,"proto":"tcp"},{"port":%[2]s,"proto":"udp"}],
 		"forwards":[{"hostIP":"127.0.0.1","hostPort":%[1]s,"guestPort":%[1]s,"proto":"tcp"}],
 		"dataDisks":["data-0.img"]}`, a, b)
@@ -130,7 +130,7 @@ func TestRunPortInUse(t *testing.T) {
 		{"0.0.0.0:" + tcpPort + ":80", "0.0.0.0:" + tcpPort + "/tcp"},
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
-			r := runManifest(t, `{"vmArch":"amd64","kernel":{"version":"6.1.0"}}`, Options{Publish: []plan.Forward{forward(t, tc.spec)}})
+			r := runManifest(t, `{"artifacts":{},"vmArch":"amd64","kernel":{"version":"6.1.0"}}`, Options{Publish: []plan.Forward{forward(t, tc.spec)}})
 			if !errors.Is(r.err, ErrPortInUse) || !strings.Contains(r.err.Error(), tc.port) || r.code == 0 {
 				t.Errorf("Run = %d, %v; want ErrPortInUse naming %s", r.code, r.err, tc.port)
 			}
@@ -147,7 +147,7 @@ func TestRunBadManifestForwards(t *testing.T) {
 		`{"hostIP":"127.0.0.1","hostPort":0,"guestPort":1,"proto":"tcp"}`,
 	} {
 		t.Run(bad, func(t *testing.T) {
-			r := runManifest(t, `{"vmArch":"amd64","kernel":{"version":"6.1.0"},"forwards":[`+bad+`]}`, Options{})
+			r := runManifest(t, `{"artifacts":{},"vmArch":"amd64","kernel":{"version":"6.1.0"},"forwards":[`+bad+`]}`, Options{})
 			if r.err == nil {
 				t.Errorf("Run accepted forward %s", bad)
 			}

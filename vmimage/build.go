@@ -7,12 +7,11 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/c2vm/c2vm/vmdir"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-
-	"github.com/c2vm/c2vm/convert"
 )
 
 // builder makes the images of one Build.
@@ -20,7 +19,7 @@ type builder struct {
 	o        Options
 	tmp      string
 	uploaded *atomic.Int64
-	first    *convert.Manifest // the first platform's manifest.json
+	first    *vmdir.Manifest // the first platform's manifest.json
 }
 
 // image is the one-platform image of the VM directory dir.
@@ -80,7 +79,7 @@ func (b *builder) append(img v1.Image, role string, entries []entry) (v1.Image, 
 }
 
 // finish sets the config's platform and time and marks the manifest.
-func (b *builder) finish(img v1.Image, m *convert.Manifest) (v1.Image, error) {
+func (b *builder) finish(img v1.Image, m *vmdir.Manifest) (v1.Image, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, err
@@ -97,14 +96,14 @@ func (b *builder) finish(img v1.Image, m *convert.Manifest) (v1.Image, error) {
 
 // index is the index of each platform's image of a --platform all
 // directory, carrying the top manifest.json (raw) as an annotation.
-func (b *builder) index(dir string, top *convert.MultiManifest, raw []byte) (v1.ImageIndex, error) {
+func (b *builder) index(dir string, top *vmdir.MultiManifest, raw []byte) (v1.ImageIndex, error) {
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for _, p := range top.Platforms {
 		if !plainName(p.Dir) {
 			return nil, fmt.Errorf("%s/manifest.json: platform directory %q is not a file name", dir, p.Dir)
 		}
 		sub := filepath.Join(dir, p.Dir)
-		got, err := convert.DigestFile(filepath.Join(sub, "manifest.json"))
+		got, err := vmdir.DigestFile(filepath.Join(sub, "manifest.json"))
 		if err != nil {
 			return nil, err
 		}

@@ -8,13 +8,13 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/c2vm/c2vm/convert"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // readVM is this package's one reader of a VM directory: manifest.json,
 // and every artifact it lists checked against its sha256 and size.
-func readVM(dir string) (*convert.Manifest, error) {
-	m, err := convert.ReadManifest(dir)
+func readVM(dir string) (*vmdir.Manifest, error) {
+	m, err := vmdir.ReadManifest(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -26,7 +26,7 @@ func readVM(dir string) (*convert.Manifest, error) {
 			return nil, fmt.Errorf("%s/manifest.json: artifact %q is not a file name", dir, name)
 		}
 		want := m.Artifacts[name]
-		got, err := convert.DigestFile(filepath.Join(dir, name))
+		got, err := vmdir.DigestFile(filepath.Join(dir, name))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}

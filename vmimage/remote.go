@@ -10,8 +10,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/image"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // Result is what Push or Pull did.
@@ -30,7 +30,7 @@ type Result struct {
 	// Dir is the directory pushed or written.
 	Dir string `json:"dir"`
 	// Manifest is a pushed directory's (the first platform's) manifest.json.
-	Manifest *convert.Manifest `json:"-"`
+	Manifest *vmdir.Manifest `json:"-"`
 }
 
 // ParseRef reads docker://[REGISTRY/]REPO[:TAG|@DIGEST], the only

@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/c2vm/c2vm/convert"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // Restore writes the VM directory of a one-platform VM image to target,
@@ -209,7 +210,7 @@ func unpackIndex(idx v1.ImageIndex, dir string) error {
 		return err
 	}
 	raw := im.Annotations[AnnotationTopManifest]
-	var top convert.MultiManifest
+	var top vmdir.MultiManifest
 	if err := json.Unmarshal([]byte(raw), &top); err != nil {
 		return fmt.Errorf("the index's top manifest.json: %w", err)
 	}
@@ -224,7 +225,7 @@ func unpackIndex(idx v1.ImageIndex, dir string) error {
 	return os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(raw), 0o644)
 }
 
-func unpackPlatform(idx v1.ImageIndex, im *v1.IndexManifest, p convert.PlatformEntry, dir string) error {
+func unpackPlatform(idx v1.ImageIndex, im *v1.IndexManifest, p vmdir.PlatformEntry, dir string) error {
 	if !plainName(p.Dir) {
 		return fmt.Errorf("directory %q is not a file name", p.Dir)
 	}
@@ -243,7 +244,7 @@ func unpackPlatform(idx v1.ImageIndex, im *v1.IndexManifest, p convert.PlatformE
 	if err := unpack(img, sub); err != nil {
 		return err
 	}
-	got, err := convert.DigestFile(filepath.Join(sub, "manifest.json"))
+	got, err := vmdir.DigestFile(filepath.Join(sub, "manifest.json"))
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/c2vm/c2vm/convert"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // Annotations and layout of a c2vm VM image.
@@ -84,7 +85,7 @@ type VM struct {
 	// Platforms are the platforms' manifests, one per platform.
 	Platforms []v1.Descriptor
 	// Manifest is the (first platform's) manifest.json.
-	Manifest *convert.Manifest
+	Manifest *vmdir.Manifest
 	uploaded *atomic.Int64
 	tmp      string
 }
@@ -155,7 +156,7 @@ func (vm *VM) build(dir string, o Options) error {
 
 // readTop reads dir/manifest.json when it is the top of several
 // platforms (with its raw bytes, carried in the index), else nil.
-func readTop(dir string) (*convert.MultiManifest, []byte, error) {
+func readTop(dir string) (*vmdir.MultiManifest, []byte, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s is not a c2vm output: %w", dir, err)
@@ -169,7 +170,7 @@ func readTop(dir string) (*convert.MultiManifest, []byte, error) {
 	if probe.Artifacts != nil {
 		return nil, nil, nil
 	}
-	var top convert.MultiManifest
+	var top vmdir.MultiManifest
 	if err := json.Unmarshal(raw, &top); err != nil || len(top.Platforms) == 0 {
 		return nil, nil, fmt.Errorf("%s/manifest.json lists no artifacts and no platforms", dir)
 	}

@@ -26,8 +26,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/image"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // vmDir writes a small VM directory: a few artifacts, a disk when
@@ -41,7 +41,7 @@ func vmDir(t *testing.T, dir, arch, diskFile string) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m := convert.Manifest{C2VMVersion: "test", Platform: ocispec.Platform{OS: "linux", Architecture: arch}, Rootfs: "squashfs", Artifacts: map[string]convert.Artifact{}}
+	m := vmdir.Manifest{C2VMVersion: "test", Platform: ocispec.Platform{OS: "linux", Architecture: arch}, Rootfs: "squashfs", Artifacts: map[string]vmdir.Artifact{}}
 	for name, body := range files {
 		mode := os.FileMode(0o644)
 		if strings.HasSuffix(name, ".sh") {
@@ -51,14 +51,14 @@ func vmDir(t *testing.T, dir, arch, diskFile string) string {
 		if err := os.WriteFile(p, []byte(body), mode); err != nil {
 			t.Fatal(err)
 		}
-		a, err := convert.DigestFile(p)
+		a, err := vmdir.DigestFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		m.Artifacts[name] = a
 	}
 	if diskFile != "" {
-		m.Disk = &convert.DiskInfo{File: diskFile, Format: "qcow2"}
+		m.Disk = &vmdir.DiskInfo{File: diskFile, Format: "qcow2"}
 	}
 	writeJSONFile(t, filepath.Join(dir, "manifest.json"), m)
 	return dir
@@ -78,14 +78,14 @@ func writeJSONFile(t *testing.T, p string, v any) {
 // multiDir writes a --platform all top directory of two platforms.
 func multiDir(t *testing.T) string {
 	top := t.TempDir()
-	mm := convert.MultiManifest{C2VMVersion: "test"}
+	mm := vmdir.MultiManifest{C2VMVersion: "test"}
 	for _, arch := range []string{"amd64", "arm64"} {
 		sub := vmDir(t, filepath.Join(top, "linux-"+arch), arch, "disk.qcow2")
-		a, err := convert.DigestFile(filepath.Join(sub, "manifest.json"))
+		a, err := vmdir.DigestFile(filepath.Join(sub, "manifest.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		mm.Platforms = append(mm.Platforms, convert.PlatformEntry{Platform: ocispec.Platform{OS: "linux", Architecture: arch}, Dir: "linux-" + arch, Manifest: a})
+		mm.Platforms = append(mm.Platforms, vmdir.PlatformEntry{Platform: ocispec.Platform{OS: "linux", Architecture: arch}, Dir: "linux-" + arch, Manifest: a})
 	}
 	writeJSONFile(t, filepath.Join(top, "manifest.json"), mm)
 	return top
