@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,6 +162,13 @@ func TestDetached(t *testing.T) {
 			if logs := b.must("logs", name); !strings.Contains(logs, "ready\n") || strings.Contains(logs, "C2VM_") {
 				t.Errorf("logs %q: want the container's ready line and no protocol line", logs)
 			}
+			follow := exec.Command(c2vmBinary(t), "logs", "-f", name)
+			follow.Env = append(os.Environ(), state.EnvDir+"="+b.state)
+			var followed bytes.Buffer
+			follow.Stdout = &followed
+			if err := follow.Start(); err != nil {
+				t.Fatal(err)
+			}
 			start := time.Now()
 			if out := b.must("stop", name); out != name+"\n" {
 				t.Errorf("stop printed %q", out)
@@ -168,6 +176,10 @@ func TestDetached(t *testing.T) {
 			t.Logf("stop: %s", time.Since(start).Round(10*time.Millisecond))
 			if out, err := exec.Command("pgrep", "-f", dir).Output(); err == nil {
 				t.Errorf("QEMU still runs after stop: %s", out)
+			}
+			waitFollow(t, follow)
+			if got := followed.String(); !strings.HasPrefix(got, "ready\n") || !strings.HasSuffix(got, "got TERM as 1000\n") {
+				t.Errorf("logs -f: %q, want from ready to the TERM handler's line", got)
 			}
 			if ps := b.psLine(name, false); ps != "" {
 				t.Errorf("ps lists a stopped VM: %q", ps)
@@ -230,9 +242,10 @@ func TestDetachedKilled(t *testing.T) {
 	b.must("rm", "killed")
 }
 
-// TestDetachedUnknown: logs, stop and rm of a name no VM has are one
-// clear line each, exit 1.
-func TestDetachedUnknown(t *testing.T) {
+// TestDetachedRefused: logs, stop and rm of a name no VM has, and run -d
+// of a directory that is no VM or with a host port in use, are one clear
+// line each, exit 1, and leave no record.
+func TestDetachedRefused(t *testing.T) {
 	b := newBackground(t)
 	for _, cmd := range []string{"logs", "stop", "rm"} {
 		if _, stderr, code := b.c2vm(cmd, "nosuchvm"); code != 1 || stderr != "c2vm: no such VM: nosuchvm\n" {
@@ -241,5 +254,39 @@ func TestDetachedUnknown(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(b.state, "nosuchvm")); err == nil {
 		t.Errorf("a lookup created the VM's directory")
+	}
+	notVM := t.TempDir()
+	if _, stderr, code := b.c2vm("run", "-d", notVM); code != 1 || stderr != "c2vm: "+notVM+": not a bootable c2vm output (no manifest.json)\n" {
+		t.Errorf("run -d of a directory that is no VM: exit %d, %q", code, stderr)
+	}
+	dir := convertBusybox(t, "amd64")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	if _, stderr, code := b.c2vm("run", "-d", "--name", "busy", "-p", fmt.Sprintf("%d:8080", port), dir); code != 1 ||
+		!strings.HasPrefix(stderr, fmt.Sprintf("c2vm: host port in use: 127.0.0.1:%d/tcp", port)) || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("run -d with a host port in use: exit %d, %q", code, stderr)
+	}
+	if names := b.names(); names != "" {
+		t.Errorf("refused runs left records: %s", names)
+	}
+}
+
+// waitFollow waits for logs -f to end by itself, as the VM has exited.
+func waitFollow(t *testing.T, follow *exec.Cmd) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- follow.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("logs -f: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		follow.Process.Kill()
+		t.Errorf("logs -f still runs 30s after the VM exited")
 	}
 }
