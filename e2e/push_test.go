@@ -17,6 +17,7 @@ import (
 
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/internal/fixtures"
+	"github.com/c2vm/c2vm/internal/testkernel"
 	"github.com/c2vm/c2vm/vmconfig"
 )
 
@@ -206,4 +207,110 @@ func bootContainerDisk(t *testing.T, goarch, disk, marker string, status int) {
 	if got := exitStatus(t, console); got != status {
 		t.Errorf("exit status %d, want %d", got, status)
 	}
+}
+
+// TestPushMultiPlatform: a --platform all directory is pushed as one
+// index naming each platform's os and architecture; pulled whole, it is
+// the directory byte for byte, and --platform fetches one platform's.
+func TestPushMultiPlatform(t *testing.T) {
+	fixtures.NeedTools(t, "skopeo", "jq")
+	multi := "oci:" + filepath.Join(fixtures.Dir(t), "busybox-multi") + ":latest"
+	var kernels, inits, stubs []string
+	for _, a := range []string{"amd64", "arm64"} {
+		kernels = append(kernels, a+"="+testkernel.Deb(t, a))
+		inits = append(inits, a+"="+initFor(t, a))
+		stubs = append(stubs, a+"="+efiStub(t, a))
+	}
+	all := filepath.Join(t.TempDir(), "all.vm")
+	mustConvert(t, "--platform", "linux/amd64,linux/arm64", "--kernel", strings.Join(kernels, ","), "--init", strings.Join(inits, ","),
+		"--efi-stub", strings.Join(stubs, ","), "--disk", "qcow2", "-o", all, multi)
+	reg := startRegistry(t)
+	r := pushVM(t, reg, reg.host, all, "vm/multi:v1")
+	out, err := exec.Command("skopeo", "inspect", "--raw", "--creds", reg.creds(), "--tls-verify=false", "docker://"+reg.host+"/vm/multi:v1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("skopeo inspect: %v: %s", err, out)
+	}
+	jq(t, string(out), `.mediaType == "application/vnd.oci.image.index.v1+json"
+		and ([.manifests[].platform | .os + "/" + .architecture] == ["linux/amd64", "linux/arm64"])
+		and (.annotations["io.c2vm.vm"] == "1")`)
+	pulled := filepath.Join(t.TempDir(), "pulled.vm")
+	if code, _, stderr := run("pull", "-q", "--creds", reg.creds(), "--tls-verify=false", "docker://"+r.Pinned, "-o", pulled); code != 0 {
+		t.Fatalf("c2vm pull: exit %d: %s", code, stderr)
+	}
+	if !sameFile(t, filepath.Join(all, "manifest.json"), filepath.Join(pulled, "manifest.json")) {
+		t.Error("the top manifest.json differs")
+	}
+	for _, sub := range []string{"linux-amd64", "linux-arm64"} {
+		sameOutputs(t, filepath.Join(all, sub), filepath.Join(pulled, sub))
+	}
+	one := filepath.Join(t.TempDir(), "arm64.vm")
+	if code, _, stderr := run("pull", "-q", "--platform", "linux/arm64", "--creds", reg.creds(), "--tls-verify=false", "docker://"+reg.host+"/vm/multi:v1", "-o", one); code != 0 {
+		t.Fatalf("c2vm pull --platform linux/arm64: exit %d: %s", code, stderr)
+	}
+	sameOutputs(t, filepath.Join(all, "linux-arm64"), one)
+}
+
+// TestPushErrors: wrong credentials are one line and leave no tag; a
+// directory without a disk is refused naming --disk qcow2; a plain
+// container image is not pulled as a VM; nothing is written.
+func TestPushErrors(t *testing.T) {
+	fixtures.NeedTools(t, "skopeo")
+	reg := startRegistry(t)
+	noCredentials(t)
+	plain := convertBusybox(t, "amd64")
+	code, _, stderr := run("push", "-q", "--tls-verify=false", "--creds", reg.creds(), plain, "docker://"+reg.host+"/vm/nodisk:v1")
+	if code != 1 || !strings.Contains(stderr, "has no disk: convert with --disk qcow2") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("a directory without a disk: exit %d: %s", code, stderr)
+	}
+	dir := convertBusybox(t, "amd64", "--disk", "qcow2", "--efi-stub", efiStub(t, "amd64"))
+	code, _, stderr = run("push", "-q", "--tls-verify=false", "--creds", reg.user+":wrong", dir, "docker://"+reg.host+"/vm/denied:v1")
+	if code != 1 || !strings.Contains(stderr, "unauthorized") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("wrong credentials: exit %d: %s", code, stderr)
+	}
+	if out, err := exec.Command("skopeo", "inspect", "--raw", "--creds", reg.creds(), "--tls-verify=false", "docker://"+reg.host+"/vm/denied:v1").CombinedOutput(); err == nil {
+		t.Errorf("a tag after a denied push: %s", out)
+	}
+	reg.push(t, "oci:"+filepath.Join(fixtures.Dir(t), "busybox-amd64"), "plain/busybox:latest")
+	out := filepath.Join(t.TempDir(), "out.vm")
+	code, _, stderr = run("pull", "-q", "--tls-verify=false", "--creds", reg.creds(), "docker://"+reg.host+"/plain/busybox:latest", "-o", out)
+	if code != 1 || !strings.Contains(stderr, "is not a c2vm VM image; convert it with `c2vm convert`") {
+		t.Errorf("pull of a plain image: exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("%s was written", out)
+	}
+}
+
+// TestPushAppliance writes the KubeVirt manifests of the web appliance
+// (EXPOSE 8080, VOLUME /data), pinned to the pushed digest, and times
+// the push against skopeo copy of the same blobs to a fresh registry.
+func TestPushAppliance(t *testing.T) {
+	fixtures.NeedTools(t, "skopeo")
+	dir := filepath.Join(t.TempDir(), "web.vm")
+	mustConvert(t, "oci:"+applianceImage(t, "amd64"), "--kernel", testkernel.Deb(t, "amd64"), "--init", initFor(t, "amd64"),
+		"--disk", "qcow2", "--efi-stub", efiStub(t, "amd64"), "--memory", "256", "--stop-timeout", "20s", "-o", dir)
+	reg := startRegistry(t)
+	yaml := filepath.Join(t.TempDir(), "web.yaml")
+	start := time.Now()
+	r := pushVM(t, reg, reg.host, dir, "vm/web:v1", "--kubevirt", yaml)
+	pushTook := time.Since(start)
+	b, err := os.ReadFile(yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"image: " + r.Pinned, "port: 8080", "secureBoot: false", "guest: 256Mi", "terminationGracePeriodSeconds: 25", "kind: Service", "logSerialConsole: true"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("manifests lack %q", want)
+		}
+	}
+	t.Logf("KubeVirt manifests of the web appliance:\n%s", b)
+
+	layout := skopeoToLayout(t, reg, reg.host+"/vm/web:v1")
+	fresh := startRegistry(t)
+	start = time.Now()
+	if out, err := exec.Command("skopeo", "copy", "-q", "--dest-creds", fresh.creds(), "--dest-tls-verify=false", "oci:"+layout+":vm", "docker://"+fresh.host+"/vm/web:v1").CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy: %v: %s", err, out)
+	}
+	t.Logf("push of %d layer bytes: c2vm push %s (building the layers included), skopeo copy of the same blobs %s",
+		r.Uploaded, pushTook.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }

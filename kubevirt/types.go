@@ -12,7 +12,7 @@ import (
 // written is declared.
 
 type meta struct {
-	Name   string            `json:"name"`
+	Name   string            `json:"name,omitempty"`
 	Labels map[string]string `json:"labels,omitempty"`
 }
 
