@@ -100,7 +100,7 @@ func spawn(s *state.Store, name string, lock *os.File, o Options) (<-chan error,
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	return exited, nil
+	return exited, s.Update(name, func(rec *state.Record) { rec.Pid = cmd.Process.Pid })
 }
 
 // waitReady waits for the agent of name to answer, the supervisor to

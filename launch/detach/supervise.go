@@ -51,9 +51,6 @@ func Supervise(ctx context.Context, s *state.Store, name string, lock *os.File, 
 			rec.Arch, rec.Ports, rec.QEMUPid = r.Arch, r.Forwards, r.QEMUPid
 		})
 	}
-	if err := s.Update(name, func(rec *state.Record) { rec.Pid = os.Getpid() }); err != nil {
-		return err
-	}
 	code, err := launch.Run(ctx, o)
 	uerr := s.Update(name, func(rec *state.Record) {
 		rec.Status, rec.ExitCode, rec.Finished, rec.QEMUPid = state.Exited, &code, time.Now(), 0
