@@ -70,9 +70,10 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 const rootLong = `c2vm converts a container image into a VM that boots and runs it.
 
 IMAGE: a path (its kind read from its content), oci:PATH[:REF],
-oci-archive:PATH[:REF], docker-archive:PATH[:REF], or
+oci-archive:PATH[:REF], docker-archive:PATH[:REF],
 docker://[REGISTRY/]REPO[:TAG|@DIGEST] (credentials from --creds, else as
-skopeo and Docker find them).`
+skopeo and Docker find them), or docker-daemon:NAME[:TAG] (from Docker's
+or Podman's engine: $DOCKER_HOST, else their sockets).`
 
 // exitStatusHelp ends the root help; README's "Exit status" says the same.
 const exitStatusHelp = `

@@ -96,7 +96,7 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	if o.Output == "" {
 		o.Output = defaultOutput(o.Image)
 	}
-	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: o.Platform, Creds: o.Creds, InsecureTLS: o.InsecureTLS, Meter: o.Meter})
+	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: o.Platform, Creds: o.Creds, InsecureTLS: o.InsecureTLS, Meter: o.Meter, SpoolDir: filepath.Dir(o.Output)})
 	if err != nil {
 		return nil, err
 	}
@@ -182,8 +182,8 @@ func (o Options) progress(format string, a ...any) {
 // docker://example.com/app@sha256:… → app.vm.
 func defaultOutput(ref string) string {
 	p, _ := image.HasTransport(ref)
-	if strings.HasPrefix(ref, string(image.TransportDocker)+"://") {
-		p, _, _ = strings.Cut(p, "@") // a registry reference's digest
+	if strings.HasPrefix(ref, string(image.TransportDocker)+"://") || strings.HasPrefix(ref, string(image.TransportDaemon)+":") {
+		p, _, _ = strings.Cut(p, "@") // a registry or engine reference's digest
 	}
 	base := filepath.Base(strings.TrimRight(p, "/"))
 	if i := strings.IndexByte(base, ':'); i > 0 {

@@ -183,7 +183,7 @@ func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, er
 	if o.Output == "" {
 		o.Output = defaultOutput(o.Image)
 	}
-	x, err := image.OpenIndex(ctx, o.Image, image.Options{Creds: o.Creds, InsecureTLS: o.InsecureTLS, Meter: o.Meter})
+	x, err := image.OpenIndex(ctx, o.Image, image.Options{Creds: o.Creds, InsecureTLS: o.InsecureTLS, Meter: o.Meter, SpoolDir: filepath.Dir(o.Output)})
 	if err != nil {
 		return nil, err
 	}

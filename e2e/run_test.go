@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,11 +22,16 @@ func convertBusybox(t *testing.T, arch string, extra ...string) string {
 // convertFor converts the busybox image of imageArch for a VM of vmArch.
 func convertFor(t *testing.T, imageArch, vmArch string, extra ...string) string {
 	t.Helper()
-	arch := imageArch
-	fix := fixtures.Dir(t)
-	deb := testkernel.Deb(t, vmArch)
-	dir := filepath.Join(t.TempDir(), "busybox-"+arch+".vm")
-	mustConvert(t, append([]string{"oci:" + filepath.Join(fix, "busybox-"+arch), "--kernel", deb, "--init", initFor(t, vmArch), "-o", dir}, extra...)...)
+	return convertRef(t, "oci:"+filepath.Join(fixtures.Dir(t), "busybox-"+imageArch), vmArch, extra...)
+}
+
+// convertRef converts the image ref names for a VM of vmArch, with the
+// test kernel and init, into T/NAME.vm (oci:…/busybox-amd64 →
+// busybox-amd64.vm).
+func convertRef(t *testing.T, ref, vmArch string, extra ...string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), strings.ReplaceAll(path.Base(ref), ":", "-")+".vm")
+	mustConvert(t, append([]string{ref, "--kernel", testkernel.Deb(t, vmArch), "--init", initFor(t, vmArch), "-o", dir}, extra...)...)
 	return dir
 }
 

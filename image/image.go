@@ -39,6 +39,11 @@ type Options struct {
 	// Meter, when set, shows each docker:// blob download live: it gets
 	// a name and the total bytes, is written the bytes, and is closed.
 	Meter func(what string, total int64) io.WriteCloser
+	// SpoolDir is where a docker-daemon: image's saved archive is kept
+	// while it is read (unnamed, gone at Close); "" = the system's temp
+	// dir. Convert gives the output's parent, which must have room for
+	// the output anyway.
+	SpoolDir string
 }
 
 // Image is one resolved image: a manifest, its config and layers.
@@ -68,10 +73,13 @@ const (
 	TransportDockerArchive Transport = "docker-archive"
 )
 
+// localTransports are the transports whose reference is a path.
+var localTransports = []Transport{TransportOCIArchive, TransportDockerArchive, TransportOCI}
+
 // ParseRef splits "transport:path[:ref]"; a plain path has no transport
 // (its kind is detected from its content).
 func ParseRef(ref string) (t Transport, p, name string) {
-	for _, tr := range []Transport{TransportOCIArchive, TransportDockerArchive, TransportOCI} {
+	for _, tr := range localTransports {
 		if rest, ok := strings.CutPrefix(ref, string(tr)+":"); ok {
 			p, name = splitPathRef(rest)
 			return tr, p, name
@@ -81,13 +89,13 @@ func ParseRef(ref string) (t Transport, p, name string) {
 }
 
 // HasTransport reports whether ref names its transport (oci:,
-// oci-archive:, docker-archive:, docker://) rather than being a plain
-// path, and returns ref without it.
+// oci-archive:, docker-archive:, docker://, docker-daemon:) rather than
+// being a plain path, and returns ref without it.
 func HasTransport(ref string) (rest string, ok bool) {
 	if r, ok := strings.CutPrefix(ref, string(TransportDocker)+"://"); ok {
 		return r, true
 	}
-	for _, tr := range []Transport{TransportOCIArchive, TransportDockerArchive, TransportOCI} {
+	for _, tr := range append([]Transport{TransportDaemon}, localTransports...) {
 		if r, ok := strings.CutPrefix(ref, string(tr)+":"); ok {
 			return r, true
 		}
@@ -146,6 +154,14 @@ func openStore(ctx context.Context, ref string, opts Options) (s store, t Transp
 			return nil, "", "", "", fmt.Errorf("image %s: %w", what, err)
 		}
 		return s, TransportOCI, "", what, nil
+	}
+	if r, ok := strings.CutPrefix(ref, string(TransportDaemon)+":"); ok {
+		what = ref
+		if s, err = openDaemonStore(ctx, r, opts.SpoolDir, opts.Meter); err != nil {
+			return nil, "", "", "", fmt.Errorf("image %s: %w", what, err)
+		}
+		// The stream holds the one image asked for.
+		return s, TransportDockerArchive, "", what, nil
 	}
 	t, p, name := ParseRef(ref)
 	fi, err := os.Stat(p)

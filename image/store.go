@@ -140,18 +140,33 @@ type tarStore struct {
 }
 
 func openTarStore(p string) (*tarStore, error) {
-	f, size, err := openRegular(p)
+	f, _, err := openRegular(p)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newTarStore(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// newTarStore indexes the archive f, which it then owns.
+func newTarStore(f *os.File) (*tarStore, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
 	members, err := tarindex.Index(f)
 	if err != nil {
-		f.Close()
 		return nil, fmt.Errorf("reading archive: %w (%v)", ErrNotImage, err)
 	}
 	for name, m := range members {
-		if m.Offset+m.Size > size {
-			f.Close()
+		if m.Offset+m.Size > fi.Size() {
 			return nil, fmt.Errorf("member %s is truncated: %w", name, ErrCorrupt)
 		}
 	}
