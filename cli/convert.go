@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/disk"
 	"github.com/c2vm/c2vm/kernel"
+	"github.com/c2vm/c2vm/provenance"
 )
 
 // convertArgs are convert's flags as given, before they are checked.
@@ -26,6 +29,7 @@ type convertArgs struct {
 	dataSize        string
 	entrypoint, cmd string
 	quiet, json     bool
+	signKey         string
 }
 
 func (a *app) convertCmd() *cobra.Command {
@@ -81,6 +85,7 @@ func (c *convertArgs) flags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.o.Verity, "verity", false, "write rootfs.verity, a dm-verity hash tree the VM checks its root disk against (root hash in manifest.json)")
 	fs.StringVar(&c.o.Disk, "disk", "", "also write one bootable GPT disk image, booted by UEFI firmware: raw (disk.img), qcow2, vmdk or vhdx (disk.FORMAT)")
 	fs.StringVar(&c.o.EFIStub, "efi-stub", "", "systemd EFI stub the disk's kernel image is built on (default: Debian's systemd-boot-efi one); with several platforms ARCH=PATH,...")
+	fs.StringVar(&c.signKey, "sign-key", "", "sign the provenance with this PKCS#8 PEM key (ed25519 or ECDSA P-256): provenance.dsse.json, a DSSE envelope, instead of provenance.intoto.json")
 	fs.BoolVar(&c.o.NoKernel, "no-kernel", false, "write only rootfs.img, config.json and manifest.json")
 	fs.BoolVarP(&c.quiet, "quiet", "q", false, "no progress lines (nor bars)")
 	fs.BoolVar(&c.json, "json", false, "print one JSON document on stdout when done: every artifact, the image, the kernel, c2vm's version ({\"error\": ...} on failure)")
@@ -145,7 +150,48 @@ func (c *convertArgs) options() (convert.Options, error) {
 		return o, err
 	}
 	o.Version = Version
+	if c.signKey != "" {
+		if o.SignKey, err = readSignKey(c.signKey); err != nil {
+			return o, err
+		}
+	}
+	o.Parameters = c.parameters()
 	return o, nil
+}
+
+// readSignKey reads --sign-key before any work.
+func readSignKey(p string) (crypto.Signer, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("--sign-key: %w", err)
+	}
+	k, err := provenance.ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("--sign-key %s: %w", p, err)
+	}
+	return k, nil
+}
+
+// notParameters are flags the provenance leaves out: secrets, where the
+// output goes, how progress is shown.
+var notParameters = map[string]bool{"creds": true, "output": true, "quiet": true, "json": true, "sign-key": true}
+
+// parameters are the flags given, by name, for the provenance: the
+// image, then each flag set on the command line with its value as typed
+// (lists as lists).
+func (c *convertArgs) parameters() map[string]any {
+	p := map[string]any{"image": c.o.Image}
+	c.fs.Visit(func(f *pflag.Flag) {
+		if notParameters[f.Name] {
+			return
+		}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			p[f.Name] = sv.GetSlice()
+			return
+		}
+		p[f.Name] = f.Value.String()
+	})
+	return p
 }
 
 // parseCommand reads a command given as a JSON array (["sh","-c","x"]) or,

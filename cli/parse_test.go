@@ -153,8 +153,32 @@ func TestConvertForms(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			want := convert.Options{Version: Version, Epoch: time.Unix(0, 0).UTC()}
 			tc.want(&want)
-			wantParsed(t, append([]string{"convert"}, tc.args...), func(p parsed) *convert.Options { return p.convert }, want)
+			wantParsed(t, append([]string{"convert"}, tc.args...), withoutParameters, want)
 		})
+	}
+}
+
+// withoutParameters is the options parsed, Parameters (the provenance's
+// record of the flags, TestProvenanceParameters) left out.
+func withoutParameters(p parsed) *convert.Options {
+	if p.convert == nil {
+		return nil
+	}
+	o := *p.convert
+	o.Parameters = nil
+	return &o
+}
+
+// TestProvenanceParameters: the provenance records the flags as given,
+// but not the registry password or the output directory.
+func TestProvenanceParameters(t *testing.T) {
+	p, err := parse(t, "convert", "--creds", "u:secret", "-o", "out", "-e", "A=1", "-e", "B=2", "--verity", "--memory=256", "img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"image": "img", "env": []string{"A=1", "B=2"}, "verity": "true", "memory": "256"}
+	if !reflect.DeepEqual(p.convert.Parameters, want) {
+		t.Errorf("parameters %v, want %v", p.convert.Parameters, want)
 	}
 }
 

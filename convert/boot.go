@@ -96,6 +96,11 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	for _, m := range mods {
 		c.manifest.Kernel.Modules = append(c.manifest.Kernel.Modules, m.Name)
 	}
+	kp, err := c.kernelPart(k.Version, vm.Debian)
+	if err != nil {
+		return err
+	}
+	c.addPart(kp, nil)
 	c.o.progress("kernel: %s %s (%s), %d modules", k.Arch, k.Version, k.Format, len(mods))
 	for _, w := range k.XenWarnings() {
 		c.o.progress("warning: xl.cfg: %s", w)
@@ -295,6 +300,11 @@ func (c *conversion) writeInitramfs(k *kernel.Kernel, mods []kernel.Module, p *p
 	if err != nil {
 		return err
 	}
+	initURI := "embedded in c2vm"
+	if c.o.Init != "" {
+		initURI = c.o.Init
+	}
+	c.addPart(part{role: "guest init", name: "c2vm-init", version: c.o.Version, uri: initURI, purpose: "APPLICATION"}, initBin)
 	files := []initramfs.File{{Path: "init", Mode: 0o755, Data: initBin}}
 	var boot bytes.Buffer
 	if err := p.Write(&boot); err != nil {
@@ -362,5 +372,6 @@ func debianSource(d *kernel.DebianSource) *vmdir.DebianSource {
 	if d == nil {
 		return nil
 	}
-	return &vmdir.DebianSource{Mirror: d.Mirror, Suite: d.Suite, Package: d.Package, Version: d.Version, SHA256: d.SHA256}
+	return &vmdir.DebianSource{Mirror: d.Mirror, Suite: d.Suite, Package: d.Package, Version: d.Version, SHA256: d.SHA256,
+		InRelease: d.InRelease, Packages: d.Packages}
 }

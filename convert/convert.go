@@ -9,6 +9,7 @@ package convert
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -73,8 +74,14 @@ type Options struct {
 	StopTimeout time.Duration
 	Epoch       time.Time // the one clock for every timestamp c2vm creates
 	Version     string    // c2vm's version for manifest.json
-	Progress    io.Writer // one line per stage; nil = silent
-	Meter       Meter     // live display of layer downloads and reads (a terminal's); nil = none
+	// SignKey signs the provenance (--sign-key): provenance.dsse.json, a
+	// DSSE envelope, instead of the plain provenance.intoto.json.
+	SignKey crypto.Signer
+	// Parameters are the conversion's flags as given, the provenance's
+	// external parameters (the CLI leaves out --creds and the output).
+	Parameters map[string]any
+	Progress   io.Writer // one line per stage; nil = silent
+	Meter      Meter     // live display of layer downloads and reads (a terminal's); nil = none
 
 	// label prefixes each progress line: the platform, when ConvertAll
 	// converts several.
@@ -135,6 +142,8 @@ type conversion struct {
 	kernelImage *vmdir.ImageInfo
 	// digests are the artifacts' digests already read (digest).
 	digests map[string]vmdir.Artifact
+	// parts are the kernel, init and EFI stub used (SBOM, provenance).
+	parts []part
 }
 
 func (c *conversion) run(ctx context.Context) error {
@@ -169,7 +178,13 @@ func (c *conversion) run(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return c.writeManifest()
+	if err := c.writeSBOM(); err != nil {
+		return err
+	}
+	if err := c.writeManifest(); err != nil {
+		return err
+	}
+	return c.writeProvenance()
 }
 
 func (o Options) progress(format string, a ...any) {

@@ -100,6 +100,7 @@ func (c *conversion) buildUKI(vm arch.Arch, uname string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("EFI stub: %w", err)
 	}
+	c.addPart(part{role: "EFI stub", name: filepath.Base(stubPath), uri: stubPath, fileName: filepath.Base(stubPath), purpose: "FIRMWARE"}, stub)
 	kernel, err := os.ReadFile(c.st.path(vmdir.Kernel))
 	if err != nil {
 		return nil, err

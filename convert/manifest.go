@@ -17,6 +17,7 @@ func (c *conversion) startManifest() {
 	m.Platform = c.img.Platform
 	m.Memory, m.CPUs = c.o.Memory, c.o.CPUs
 	m.StopTimeout = c.stopTimeout()
+	m.SBOM, m.Provenance = vmdir.SBOM, c.provenanceFile()
 }
 
 // writeManifest records every file of the directory and writes

@@ -169,8 +169,16 @@ func (b buildah) baseImages(t *testing.T) (base, goImage string) {
 // $C2VM_CACHE/buildah.
 func debianTree(t *testing.T) string {
 	t.Helper()
+	return debootstrapTree(t, "debian-bookworm-minbase.tar", "ca-certificates,e2fsprogs,xz-utils")
+}
+
+// debootstrapTree is a tar of a bookworm minbase with the packages
+// include names (comma-separated), made once into $C2VM_CACHE/buildah as
+// name.
+func debootstrapTree(t *testing.T, name, include string) string {
+	t.Helper()
 	dir := filepath.Join(cacheDir(t), "buildah")
-	tarball := filepath.Join(dir, "debian-bookworm-minbase.tar")
+	tarball := filepath.Join(dir, name)
 	if _, err := os.Stat(tarball); err == nil {
 		return tarball
 	}
@@ -183,7 +191,7 @@ func debianTree(t *testing.T) string {
 	}
 	defer os.RemoveAll(tmp)
 	root := filepath.Join(tmp, "root")
-	runTool(t, "", "debootstrap", "--variant=minbase", "--include=ca-certificates,e2fsprogs,xz-utils",
+	runTool(t, "", "debootstrap", "--variant=minbase", "--include="+include,
 		"bookworm", root, "http://deb.debian.org/debian")
 	runTool(t, "", "tar", "-C", root, "--numeric-owner", "-cf", filepath.Join(tmp, "rootfs.tar"), ".")
 	if err := os.Rename(filepath.Join(tmp, "rootfs.tar"), tarball); err != nil {

@@ -67,13 +67,9 @@ func TestBootErofsDebian(t *testing.T) {
 		t.Skip("builds a Debian tree and boots a VM")
 	}
 	fixtures.NeedTools(t, "fsck.erofs", "umoci", "debootstrap", "qemu-system-x86_64")
-	tree := debianTree(t)
-	layout := filepath.Join(t.TempDir(), "oci")
-	runTool(t, "", "umoci", "init", "--layout", layout)
-	runTool(t, "", "umoci", "new", "--image", layout+":debian")
-	runTool(t, "", "umoci", "raw", "add-layer", "--image", layout+":debian", tree)
+	ref := treeImage(t, debianTree(t))
 	dir := filepath.Join(t.TempDir(), "vm")
-	mustConvert(t, "oci:"+layout+":debian", "--cmd", "/bin/sh", "--rootfs", "erofs", "--kernel", testkernel.Deb(t, "amd64"),
+	mustConvert(t, ref, "--cmd", "/bin/sh", "--rootfs", "erofs", "--kernel", testkernel.Deb(t, "amd64"),
 		"--init", initFor(t, "amd64"), "-o", dir)
 	img := filepath.Join(dir, "rootfs.img")
 	if out, err := exec.Command("fsck.erofs", img).CombinedOutput(); err != nil {
@@ -96,4 +92,15 @@ func TestBootErofsDebian(t *testing.T) {
 	if got := exitStatus(t, out); got != 3 {
 		t.Errorf("exit status %d, want 3", got)
 	}
+}
+
+// treeImage makes a one-layer OCI image of a root tarball with umoci and
+// returns its reference.
+func treeImage(t *testing.T, tarball string) string {
+	t.Helper()
+	layout := filepath.Join(t.TempDir(), "oci")
+	runTool(t, "", "umoci", "init", "--layout", layout)
+	runTool(t, "", "umoci", "new", "--image", layout+":debian")
+	runTool(t, "", "umoci", "raw", "add-layer", "--image", layout+":debian", tarball)
+	return "oci:" + layout + ":debian"
 }

@@ -97,6 +97,11 @@ type DebianSource struct {
 	Package string `json:"package"`
 	Version string `json:"version"`
 	SHA256  string `json:"sha256"` // of the .deb
+	// InRelease is the sha256 of the signed dists/SUITE/InRelease the
+	// package was checked against, and Packages that of the Packages.xz
+	// it listed the .deb's digest in (provenance records both).
+	InRelease string `json:"inRelease,omitempty"`
+	Packages  string `json:"packages,omitempty"`
 	// Cached is true when no network was needed.
 	Cached bool `json:"-"`
 	// Path is the .deb in the cache.
@@ -171,7 +176,7 @@ func (d Debian) fetch(ctx context.Context, name string) (DebianSource, error) {
 		return DebianSource{}, err
 	}
 	src := DebianSource{Mirror: d.Mirror, Suite: d.Suite, Package: pkg.name, Version: pkg.version,
-		SHA256: pkg.file.sha256, Path: debPath}
+		SHA256: pkg.file.sha256, InRelease: rel.digest, Packages: sum.sha256, Path: debPath}
 	return src, d.record(name, src)
 }
 
@@ -338,6 +343,7 @@ func (d Debian) blob(ctx context.Context, url string, want fileRef) (string, err
 type release struct {
 	sha256 map[string]fileRef // by path under dists/SUITE
 	byHash bool               // Acquire-By-Hash: yes
+	digest string             // sha256 of the InRelease file, hex
 }
 
 // maxInRelease bounds InRelease (Debian's: 150 kB).
@@ -365,6 +371,8 @@ func (d Debian) release(ctx context.Context) (*release, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", url, err)
 	}
+	h := sha256.Sum256(data)
+	rel.digest = hex.EncodeToString(h[:])
 	return rel, nil
 }
 

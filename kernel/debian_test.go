@@ -68,6 +68,8 @@ type fakeArchive struct {
 	// Served overrides what the server sends for a path.
 	served map[string][]byte
 	hits   int
+	// inReleaseSent is the InRelease the server sends.
+	inReleaseSent []byte
 }
 
 func newFakeArchive(t *testing.T, signer *openpgp.Entity, signedAt time.Time) *fakeArchive {
@@ -126,6 +128,7 @@ func (a *fakeArchive) serve(t *testing.T) *httptest.Server {
 	for p, b := range a.served {
 		files[p] = b
 	}
+	a.inReleaseSent = files["/dists/bookworm/InRelease"]
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.hits++
 		b, ok := files[r.URL.Path]
@@ -209,7 +212,7 @@ func TestDebianFetch(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := DebianSource{Mirror: srv.URL, Suite: "bookworm", Package: "linux-image-6.1.0-99-cloud-arm64",
-				Version: "6.1.99-1", SHA256: sum(a.deb), Path: filepath.Join(cache, "debian", "sha256", sum(a.deb))}
+				Version: "6.1.99-1", SHA256: sum(a.deb), InRelease: sum(a.inReleaseSent), Packages: sum(a.packagesXZ), Path: filepath.Join(cache, "debian", "sha256", sum(a.deb))}
 			if src != want {
 				t.Fatalf("Fetch() = %+v, want %+v", src, want)
 			}

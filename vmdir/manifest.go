@@ -46,6 +46,12 @@ type Manifest struct {
 	// Artifacts maps each file in the directory (but manifest.json) to its
 	// digest and size.
 	Artifacts map[string]Artifact `json:"artifacts"`
+	// SBOM is the SPDX SBOM's file (SBOM), listed in Artifacts too.
+	SBOM string `json:"sbom,omitempty"`
+	// Provenance is the provenance's file (Provenance, or
+	// SignedProvenance with --sign-key). It is written after
+	// manifest.json and covers it, so Artifacts cannot list it.
+	Provenance string `json:"provenance,omitempty"`
 }
 
 // ImageInfo identifies the source image.
@@ -80,6 +86,10 @@ type DebianSource struct {
 	Package string `json:"package"`
 	Version string `json:"version"`
 	SHA256  string `json:"sha256"` // of the .deb
+	// InRelease and Packages are the sha256 of the signed InRelease and
+	// the Packages.xz the .deb's digest was checked against.
+	InRelease string `json:"inRelease,omitempty"`
+	Packages  string `json:"packages,omitempty"`
 }
 
 // VolumeInfo is one data disk.

@@ -35,16 +35,19 @@ const (
 	Kernel       = "kernel"
 	Initramfs    = "initramfs.img"
 	Rootfs       = "rootfs.img"
-	Verity       = "rootfs.verity" // dm-verity hash tree over Rootfs (--verity)
-	Spec         = "config.json"   // the OCI runtime spec
-	BootPlan     = "boot.json"     // the boot plan, also inside Initramfs
-	Vmlinux      = "vmlinux"       // uncompressed kernel, for Firecracker on x86_64
-	DiskRaw      = "disk.img"      // UEFI-bootable disk (--disk raw)
-	DiskQcow2    = "disk.qcow2"    // the same as qcow2 (--disk qcow2)
-	DiskVMDK     = "disk.vmdk"     // for VMware and VirtualBox (--disk vmdk)
-	DiskVHDX     = "disk.vhdx"     // for Hyper-V (--disk vhdx)
-	SBOM         = "sbom.spdx.json"
-	Provenance   = "provenance.json"
+	Verity       = "rootfs.verity"          // dm-verity hash tree over Rootfs (--verity)
+	Spec         = "config.json"            // the OCI runtime spec
+	BootPlan     = "boot.json"              // the boot plan, also inside Initramfs
+	Vmlinux      = "vmlinux"                // uncompressed kernel, for Firecracker on x86_64
+	DiskRaw      = "disk.img"               // UEFI-bootable disk (--disk raw)
+	DiskQcow2    = "disk.qcow2"             // the same as qcow2 (--disk qcow2)
+	DiskVMDK     = "disk.vmdk"              // for VMware and VirtualBox (--disk vmdk)
+	DiskVHDX     = "disk.vhdx"              // for Hyper-V (--disk vhdx)
+	SBOM         = "sbom.spdx.json"         // SPDX 2.3 JSON
+	Provenance   = "provenance.intoto.json" // in-toto Statement v1, SLSA provenance v1
+	// SignedProvenance is the provenance as a DSSE envelope (--sign-key),
+	// written instead of Provenance.
+	SignedProvenance = "provenance.dsse.json"
 
 	// The hypervisor configs (vmconfig's targets' names).
 	QEMUScript     = "qemu.sh"
