@@ -1,6 +1,8 @@
 package disk
 
 import (
+	"bytes"
+	"debug/pe"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -57,57 +59,46 @@ type peFile struct {
 // Offsets in the PE/COFF headers (PE/COFF specification, sections 3 and
 // 4: "COFF File Header", "Optional Header (Image Only)", "Section Table").
 const (
-	peSigOffset     = 0x3c // MS-DOS stub: offset of "PE\0\0"
-	coffSize        = 20
-	optMagicPE32P   = 0x20b
-	optSizeOfInit   = 8
-	optSecAlign     = 32
-	optFileAlign    = 36
-	optSizeOfImage  = 56
-	optSizeOfHdrs   = 60
-	optCheckSum     = 64
-	optSecurityDir  = 144 // PE32+ data directory 4, the certificate table
-	sectionHdrSize  = 40
-	scnInitRead     = 0x40000040 // IMAGE_SCN_CNT_INITIALIZED_DATA | IMAGE_SCN_MEM_READ
-	scnCodeRead     = 0x40000020 // IMAGE_SCN_CNT_CODE | IMAGE_SCN_MEM_READ
-	maxSectionName  = 8
-	minOptionalSize = optSecurityDir + 8
+	peSigOffset    = 0x3c // MS-DOS stub: offset of "PE\0\0"
+	coffSize       = 20
+	optSizeOfInit  = 8
+	optSecAlign    = 32
+	optFileAlign   = 36
+	optSizeOfImage = 56
+	optSizeOfHdrs  = 60
+	optCheckSum    = 64
+	optSecurityDir = 144 // PE32+ data directory 4, the certificate table
+	sectionHdrSize = 40
+	scnInitRead    = 0x40000040 // IMAGE_SCN_CNT_INITIALIZED_DATA | IMAGE_SCN_MEM_READ
+	scnCodeRead    = 0x40000020 // IMAGE_SCN_CNT_CODE | IMAGE_SCN_MEM_READ
+	maxSectionName = 8
 )
 
+// parsePE reads a stub's headers with debug/pe and finds where in the
+// file they are, for BuildUKI to extend them in place.
 func parsePE(b []byte) (*peFile, error) {
-	if len(b) < 0x40 || b[0] != 'M' || b[1] != 'Z' {
-		return nil, fmt.Errorf("%w: no MZ header", ErrNotPE)
+	f, err := pe.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotPE, err)
 	}
-	sig := int(binary.LittleEndian.Uint32(b[peSigOffset:]))
-	if sig < 0 || sig+4+coffSize > len(b) || string(b[sig:sig+4]) != "PE\x00\x00" {
-		return nil, fmt.Errorf("%w: no PE signature at offset %#x", ErrNotPE, sig)
+	o, ok := f.OptionalHeader.(*pe.OptionalHeader64)
+	if !ok || o.NumberOfRvaAndSizes <= pe.IMAGE_DIRECTORY_ENTRY_SECURITY {
+		return nil, fmt.Errorf("%w: no PE32+ optional header with a certificate table entry", ErrNotPE)
 	}
-	coff := sig + 4
-	p := &peFile{
-		machine:   binary.LittleEndian.Uint16(b[coff:]),
-		nsections: int(binary.LittleEndian.Uint16(b[coff+2:])),
-		optHdr:    coff + coffSize,
-	}
-	optSize := int(binary.LittleEndian.Uint16(b[coff+16:]))
-	if optSize < minOptionalSize || p.optHdr+optSize > len(b) || binary.LittleEndian.Uint16(b[p.optHdr:]) != optMagicPE32P {
-		return nil, fmt.Errorf("%w: optional header at offset %#x is not PE32+", ErrNotPE, p.optHdr)
-	}
-	o := b[p.optHdr:]
-	p.secAlign = binary.LittleEndian.Uint32(o[optSecAlign:])
-	p.fileAlign = binary.LittleEndian.Uint32(o[optFileAlign:])
-	p.sizeOfHdrs = int(binary.LittleEndian.Uint32(o[optSizeOfHdrs:]))
-	p.sectionTable = p.optHdr + optSize
-	if binary.LittleEndian.Uint32(o[optSecurityDir:]) != 0 {
+	if o.DataDirectory[pe.IMAGE_DIRECTORY_ENTRY_SECURITY].VirtualAddress != 0 {
 		// Appending sections would break the signature (ukify refuses too).
 		return nil, fmt.Errorf("%w: the stub is signed (it has a certificate table)", ErrNotPE)
 	}
-	if p.secAlign == 0 || p.fileAlign == 0 || p.sectionTable+p.nsections*sectionHdrSize > len(b) {
-		return nil, fmt.Errorf("%w: section table at offset %#x is truncated", ErrNotPE, p.sectionTable)
+	if o.SectionAlignment == 0 || o.FileAlignment == 0 {
+		return nil, fmt.Errorf("%w: zero section or file alignment", ErrNotPE)
 	}
-	for i := range p.nsections {
-		s := b[p.sectionTable+i*sectionHdrSize:]
-		end := binary.LittleEndian.Uint32(s[12:]) + binary.LittleEndian.Uint32(s[8:])
-		p.endVA = max(p.endVA, end)
+	// debug/pe found "PE\0\0" where the MS-DOS header points.
+	optHdr := int(binary.LittleEndian.Uint32(b[peSigOffset:])) + 4 + coffSize
+	p := &peFile{machine: f.Machine, nsections: len(f.Sections), optHdr: optHdr,
+		sectionTable: optHdr + int(f.SizeOfOptionalHeader), sizeOfHdrs: int(o.SizeOfHeaders),
+		secAlign: o.SectionAlignment, fileAlign: o.FileAlignment}
+	for _, s := range f.Sections {
+		p.endVA = max(p.endVA, s.VirtualAddress+s.VirtualSize)
 	}
 	return p, nil
 }
