@@ -29,6 +29,48 @@ const (
 	TypeSocket
 )
 
+// statTypes are each type's S_IFMT bits of st_mode (inode(7)) and its
+// directory entry type (include/linux/fs_types.h: FT_REG_FILE...), which
+// file systems store as the kernel defines them.
+var statTypes = [...]struct {
+	ifmt uint32
+	ft   uint8
+}{
+	TypeRegular: {0o100000, 1}, TypeDir: {0o040000, 2}, TypeCharDev: {0o020000, 3},
+	TypeBlockDev: {0o060000, 4}, TypeFIFO: {0o010000, 5}, TypeSocket: {0o140000, 6},
+	TypeSymlink: {0o120000, 7},
+}
+
+// Valid reports whether t is one of the types above.
+func (t Type) Valid() bool { return int(t) < len(statTypes) }
+
+// IFMT is t's S_IFMT bits of st_mode; 0 for an invalid type.
+func (t Type) IFMT() uint32 {
+	if !t.Valid() {
+		return 0
+	}
+	return statTypes[t].ifmt
+}
+
+// FileType is t's directory entry type (FT_*); 0 (FT_UNKNOWN) for an
+// invalid type.
+func (t Type) FileType() uint8 {
+	if !t.Valid() {
+		return 0
+	}
+	return statTypes[t].ft
+}
+
+// StatMode is the inode's st_mode: its type's bits and the low 12 of Mode.
+func (i *Inode) StatMode() uint32 { return i.Type.IFMT() | i.Mode&0o7777 }
+
+// Rdev is a device node's number packed as the kernel's new_encode_dev
+// (include/linux/kdev_t.h), the form erofs and squashfs store and undo
+// with new_decode_dev.
+func (i *Inode) Rdev() uint32 {
+	return i.Devminor&0xff | i.Devmajor<<8&0xfff00 | (i.Devminor&^0xff)<<12
+}
+
 // Inode is one file object. Several names (hardlinks) may share one Inode.
 type Inode struct {
 	Type Type

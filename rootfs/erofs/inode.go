@@ -6,8 +6,6 @@ import (
 	"math"
 	"sort"
 	"strings"
-
-	"github.com/c2vm/c2vm/rootfs"
 )
 
 // le appends little-endian fields.
@@ -18,29 +16,11 @@ func (b le) u16(v uint16) le { return binary.LittleEndian.AppendUint16(b, v) }
 func (b le) u32(v uint32) le { return binary.LittleEndian.AppendUint32(b, v) }
 func (b le) u64(v uint64) le { return binary.LittleEndian.AppendUint64(b, v) }
 
-// File type bits of i_mode (stat(2) S_IFMT) and dirent file types
-// (erofs_fs.h follows the generic FT_* numbers).
-var modeType = map[rootfs.Type]struct {
-	ifmt uint16
-	ft   uint8
-}{
-	rootfs.TypeRegular: {0o100000, 1}, rootfs.TypeDir: {0o040000, 2}, rootfs.TypeCharDev: {0o020000, 3},
-	rootfs.TypeBlockDev: {0o060000, 4}, rootfs.TypeFIFO: {0o010000, 5}, rootfs.TypeSocket: {0o140000, 6},
-	rootfs.TypeSymlink: {0o120000, 7},
-}
-
-// encodeDev packs a device number as the kernel's new_encode_dev, which
-// erofs_read_inode undoes with new_decode_dev.
-func encodeDev(major, minor uint32) uint32 {
-	return minor&0xff | major<<8&0xfff00 | (minor&^0xff)<<12
-}
-
 // inode returns n's on-disk inode and inline xattrs. iu is the i_u union:
 // a block address, a device number or a count of compressed blocks.
 func (n *node) inode(iu uint32) (le, error) {
 	ino := n.ino
-	mt, ok := modeType[ino.Type]
-	if !ok {
+	if !ino.Type.Valid() {
 		return nil, fmt.Errorf("unknown inode type %d", ino.Type)
 	}
 	format := uint16(n.layout) << 1
@@ -48,7 +28,7 @@ func (n *node) inode(iu uint32) (le, error) {
 	if len(n.xattrs) > 0 {
 		icount = uint16(1 + (len(n.xattrs)-12)/4)
 	}
-	mode := mt.ifmt | uint16(ino.Mode&0o7777)
+	mode := uint16(ino.StatMode())
 	var b le
 	if !n.ext {
 		b = b.u16(format).u16(icount).u16(mode).u16(uint16(ino.Nlink)).u32(uint32(n.size)).u32(0).
@@ -162,7 +142,7 @@ func dirData(ents []dirent) []byte {
 		nameOff := direntSize * len(blk)
 		b := le(nil)
 		for _, e := range blk {
-			b = b.u64(e.n.nid).u16(uint16(nameOff)).u8(modeType[e.n.ino.Type].ft).u8(0)
+			b = b.u64(e.n.nid).u16(uint16(nameOff)).u8(e.n.ino.Type.FileType()).u8(0)
 			nameOff += len(e.name)
 		}
 		for _, e := range blk {

@@ -101,7 +101,7 @@ func (im *image) writeNode(ctx context.Context, n *node, out *output, pl *pipeli
 	case ino.Type == rootfs.TypeRegular && n.size > 0:
 		return n.flatFile(out)
 	case ino.Type == rootfs.TypeCharDev || ino.Type == rootfs.TypeBlockDev:
-		return n.inode(encodeDev(ino.Devmajor, ino.Devminor))
+		return n.inode(ino.Rdev())
 	}
 	return n.inode(0)
 }

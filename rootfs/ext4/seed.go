@@ -53,12 +53,6 @@ type seeder struct {
 // maxLine stays below the BUFSIZ buffer debugfs reads script lines into.
 const maxLine = 8000
 
-// ext4 i_mode file types (Documentation/filesystems/ext4/inodes.rst).
-var ifmt = map[rootfs.Type]uint32{
-	rootfs.TypeRegular: 0o100000, rootfs.TypeDir: 0o040000, rootfs.TypeSymlink: 0o120000,
-	rootfs.TypeCharDev: 0o020000, rootfs.TypeBlockDev: 0o060000, rootfs.TypeFIFO: 0o010000,
-}
-
 func (s *seeder) entry(e rootfs.Entry) error {
 	if e.Path == "." {
 		return s.meta("/", e.Inode)
@@ -134,7 +128,7 @@ func (s *seeder) create(e rootfs.Entry, name string) error {
 func (s *seeder) meta(self string, ino *rootfs.Inode) error {
 	sec := strconv.FormatInt(ino.ModTime.Unix(), 10)
 	for _, f := range [][2]string{
-		{"mode", fmt.Sprintf("0%o", ifmt[ino.Type]|ino.Mode&0o7777)},
+		{"mode", fmt.Sprintf("0%o", ino.StatMode())},
 		{"uid", strconv.Itoa(ino.UID)}, {"gid", strconv.Itoa(ino.GID)},
 		{"atime", "@" + sec}, {"mtime", "@" + sec}, {"ctime", "@" + sec}, {"crtime", "@" + sec},
 	} {

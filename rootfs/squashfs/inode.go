@@ -48,11 +48,6 @@ func mtime(ino *rootfs.Inode) uint32 {
 	return uint32(s)
 }
 
-// encodeDev packs a device number as the kernel's new_encode_dev.
-func encodeDev(major, minor uint32) uint32 {
-	return minor&0xff | major<<8&0xfff00 | (minor&^0xff)<<12
-}
-
 // encode returns a non-directory inode.
 func (r *irec) encode() (le, error) {
 	ino := r.ino
@@ -70,9 +65,9 @@ func (r *irec) encode() (le, error) {
 		}
 		return r.header(typ).u32(ino.Nlink).u32(uint32(len(ino.Linkname))).str(ino.Linkname), nil
 	case rootfs.TypeBlockDev, rootfs.TypeCharDev:
-		b := r.header(typ).u32(ino.Nlink).u32(encodeDev(ino.Devmajor, ino.Devminor))
+		b := r.header(typ).u32(ino.Nlink).u32(ino.Rdev())
 		if ext {
-			b = r.header(typ + extended).u32(ino.Nlink).u32(encodeDev(ino.Devmajor, ino.Devminor)).u32(r.xattr)
+			b = r.header(typ + extended).u32(ino.Nlink).u32(ino.Rdev()).u32(r.xattr)
 		}
 		return b, nil
 	}
