@@ -3,11 +3,12 @@ package erofs
 import (
 	"context"
 	"fmt"
-	"runtime"
-	"sync"
+	"io"
+
+	"github.com/pierrec/lz4/v4"
 
 	"github.com/c2vm/c2vm/rootfs"
-	"github.com/pierrec/lz4/v4"
+	"github.com/c2vm/c2vm/rootfs/internal/pipeline"
 )
 
 // Logical cluster index types (erofs_fs.h: Z_EROFS_LCLUSTER_TYPE_*), and
@@ -22,13 +23,13 @@ const (
 	adviseBigPcluster = 0x0002 // Z_EROFS_ADVISE_BIG_PCLUSTER_1
 )
 
-// compressor holds one lz4 compressor and its buffers.
+// compressor holds one lz4 compressor and its output buffer.
 type compressor struct {
 	compress func(src, dst []byte) (int, error)
 	out      []byte
 }
 
-func (im *image) newCompressor() *compressor {
+func (im *image) newCompressor() (pipeline.Encoder[pcluster], error) {
 	c := &compressor{out: make([]byte, lz4.CompressBlockBound(im.o.PclusterSize))}
 	switch im.o.Compression {
 	case LZ4HC:
@@ -38,138 +39,86 @@ func (im *image) newCompressor() *compressor {
 		var fast lz4.Compressor
 		c.compress = fast.CompressBlock
 	}
-	return c
+	return c, nil
 }
 
-// pcluster is one compressed extent: the lclusters it covers and, when
-// compression saved at least a block, the lz4 block that replaces them.
+// pcluster is one compressed extent: the lclusters it covers and whether
+// compression saved at least a block, when the block's Out is the lz4
+// block that replaces them.
 type pcluster struct {
 	lclusters int
-	packed    []byte // nil: stored as is
+	packed    bool // false: stored as is
 }
 
-// squeeze compresses src, the data of one pcluster.
-func (c *compressor) squeeze(src []byte) (pcluster, error) {
-	p := pcluster{lclusters: (len(src) + blockSize - 1) / blockSize}
+type job = pipeline.Block[pcluster]
+
+// Encode compresses j.In, the data of one pcluster.
+func (c *compressor) Encode(j *job) error {
+	src := j.In
+	j.Tag.lclusters = (len(src) + blockSize - 1) / blockSize
 	n, err := c.compress(src, c.out)
 	if err != nil {
-		return p, fmt.Errorf("lz4: %w", err)
+		return fmt.Errorf("lz4: %w", err)
 	}
 	// n == 0: incompressible. Compressed data must save a whole block to
 	// be worth decompressing.
-	if n > 0 && (n+blockSize-1)/blockSize < p.lclusters {
+	if n > 0 && (n+blockSize-1)/blockSize < j.Tag.lclusters {
 		// ZERO_PADDING: the data ends at the end of its last block.
 		pad := (blockSize - n%blockSize) % blockSize
-		p.packed = append(make([]byte, pad, pad+n), c.out[:n]...)
+		j.Out = append(append(j.Out[:0], make([]byte, pad)...), c.out[:n]...)
+		j.Tag.packed = true
 	}
-	return p, nil
+	return nil
 }
 
-// job is one pcluster on its way from the reader through a compressing
-// worker to the writer.
-type job struct {
-	src  []byte
-	p    pcluster
-	err  error
-	done chan struct{}
-}
-
-// pipeline reads the compressed files' pclusters in write order, has
-// Workers goroutines compress them, and hands them to the writer in that
-// same order, so the output does not depend on scheduling. Memory is
-// bounded by the buffers in flight, two per worker.
-type pipeline struct {
-	ordered chan *job
-	free    chan []byte
-	stop    func()
-}
-
-func (im *image) startPipeline(ctx context.Context) *pipeline {
-	workers := im.o.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	inflight := 2*workers + 1
-	pl := &pipeline{ordered: make(chan *job, inflight), free: make(chan []byte, inflight)}
-	for range inflight {
-		pl.free <- make([]byte, im.o.PclusterSize)
-	}
-	jobs := make(chan *job, inflight)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			c := im.newCompressor()
-			for j := range jobs {
-				j.p, j.err = c.squeeze(j.src)
-				close(j.done)
+// startPipeline has the shared pipeline compress the compressed files'
+// pclusters, read in write order.
+func (im *image) startPipeline(ctx context.Context) (*pipeline.Pipeline[pcluster], error) {
+	return pipeline.Start(ctx, pipeline.Options{Workers: im.o.Workers, InSize: im.o.PclusterSize, OutSize: im.o.PclusterSize},
+		im.newCompressor, func(q *pipeline.Queue[pcluster]) error {
+			for _, n := range im.nodes {
+				if n.layout != compressedFull {
+					continue
+				}
+				// An error reaches the writer at n's turn, which names n.
+				if err := im.readPclusters(n, q); err != nil {
+					return err
+				}
 			}
+			return nil
 		})
-	}
-	wg.Go(func() {
-		defer close(jobs)
-		defer close(pl.ordered)
-		for _, n := range im.nodes {
-			if n.layout == compressedFull && !im.readPclusters(ctx, n, pl, jobs) {
-				return
-			}
-		}
-	})
-	pl.stop = func() { cancel(); wg.Wait() }
-	return pl
 }
 
-// readPclusters queues n's pclusters; false means stop (an error was
-// queued, or the write is over).
-func (im *image) readPclusters(ctx context.Context, n *node, pl *pipeline, jobs chan<- *job) bool {
-	fail := func(err error) bool {
-		j := &job{err: err, done: make(chan struct{})}
-		close(j.done)
-		select {
-		case pl.ordered <- j:
-		case <-ctx.Done():
-		}
-		return false
-	}
+// readPclusters queues n's pclusters.
+func (im *image) readPclusters(n *node, q *pipeline.Queue[pcluster]) error {
 	rc, err := n.ino.Content.Open()
 	if err != nil {
-		return fail(fmt.Errorf("opening content: %w", err))
+		return fmt.Errorf("opening content: %w", err)
 	}
 	defer rc.Close()
 	for done := int64(0); done < n.size; {
-		var buf []byte
-		select {
-		case buf = <-pl.free:
-		case <-ctx.Done():
-			return false
+		j, err := q.Get(int(min(int64(im.o.PclusterSize), n.size-done)))
+		if err != nil {
+			return err
 		}
-		j := &job{src: buf[:min(int64(len(buf)), n.size-done)], done: make(chan struct{})}
-		if err := rootfs.ReadContent(rc, j.src); err != nil {
-			return fail(err)
+		if err := rootfs.ReadContent(rc, j.In); err != nil {
+			return err
 		}
-		done += int64(len(j.src))
-		for _, ch := range []chan<- *job{pl.ordered, jobs} {
-			select {
-			case ch <- j:
-			case <-ctx.Done():
-				return false
-			}
+		done += int64(len(j.In))
+		if err := q.Put(j); err != nil {
+			return err
 		}
 	}
-	return true
+	return nil
 }
 
 // next waits for the next pcluster in write order.
-func (pl *pipeline) next(ctx context.Context) (*job, error) {
-	j, ok := <-pl.ordered
-	if !ok {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+func next(pl *pipeline.Pipeline[pcluster]) (*job, error) {
+	j, err := pl.Next()
+	if err == io.EOF {
 		return nil, fmt.Errorf("compression pipeline ended early")
 	}
-	<-j.done
-	return j, j.err
+	return j, err
 }
 
 // writeCompressed writes a regular file's pclusters as the pipeline
@@ -179,24 +128,24 @@ func (pl *pipeline) next(ctx context.Context) (*job, error) {
 // blocks) then NONHEADs (distances back to the head and on to the next
 // one, the first carrying the block count); a stored one is a PLAIN index
 // per block.
-func (im *image) writeCompressed(ctx context.Context, n *node, out *output, pl *pipeline) ([]byte, error) {
+func (im *image) writeCompressed(n *node, out *output, pl *pipeline.Pipeline[pcluster]) ([]byte, error) {
 	var idx le
 	var blocks uint32
 	for done := int64(0); done < n.size; {
-		j, err := pl.next(ctx)
+		j, err := next(pl)
 		if err != nil {
 			return nil, err
 		}
-		done += int64(len(j.src))
+		done += int64(len(j.In))
 		if idx, err = appendPcluster(idx, out, j); err != nil {
 			return nil, err
 		}
-		pl.free <- j.src[:cap(j.src)]
-		if j.p.packed == nil {
-			blocks += uint32(j.p.lclusters)
+		if j.Tag.packed {
+			blocks += uint32(len(j.Out) / blockSize)
 		} else {
-			blocks += uint32(len(j.p.packed) / blockSize)
+			blocks += uint32(j.Tag.lclusters)
 		}
+		pl.Release(j)
 	}
 	rec, err := n.inode(blocks)
 	if err != nil {
@@ -212,20 +161,20 @@ func (im *image) writeCompressed(ctx context.Context, n *node, out *output, pl *
 
 // appendPcluster writes one pcluster's blocks and appends its indexes.
 func appendPcluster(idx le, out *output, j *job) (le, error) {
-	p := j.p
-	if p.packed == nil {
-		at, err := out.blocks(j.src)
+	p := j.Tag
+	if !p.packed {
+		at, err := out.blocks(j.In)
 		for i := range p.lclusters {
 			idx = idx.u16(lclusterPlain).u16(0).u32(at + uint32(i))
 		}
 		return idx, err
 	}
-	at, err := out.blocks(p.packed)
+	at, err := out.blocks(j.Out)
 	idx = idx.u16(lclusterHead).u16(0).u32(at)
 	for i := 1; i < p.lclusters; i++ {
 		d0 := uint16(i)
 		if i == 1 {
-			d0 = cblkcnt | uint16(len(p.packed)/blockSize)
+			d0 = cblkcnt | uint16(len(j.Out)/blockSize)
 		}
 		idx = idx.u16(lclusterNonhead).u16(0).u16(d0).u16(uint16(p.lclusters - i))
 	}

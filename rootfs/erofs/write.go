@@ -11,6 +11,7 @@ import (
 
 	"github.com/c2vm/c2vm/internal/uuid"
 	"github.com/c2vm/c2vm/rootfs"
+	"github.com/c2vm/c2vm/rootfs/internal/pipeline"
 )
 
 const (
@@ -62,13 +63,16 @@ func (im *image) write(ctx context.Context, f *os.File) error {
 		return err
 	}
 	out := &output{w: bufio.NewWriterSize(f, 1<<20), blk: uint32(dataAt / blockSize), sum: sha256.New()}
-	pl := im.startPipeline(ctx)
-	defer pl.stop()
+	pl, err := im.startPipeline(ctx)
+	if err != nil {
+		return err
+	}
+	defer pl.Stop()
 	for _, n := range im.nodes {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rec, err := im.writeNode(ctx, n, out, pl)
+		rec, err := im.writeNode(n, out, pl)
 		if err != nil {
 			return fmt.Errorf("%s: %w", n.path, err)
 		}
@@ -89,11 +93,11 @@ func (im *image) write(ctx context.Context, f *os.File) error {
 }
 
 // writeNode writes n's data blocks and returns its metadata record.
-func (im *image) writeNode(ctx context.Context, n *node, out *output, pl *pipeline) ([]byte, error) {
+func (im *image) writeNode(n *node, out *output, pl *pipeline.Pipeline[pcluster]) ([]byte, error) {
 	ino := n.ino
 	switch {
 	case n.layout == compressedFull:
-		return im.writeCompressed(ctx, n, out, pl)
+		return im.writeCompressed(n, out, pl)
 	case ino.Type == rootfs.TypeDir:
 		return n.flat(out, dirData(n.dir))
 	case ino.Type == rootfs.TypeSymlink:

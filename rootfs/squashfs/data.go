@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
 
 	"github.com/c2vm/c2vm/internal/sparse"
 	"github.com/c2vm/c2vm/rootfs"
+	"github.com/c2vm/c2vm/rootfs/internal/pipeline"
 )
 
 // uncompressedBlock marks a data or fragment block stored as is
@@ -29,19 +29,15 @@ func (o *output) write(p []byte) error {
 	return err
 }
 
-// job is one block on its way through the compressors.
-type job struct {
-	file   *fileRec // nil for a fragment block
-	first  bool     // the file's first block
-	data   []byte
-	out    []byte
-	raw    bool // store data uncompressed
-	zero   bool // all zero: a sparse block, nothing stored
-	done   chan struct{}
-	err    error
-	bufIn  *[]byte
-	bufOut *[]byte
+// block says what a block in the pipeline is, and what became of it.
+type block struct {
+	file  *fileRec // nil for a fragment block
+	first bool     // the file's first block
+	raw   bool     // store the data uncompressed
+	zero  bool     // all zero: a sparse block, nothing stored
 }
+
+type job = pipeline.Block[block]
 
 // fragEntry is one fragment table entry: where a fragment block is.
 type fragEntry struct {
@@ -145,64 +141,33 @@ loop:
 	return ctx.Err()
 }
 
-// writeData streams every distinct file through the compressors and
-// writes data and fragment blocks in file order. At most 2×workers
-// blocks are queued, which bounds memory.
+// writeData streams every distinct file through the compression pipeline
+// and writes data and fragment blocks in file order.
 func (im *image) writeData(ctx context.Context, out *output) ([]fragEntry, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	bs := im.o.BlockSize
-	pool := &sync.Pool{New: func() any { b := make([]byte, 0, bs+bs/8+64); return &b }}
-	work := make(chan *job)
-	order := make(chan *job, 2*im.o.Workers)
-	comps := make([]compressor, im.o.Workers)
-	for w := range comps {
-		var err error
-		if comps[w], err = newCompressor(im.o.Compression, bs, false); err != nil {
-			return nil, err
-		}
+	newEnc := func() (pipeline.Encoder[block], error) {
+		c, err := newCompressor(im.o.Compression, bs, false)
+		return encoder{c}, err
 	}
-	var wg sync.WaitGroup
-	for _, comp := range comps {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				j.compress(comp, pool)
-				close(j.done)
-			}
-		}()
-	}
-	prodErr := make(chan error, 1)
-	go func() {
-		p := producer{ctx: ctx, im: im, work: work, order: order, pool: pool}
-		prodErr <- p.run()
-		close(work)
-		close(order)
-	}()
-	var frags []fragEntry
-	var werr error
-	for j := range order {
-		<-j.done
-		if werr == nil {
-			if werr = j.err; werr == nil {
-				werr = consume(out, j, &frags)
-			}
-			if werr != nil {
-				cancel()
-			}
-		}
-		pool.Put(j.bufIn)
-		if j.bufOut != nil {
-			pool.Put(j.bufOut)
-		}
-	}
-	wg.Wait()
-	if err := <-prodErr; err != nil && (werr == nil || !errors.Is(err, context.Canceled)) {
+	p, err := pipeline.Start(ctx, pipeline.Options{Workers: im.o.Workers, InSize: bs, OutSize: bs + bs/8 + 64},
+		newEnc, func(q *pipeline.Queue[block]) error { return (&producer{im: im, q: q}).run() })
+	if err != nil {
 		return nil, err
 	}
-	if werr != nil {
-		return nil, werr
+	defer p.Stop()
+	var frags []fragEntry
+	for {
+		j, err := p.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := consume(out, j, &frags); err != nil {
+			return nil, err
+		}
+		p.Release(j)
 	}
 	for _, f := range im.files {
 		if d := f.dupOf; d != nil {
@@ -212,44 +177,46 @@ func (im *image) writeData(ctx context.Context, out *output) ([]fragEntry, error
 	return frags, nil
 }
 
-func (j *job) compress(c compressor, pool *sync.Pool) {
-	if j.file != nil && sparse.IsZero(j.data) {
-		j.zero = true
-		return
+// encoder compresses a block, or marks it sparse or stored as is.
+type encoder struct{ c compressor }
+
+func (e encoder) Encode(j *job) error {
+	if j.Tag.file != nil && sparse.IsZero(j.In) {
+		j.Tag.zero = true
+		return nil
 	}
-	j.bufOut = pool.Get().(*[]byte)
-	out, err := c.compress(*j.bufOut, j.data)
+	out, err := e.c.compress(j.Out, j.In)
 	if err != nil {
-		j.err = fmt.Errorf("compressing block: %w", err)
-		return
+		return fmt.Errorf("compressing block: %w", err)
 	}
-	*j.bufOut = out[:0]
-	j.out = out
-	j.raw = len(out) >= len(j.data)
+	j.Out = out
+	j.Tag.raw = len(out) >= len(j.In)
+	return nil
 }
 
 // consume writes one finished block and records where it went.
 func consume(out *output, j *job, frags *[]fragEntry) error {
-	if j.file != nil && j.first {
-		j.file.start = out.off
+	t := j.Tag
+	if t.file != nil && t.first {
+		t.file.start = out.off
 	}
-	if j.zero {
-		j.file.blocks = append(j.file.blocks, 0)
-		j.file.sparse += uint64(len(j.data))
+	if t.zero {
+		t.file.blocks = append(t.file.blocks, 0)
+		t.file.sparse += uint64(len(j.In))
 		return nil
 	}
-	p, size := j.out, uint32(len(j.out))
-	if j.raw {
-		p, size = j.data, uint32(len(j.data))|uncompressedBlock
+	p, size := j.Out, uint32(len(j.Out))
+	if t.raw {
+		p, size = j.In, uint32(len(j.In))|uncompressedBlock
 	}
 	start := out.off
 	if err := out.write(p); err != nil {
 		return err
 	}
-	if j.file == nil {
+	if t.file == nil {
 		*frags = append(*frags, fragEntry{start, size})
 	} else {
-		j.file.blocks = append(j.file.blocks, size)
+		t.file.blocks = append(t.file.blocks, size)
 	}
 	return nil
 }
@@ -257,12 +224,10 @@ func consume(out *output, j *job, frags *[]fragEntry) error {
 // producer reads files in order, cuts them into blocks and packs their
 // tails into fragment blocks.
 type producer struct {
-	ctx         context.Context
-	im          *image
-	work, order chan *job
-	pool        *sync.Pool
-	frag        *[]byte
-	nfrag       uint32
+	im    *image
+	q     *pipeline.Queue[block]
+	frag  *job // the fragment block being filled
+	nfrag uint32
 }
 
 func (p *producer) run() error {
@@ -285,13 +250,15 @@ func (p *producer) file(f *fileRec) error {
 	defer r.Close()
 	bs := int64(p.im.o.BlockSize)
 	for i := int64(0); i < f.size/bs; i++ {
-		b := p.pool.Get().(*[]byte)
-		data := (*b)[:bs]
-		if err := rootfs.ReadContent(r, data); err != nil {
-			p.pool.Put(b)
+		j, err := p.q.Get(int(bs))
+		if err != nil {
 			return err
 		}
-		if err := p.emit(&job{file: f, first: i == 0, data: data, bufIn: b}); err != nil {
+		j.Tag = block{file: f, first: i == 0}
+		if err := rootfs.ReadContent(r, j.In); err != nil {
+			return err
+		}
+		if err := p.q.Put(j); err != nil {
 			return err
 		}
 	}
@@ -299,49 +266,35 @@ func (p *producer) file(f *fileRec) error {
 	if tail == 0 {
 		return nil
 	}
-	if p.frag != nil && len(*p.frag)+tail > int(bs) {
+	return p.addTail(f, r, tail)
+}
+
+// addTail reads a file's last tail bytes into the fragment block.
+func (p *producer) addTail(f *fileRec, r io.Reader, tail int) error {
+	if p.frag != nil && len(p.frag.In)+tail > p.im.o.BlockSize {
 		if err := p.flushFrag(); err != nil {
 			return err
 		}
 	}
 	if p.frag == nil {
-		p.frag = p.pool.Get().(*[]byte)
-		*p.frag = (*p.frag)[:0]
+		j, err := p.q.Get(0)
+		if err != nil {
+			return err
+		}
+		p.frag = j
 	}
-	fb := *p.frag
+	fb := p.frag.In
 	f.fragIdx, f.fragOff = p.nfrag, uint32(len(fb))
-	if err := rootfs.ReadContent(r, fb[len(fb):len(fb)+tail]); err != nil {
-		return err
-	}
-	*p.frag = fb[:len(fb)+tail]
-	return nil
+	p.frag.In = fb[:len(fb)+tail]
+	return rootfs.ReadContent(r, p.frag.In[len(fb):])
 }
 
 func (p *producer) flushFrag() error {
 	if p.frag == nil {
 		return nil
 	}
-	b := p.frag
+	j := p.frag
 	p.frag = nil
 	p.nfrag++
-	return p.emit(&job{data: *b, bufIn: b})
-}
-
-// emit queues j for the writer (in order) and for a compressor.
-func (p *producer) emit(j *job) error {
-	j.done = make(chan struct{})
-	select {
-	case p.order <- j:
-	case <-p.ctx.Done():
-		p.pool.Put(j.bufIn)
-		return p.ctx.Err()
-	}
-	select {
-	case p.work <- j:
-		return nil
-	case <-p.ctx.Done():
-		j.err = p.ctx.Err()
-		close(j.done)
-		return p.ctx.Err()
-	}
+	return p.q.Put(j)
 }
