@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/c2vm/c2vm/bootcfg/plan"
+	"github.com/c2vm/c2vm/bootcfg/wire"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -66,6 +67,8 @@ func Plan(spec *specs.Spec, o PlanOptions) (*plan.Plan, error) {
 		containerView(spec),
 		mountVols,
 		afterSwitch(spec, o),
+		// Ready to serve exec when run starts the process; absent port, no cost.
+		{optional(&plan.Agent{Port: wire.PortName})},
 		{run},
 		unmountVols,
 	} {
@@ -284,6 +287,8 @@ func Requirements(o PlanOptions) []string {
 func Optional() []string {
 	return []string{"CONFIG_VIRTIO_MMIO", "CONFIG_XEN_BLKDEV_FRONTEND", "CONFIG_XEN_NETDEV_FRONTEND",
 		"CONFIG_ACPI_BUTTON", "CONFIG_INPUT_EVDEV",
+		// The exec agent's channel (virtio-serial).
+		"CONFIG_VIRTIO_CONSOLE",
 		// Host shares for c2vm run -v: whichever of the two the kernel has.
 		"CONFIG_VIRTIO_FS", "CONFIG_NET_9P_VIRTIO", "CONFIG_9P_FS"}
 }

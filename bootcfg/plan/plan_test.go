@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -26,6 +27,7 @@ func everyStep() []Step {
 		{Action: &RegisterBinfmt{Binfmt: Binfmt{Name: "qemu-aarch64", Type: "M", Magic: []byte("\x7fELF"), Interpreter: "/q", Flags: "F"}}},
 		{Action: &BinfmtD{Files: []string{"/etc/binfmt.d/a.conf"}}},
 		{Action: &PowerButton{}, Optional: true},
+		{Action: &Agent{Port: "org.c2vm.agent.0"}, Optional: true},
 		{Action: &Shares{}},
 		{Action: &SwitchRoot{Path: "/newroot"}},
 		{Action: &MaskPath{Path: "/proc/kcore"}},
@@ -100,11 +102,11 @@ func TestArgs(t *testing.T) {
 	// String is ParseArgs' inverse, spaces and quotes included.
 	in := Args{Cmd: []string{"sh", "-c", `echo "a b"`}, Env: []string{"X=y z"}, Debug: true, Net: NetDHCP,
 		Shares:   []Share{{Tag: "c2vm0", FSType: "virtiofs", Path: "/srv", ReadOnly: true}, {Tag: "c2vm1", FSType: "9p", Path: "/x"}},
-		RootHash: hashA}
+		RootHash: hashA, Idle: 90 * time.Second}
 	if back, err := ParseArgs(in.String()); err != nil || !reflect.DeepEqual(back, in) {
 		t.Errorf("round trip of %q: %+v %v", in.String(), back, err)
 	}
-	for _, bad := range []string{"c2vm.share=t,nfs,/x", "c2vm.share=t,9p,rel", "c2vm.share=t,9p,/x,rw", "c2vm.net=bridge", "c2vm.cmd=!!!", "c2vm.cmd=" + base64.StdEncoding.EncodeToString([]byte("{}")), "c2vm.env=noequals",
+	for _, bad := range []string{"c2vm.share=t,nfs,/x", "c2vm.share=t,9p,rel", "c2vm.share=t,9p,/x,rw", "c2vm.net=bridge", "c2vm.cmd=!!!", "c2vm.cmd=" + base64.StdEncoding.EncodeToString([]byte("{}")), "c2vm.env=noequals", "c2vm.idle=5", "c2vm.idle=-1s", "c2vm.idle=0s",
 		"c2vm.roothash=" + hashA[:62], "c2vm.roothash=" + hashA + "00", "c2vm.roothash=" + strings.Repeat("g", 64), "c2vm.roothash=",
 		"c2vm.roothash=" + hashA + " c2vm.roothash=" + hashB} {
 		t.Run(bad, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // The console protocol: lines the init prints for the host (c2vm run, a
@@ -37,6 +38,10 @@ const (
 	ArgDebug = "c2vm.debug" // 1: print each step as it runs
 	ArgNet   = "c2vm.net"   // user, dhcp or none: overrides the Network step's mode
 	ArgShare = "c2vm.share" // TAG,FSTYPE,PATH[,ro]; repeatable: a host share (Shares step)
+	// ArgIdle is a Go duration ("90s", "5m"): the Agent step powers the
+	// VM off, as the power button does, once no exec session has been
+	// open for that long (c2vm run -d --idle-timeout).
+	ArgIdle = "c2vm.idle"
 	// ArgRootHash is the root filesystem's dm-verity root hash, 64 hex
 	// digits (sha256). c2vm writes it on every command line of a --verity
 	// output (the UKI's .cmdline, qemu.sh, libvirt.xml, xl.cfg,
@@ -89,6 +94,8 @@ type Args struct {
 	Shares []Share
 	// RootHash is c2vm.roothash, lower-case hex; "" when absent.
 	RootHash string
+	// Idle is c2vm.idle; 0 when absent (no idle stop).
+	Idle time.Duration
 }
 
 // String formats a as kernel arguments, the inverse of ParseArgs.
@@ -109,6 +116,9 @@ func (a Args) String() string {
 	}
 	if a.RootHash != "" {
 		out = append(out, ArgRootHash+"="+a.RootHash)
+	}
+	if a.Idle > 0 {
+		out = append(out, ArgIdle+"="+a.Idle.String())
 	}
 	for _, kv := range a.Env {
 		// base64 keeps spaces and quotes out of the kernel's parser; the
@@ -155,6 +165,12 @@ func ParseArgs(cmdline string) (Args, error) {
 				return a, fmt.Errorf("%s=%s: want %s, %s or %s", ArgNet, v, NetUser, NetDHCP, NetNone)
 			}
 			a.Net = v
+		case ArgIdle:
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return a, fmt.Errorf("%s=%s: want a positive duration (90s, 5m)", ArgIdle, v)
+			}
+			a.Idle = d
 		case ArgRootHash:
 			h, err := parseRootHash(v)
 			if err != nil {

@@ -24,6 +24,10 @@ import (
 	"io"
 )
 
+// PortName is the virtio-serial port the agent serves on: QEMU's
+// virtserialport name=, libvirt's <target type='virtio' name=...>.
+const PortName = "org.c2vm.agent.0"
+
 // Version is the protocol version; Hello carries it and both sides must
 // speak the same.
 const Version = 1
