@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/c2vm/c2vm/bootcfg/plan"
@@ -21,6 +22,10 @@ type initState struct {
 	status     int       // the process's exit status, once Run is done
 	ran        bool
 	power      chan struct{} // receives a power button press
+	// container receives the container's process, with the overrides
+	// applied, once it has started: the agent starts exec'd processes as it.
+	container chan specs.Process
+	children  children // exec'd processes, reaped by supervise
 }
 
 func (s *initState) logf(format string, a ...any) {
@@ -31,7 +36,7 @@ func (s *initState) logf(format string, a ...any) {
 
 // Main is PID 1. It never returns: it powers the VM off.
 func Main() {
-	s := &initState{console: openConsole(), power: make(chan struct{}, 1)}
+	s := &initState{console: openConsole(), power: make(chan struct{}, 1), container: make(chan specs.Process, 1)}
 	status := plan.StatusInitFailed
 	defer func() {
 		if r := recover(); r != nil {
@@ -145,6 +150,8 @@ func (s *initState) do(a plan.Action) error {
 		return s.mountShares()
 	case *plan.PowerButton:
 		return s.watchPower()
+	case *plan.Agent:
+		return s.startAgent(a)
 	case *plan.Run:
 		if s.ran {
 			return errors.New("the process has run already")

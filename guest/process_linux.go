@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,47 +29,81 @@ func (s *initState) runProcess(r *plan.Run) (int, error) {
 	if len(p.Args) == 0 {
 		return 0, errors.New("the process has no args")
 	}
-	argv0, found := lookPath(p.Args[0], p.Env, isExecutable)
-	if !found {
-		fmt.Fprintf(s.console, "%s%s: executable file not found in $PATH\n", plan.LogPrefix, p.Args[0])
-		return plan.StatusNotFound, nil
-	}
-	// The bounding set, no_new_privs and rlimits are per thread (and
-	// inherited): set them on this thread and fork the process from it.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := restrict(p); err != nil {
-		return 0, err
-	}
 	console, err := os.OpenFile("/dev/console", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		return 0, fmt.Errorf("opening /dev/console: %w", err)
 	}
 	defer console.Close()
 	null, _ := os.Open("/dev/null")
+	defer null.Close()
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT)
+	s.logf("exec %q as %d:%d %v in %s", p.Args, p.User.UID, p.User.GID, p.User.AdditionalGids, p.Cwd)
+	pid, err := start(p, []*os.File{null, console, console}, false)
+	var se *startError
+	if errors.As(err, &se) {
+		fmt.Fprintf(s.console, "%s%v\n", plan.LogPrefix, se)
+		return se.status, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	s.container <- p
+	return s.supervise(pid, sigs, r), nil
+}
+
+// startError is a process that could not start, with Docker's status for
+// it (126, 127).
+type startError struct {
+	status int
+	msg    string
+}
+
+func (e *startError) Error() string { return e.msg }
+
+// start starts p with files as its descriptors 0, 1, 2, in a session of its
+// own (tty: with files[0] as its controlling terminal): the one way the
+// container's process and every exec'd process enter the container. The
+// bounding set, no_new_privs and rlimits are per thread (and inherited), so
+// they are set on a locked thread that forks the process and then ends
+// with its goroutine, leaving the init's other threads as they were.
+func start(p specs.Process, files []*os.File, tty bool) (int, error) {
+	argv0, found := lookPath(p.Args[0], p.Env, isExecutable)
+	if !found {
+		return 0, &startError{plan.StatusNotFound, p.Args[0] + ": executable file not found in $PATH"}
+	}
 	cwd := p.Cwd
 	if cwd == "" {
 		cwd = "/"
 	}
-	groups := make([]uint32, len(p.User.AdditionalGids))
-	copy(groups, p.User.AdditionalGids)
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT)
-	s.logf("exec %q as %d:%d %v in %s", p.Args, p.User.UID, p.User.GID, groups, cwd)
-	proc, err := os.StartProcess(argv0, p.Args, &os.ProcAttr{
-		Dir:   cwd,
-		Env:   p.Env,
-		Files: []*os.File{null, console, console},
-		Sys: &syscall.SysProcAttr{
-			Setsid:     true,
-			Credential: &syscall.Credential{Uid: p.User.UID, Gid: p.User.GID, Groups: groups},
-		},
-	})
-	if err != nil {
-		fmt.Fprintf(s.console, "%sexec %s: %v\n", plan.LogPrefix, p.Args[0], unwrapSys(err))
-		return startStatus(err), nil
+	type result struct {
+		pid int
+		err error
 	}
-	return s.supervise(proc.Pid, sigs, r), nil
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if err := restrict(p); err != nil {
+			done <- result{err: err}
+			return
+		}
+		proc, err := os.StartProcess(argv0, p.Args, &os.ProcAttr{
+			Dir:   cwd,
+			Env:   p.Env,
+			Files: files,
+			Sys: &syscall.SysProcAttr{
+				Setsid: true, Setctty: tty, Ctty: 0,
+				Credential: &syscall.Credential{Uid: p.User.UID, Gid: p.User.GID, Groups: append([]uint32{}, p.User.AdditionalGids...)},
+			},
+		})
+		if err != nil {
+			done <- result{err: &startError{startStatus(err), fmt.Sprintf("exec %s: %v", p.Args[0], unwrapSys(err))}}
+			return
+		}
+		done <- result{pid: proc.Pid}
+	}()
+	r := <-done
+	return r.pid, r.err
 }
 
 // restrict applies the process's limits to this thread, which forks it:
@@ -161,7 +196,7 @@ func (s *initState) supervise(pid int, sigs chan os.Signal, r *plan.Run) int {
 				unix.Kill(pid, sig.(unix.Signal))
 				continue
 			}
-			if code, done := reap(pid); done {
+			if code, done := s.children.reap(pid); done {
 				stopOthers()
 				return code
 			}
@@ -169,8 +204,33 @@ func (s *initState) supervise(pid int, sigs chan os.Signal, r *plan.Run) int {
 	}
 }
 
-// reap collects every exited child; done when pid is among them.
-func reap(pid int) (code int, done bool) {
+// children are the exec'd processes: the one reaper (supervise, PID 1's
+// wait for every child) hands each its status.
+type children struct {
+	mu    sync.Mutex
+	waits map[int]chan<- int
+}
+
+// start starts p as start does and registers it before any reap can
+// collect it; its status goes to status.
+func (c *children) start(p specs.Process, files []*os.File, tty bool, status chan<- int) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pid, err := start(p, files, tty)
+	if err == nil {
+		if c.waits == nil {
+			c.waits = map[int]chan<- int{}
+		}
+		c.waits[pid] = status
+	}
+	return pid, err
+}
+
+// reap collects every exited child, handing an exec'd one's status to its
+// waiter; done when pid is among them.
+func (c *children) reap(pid int) (code int, done bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for {
 		var ws unix.WaitStatus
 		wpid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
@@ -179,6 +239,10 @@ func reap(pid int) (code int, done bool) {
 		}
 		if wpid == pid {
 			code, done = exitCode(ws), true
+		}
+		if w, ok := c.waits[wpid]; ok {
+			w <- exitCode(ws)
+			delete(c.waits, wpid)
 		}
 	}
 }
