@@ -146,6 +146,7 @@ type devices struct {
 			Port int    `xml:"port,attr"`
 		} `xml:"target"`
 	} `xml:"console"`
+	Channel *channel `xml:"channel"`
 }
 
 // Write implements Target.
@@ -193,6 +194,7 @@ func libvirtDomain(vm VM) (*domain, error) {
 	d.Devices.Serial.Type = "pty"
 	d.Devices.Console.Type = "pty"
 	d.Devices.Console.Target.Type = "serial"
+	d.Devices.Channel = agentChannel()
 	return d, nil
 }
 

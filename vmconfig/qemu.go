@@ -109,6 +109,7 @@ const (
 	phCPUs   = "\x00cpus\x00"
 	phDir    = "\x00dir\x00"
 	phAppend = "\x00append\x00"
+	phAgent  = "\x00agent\x00"
 )
 
 // shellWord double-quotes s for sh, escaping what sh expands inside double
@@ -122,6 +123,7 @@ func shellWord(s string, memory, cpus int) string {
 		phAccel, "$accel",
 		phMemory, fmt.Sprintf("${C2VM_MEMORY:-%d}", memory),
 		phCPUs, fmt.Sprintf("${C2VM_CPUS:-%d}", cpus),
+		phAgent, "${C2VM_AGENT_SOCKET:-$DIR/"+AgentSocket+"}",
 		phDir, "$DIR/",
 		" "+phAppend, "${C2VM_APPEND:+ $C2VM_APPEND}",
 		phAppend, "${C2VM_APPEND:-}",
@@ -135,7 +137,11 @@ func scriptArgs(vm VM) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return shellWords(args, vm), nil
+	agent, err := AgentArgs(vm.Arch, phAgent)
+	if err != nil {
+		return "", err
+	}
+	return shellWords(append(args, agent...), vm), nil
 }
 
 func shellWords(args []string, vm VM) string {
@@ -165,6 +171,8 @@ var qemuTmpl = template.Must(template.New("qemu.sh").Parse(`#!/bin/sh
 #                            host's arch and a probe VM really runs)
 #   C2VM_MEMORY, C2VM_CPUS   override memory (MiB) and CPUs
 #   C2VM_APPEND              extra kernel arguments (e.g. c2vm.debug=1)
+#   C2VM_AGENT_SOCKET        the exec agent's unix socket, no commas (default
+#                            $DIR/agent.sock): c2vm exec --socket PATH -- CMD
 #   extra arguments are passed to QEMU.
 # Network: QEMU user mode (the guest is 10.0.2.15, the host 10.0.2.2);
 # published ports (IP:HOST:GUEST/proto, as docker -p): {{if .Forwards}}{{.Forwards}}{{else}}none{{end}}.

@@ -239,7 +239,7 @@ func TestQEMUScriptRuns(t *testing.T) {
 	cmd := exec.Command("sh", filepath.Join(dir, "qemu.sh"), "-snapshot")
 	cmd.Dir = "/"
 	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "C2VM_ACCEL=tcg",
-		"C2VM_MEMORY=1024", "C2VM_CPUS=3", "C2VM_APPEND=c2vm.debug=1", "CDPATH=/tmp")
+		"C2VM_MEMORY=1024", "C2VM_CPUS=3", "C2VM_APPEND=c2vm.debug=1", "CDPATH=/tmp", "C2VM_AGENT_SOCKET=/run/c2vm-agent.sock")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("qemu.sh: %v", err)
@@ -253,7 +253,10 @@ func TestQEMUScriptRuns(t *testing.T) {
 		"-drive", "file=" + dir + "/rootfs.img,if=virtio,format=raw,readonly=on",
 		"-drive", "file=" + dir + "/data-0.img,if=virtio,format=raw",
 		"-drive", "file=" + dir + "/data-1.img,if=virtio,format=raw",
-		"-append", "console=ttyAMA0 panic=-1 quiet c2vm.debug=1", "-snapshot"}
+		"-append", "console=ttyAMA0 panic=-1 quiet c2vm.debug=1",
+		"-device", "virtio-serial-pci,id=c2vm-serial",
+		"-chardev", "socket,id=c2vm-agent,path=/run/c2vm-agent.sock,server=on,wait=off",
+		"-device", "virtserialport,bus=c2vm-serial.0,chardev=c2vm-agent,name=org.c2vm.agent.0", "-snapshot"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("qemu.sh ran\n%q\nwant\n%q", got, want)
 	}

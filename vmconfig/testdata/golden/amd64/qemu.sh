@@ -6,6 +6,8 @@
 #                            host's arch and a probe VM really runs)
 #   C2VM_MEMORY, C2VM_CPUS   override memory (MiB) and CPUs
 #   C2VM_APPEND              extra kernel arguments (e.g. c2vm.debug=1)
+#   C2VM_AGENT_SOCKET        the exec agent's unix socket, no commas (default
+#                            $DIR/agent.sock): c2vm exec --socket PATH -- CMD
 #   extra arguments are passed to QEMU.
 # Network: QEMU user mode (the guest is 10.0.2.15, the host 10.0.2.2);
 # published ports (IP:HOST:GUEST/proto, as docker -p): 127.0.0.1:18080:8080/tcp 0.0.0.0:5353:53/udp.
@@ -50,4 +52,7 @@ exec qemu-system-x86_64 \
 	-drive "file=$DIR/data-0.img,if=virtio,format=raw" \
 	-drive "file=$DIR/data-1.img,if=virtio,format=raw" \
 	-append "console=ttyS0 panic=-1 quiet${C2VM_APPEND:+ $C2VM_APPEND}" \
+	-device virtio-serial-pci,id=c2vm-serial \
+	-chardev "socket,id=c2vm-agent,path=${C2VM_AGENT_SOCKET:-$DIR/agent.sock},server=on,wait=off" \
+	-device virtserialport,bus=c2vm-serial.0,chardev=c2vm-agent,name=org.c2vm.agent.0 \
 	"$@"
