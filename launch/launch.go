@@ -122,7 +122,11 @@ func Run(ctx context.Context, o Options) (int, error) {
 	}
 	args = append(args, sh.qemu...)
 	if o.AgentSocket != "" {
-		args = append(args, agentDevArgs(o.AgentSocket, vm.Arch)...)
+		agent, err := AgentArgs(o.AgentSocket, vm.Arch)
+		if err != nil {
+			return 1, err
+		}
+		args = append(args, agent...)
 	}
 	if started := o.OnStart; started != nil {
 		o.OnStart = func(r Running) { r.Arch, r.Forwards = vm.Arch, vm.Forwards; started(r) }

@@ -2,15 +2,16 @@ package detach
 
 import (
 	"context"
-	"net"
+
+	"github.com/c2vm/c2vm/launch/agent"
 )
 
-// ping waits for the agent at sock to answer.
-// TODO(exec): launch/agent's Dial and Ping; until then, QEMU's socket.
+// ping waits for the agent at sock to answer: its hello, then a ping.
 var ping = func(ctx context.Context, sock string) error {
-	c, err := (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	c, err := agent.Dial(ctx, sock)
 	if err != nil {
 		return err
 	}
-	return c.Close()
+	defer c.Close()
+	return c.Ping(ctx)
 }
