@@ -66,36 +66,11 @@ func writeFAT32(w io.WriterAt, off int64, sectors uint64, hidden uint64, serial 
 	if clusters < fatMinClusters {
 		return fmt.Errorf("FAT32 volume of %d sectors has %d clusters, fewer than %d", sectors, clusters, fatMinClusters)
 	}
-	next := uint32(2)
-	var nodes []*fatNode
-	var assign func(n *fatNode)
-	assign = func(n *fatNode) {
-		n.clusters = max(1, uint32((len(n.data)+sectorSize-1)/sectorSize))
-		if n.dir {
-			n.clusters = uint32((len(n.children)+2)*fatDirEntrySize+sectorSize-1) / sectorSize
-		}
-		n.cluster, next = next, next+n.clusters
-		nodes = append(nodes, n)
-		for _, c := range n.children {
-			assign(c)
-		}
-	}
-	assign(root)
+	nodes, next := assignClusters(root)
 	if uint64(next-2) > clusters {
 		return fmt.Errorf("ESP files need %d clusters, the FAT32 volume has %d", next-2, clusters)
 	}
-	fat := make([]byte, fatSz*sectorSize)
-	binary.LittleEndian.PutUint32(fat[0:], 0x0fffff00|fatMedia)
-	binary.LittleEndian.PutUint32(fat[4:], fatEOC)
-	for _, n := range nodes {
-		for i := range n.clusters {
-			v := uint32(fatEOC)
-			if i+1 < n.clusters {
-				v = n.cluster + i + 1
-			}
-			binary.LittleEndian.PutUint32(fat[4*(n.cluster+i):], v)
-		}
-	}
+	fat := fatTable(nodes, fatSz)
 	boot := fatBootSector(sectors, fatSz, hidden, serial)
 	info := fatInfo(uint32(clusters)-(next-2), next)
 	for _, blk := range []struct {
@@ -117,6 +92,45 @@ func writeFAT32(w io.WriterAt, off int64, sectors uint64, hidden uint64, serial 
 		}
 	}
 	return nil
+}
+
+// assignClusters gives each node its contiguous clusters, in tree order
+// from cluster 2, and returns the nodes in that order and the next free
+// cluster.
+func assignClusters(root *fatNode) ([]*fatNode, uint32) {
+	next := uint32(2)
+	var nodes []*fatNode
+	var assign func(n *fatNode)
+	assign = func(n *fatNode) {
+		n.clusters = max(1, uint32((len(n.data)+sectorSize-1)/sectorSize))
+		if n.dir {
+			n.clusters = uint32((len(n.children)+2)*fatDirEntrySize+sectorSize-1) / sectorSize
+		}
+		n.cluster, next = next, next+n.clusters
+		nodes = append(nodes, n)
+		for _, c := range n.children {
+			assign(c)
+		}
+	}
+	assign(root)
+	return nodes, next
+}
+
+// fatTable is the FAT of fatSz sectors chaining each node's clusters.
+func fatTable(nodes []*fatNode, fatSz uint64) []byte {
+	fat := make([]byte, fatSz*sectorSize)
+	binary.LittleEndian.PutUint32(fat[0:], 0x0fffff00|fatMedia)
+	binary.LittleEndian.PutUint32(fat[4:], fatEOC)
+	for _, n := range nodes {
+		for i := range n.clusters {
+			v := uint32(fatEOC)
+			if i+1 < n.clusters {
+				v = n.cluster + i + 1
+			}
+			binary.LittleEndian.PutUint32(fat[4*(n.cluster+i):], v)
+		}
+	}
+	return fat
 }
 
 // fatTree builds the directory tree of files, children sorted by name.

@@ -10,20 +10,15 @@ import (
 
 // FuzzTree turns bytes into a small tree: each step reads an opcode and
 // its arguments, so every input is a valid tree.
-func FuzzTree(b []byte) *rootfs.Tree {
-	next := func() int {
-		if len(b) == 0 {
-			return 0
-		}
-		v := int(b[0])
-		b = b[1:]
-		return v
-	}
+func FuzzTree(data []byte) *rootfs.Tree {
+	fb := fuzzBytes(data)
+	b := &fb
+	next := b.next
 	tr := rootfs.NewTree(rootfs.Inode{Mode: 0o755})
 	dirs := []string{"."}
 	var files []string
 	names := []string{"a", "b", "c", "dd", "e.txt", "f-long-name", "g", "h"}
-	for step := 0; len(b) > 0 && step < 64; step++ {
+	for step := 0; len(*b) > 0 && step < 64; step++ {
 		op, parent := next()%8, dirs[next()%len(dirs)]
 		name := names[next()%len(names)]
 		p := name
@@ -43,18 +38,7 @@ func FuzzTree(b []byte) *rootfs.Tree {
 			ino.Type = rootfs.TypeDir
 			dirs = append(dirs, p)
 		case 2, 3, 4:
-			size := next()<<8 | next()
-			if op == 4 {
-				size = next() % 4 * 4096
-			}
-			ino.Size = int64(size)
-			content := Gen(uint64(next()), size, next()%2 == 0)
-			if next()%3 == 0 && size > 0 {
-				clear(content[:size/2])
-			}
-			if size > 0 {
-				ino.Content = Data(content)
-			}
+			b.file(ino, op == 4)
 			files = append(files, p)
 		case 5:
 			ino.Type, ino.Linkname = rootfs.TypeSymlink, names[next()%len(names)]
@@ -77,6 +61,36 @@ func FuzzTree(b []byte) *rootfs.Tree {
 		}
 	}
 	return tr
+}
+
+// fuzzBytes are FuzzTree's input, taken a byte at a time.
+type fuzzBytes []byte
+
+// next takes a byte; 0 once all are taken.
+func (b *fuzzBytes) next() int {
+	if len(*b) == 0 {
+		return 0
+	}
+	v := int((*b)[0])
+	*b = (*b)[1:]
+	return v
+}
+
+// file makes ino a regular file: any size, or whole blocks when blocks
+// is set, sometimes with a zero first half.
+func (b *fuzzBytes) file(ino *rootfs.Inode, blocks bool) {
+	size := b.next()<<8 | b.next()
+	if blocks {
+		size = b.next() % 4 * 4096
+	}
+	ino.Size = int64(size)
+	content := Gen(uint64(b.next()), size, b.next()%2 == 0)
+	if b.next()%3 == 0 && size > 0 {
+		clear(content[:size/2])
+	}
+	if size > 0 {
+		ino.Content = Data(content)
+	}
 }
 
 // ZeroTail is Size bytes of zeros ending in Tail: a big file that costs
