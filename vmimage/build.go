@@ -22,21 +22,21 @@ type builder struct {
 	first    *vmdir.Manifest // the first platform's manifest.json
 }
 
-// image is the one-platform image of the VM directory dir.
-func (b *builder) image(dir string) (v1.Image, error) {
-	m, err := readVM(dir)
-	if err != nil {
-		return nil, err
-	}
+// image is the one-platform image of the VM directory vm.
+func (b *builder) image(vm *vmdir.VM) (v1.Image, error) {
+	m, dir := &vm.Manifest, vm.Dir
 	if m.Disk == nil {
 		return nil, fmt.Errorf("%s %w: convert with --disk qcow2 (KubeVirt boots the disk in a containerDisk's /disk/)", dir, ErrNoDisk)
+	}
+	if f := m.Disk.Format; f != "qcow2" && f != "raw" {
+		return nil, fmt.Errorf("%s: a %s disk: KubeVirt boots qcow2 or raw; convert with --disk qcow2", dir, f)
 	}
 	if b.first == nil {
 		b.first = m
 	}
 	disk := []entry{dirEntry(DiskDir), fileEntry(DiskDir, dir, m.Disk.File, DiskMode, DiskOwner)}
 	rest := []entry{dirEntry(ArtifactDir)}
-	names := append(slices.Sorted(maps.Keys(m.Artifacts)), "manifest.json")
+	names := append(slices.Sorted(maps.Keys(m.Artifacts)), vmdir.ManifestFile)
 	slices.Sort(names)
 	for _, n := range names {
 		if n == m.Disk.File {
@@ -49,6 +49,7 @@ func (b *builder) image(dir string) (v1.Image, error) {
 		rest = append(rest, fileEntry(ArtifactDir, dir, n, mode, 0))
 	}
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	var err error
 	for _, l := range []struct {
 		role    string
 		entries []entry
@@ -96,21 +97,10 @@ func (b *builder) finish(img v1.Image, m *vmdir.Manifest) (v1.Image, error) {
 
 // index is the index of each platform's image of a --platform all
 // directory, carrying the top manifest.json (raw) as an annotation.
-func (b *builder) index(dir string, top *vmdir.MultiManifest, raw []byte) (v1.ImageIndex, error) {
+func (b *builder) index(multi *vmdir.Multi, raw []byte) (v1.ImageIndex, error) {
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for _, p := range top.Platforms {
-		if !plainName(p.Dir) {
-			return nil, fmt.Errorf("%s/manifest.json: platform directory %q is not a file name", dir, p.Dir)
-		}
-		sub := filepath.Join(dir, p.Dir)
-		got, err := vmdir.DigestFile(filepath.Join(sub, "manifest.json"))
-		if err != nil {
-			return nil, err
-		}
-		if got != p.Manifest {
-			return nil, fmt.Errorf("%s/manifest.json: sha256 or size mismatch with %s/manifest.json", p.Dir, dir)
-		}
-		img, err := b.image(sub)
+	for i, p := range multi.Manifest.Platforms {
+		img, err := b.image(multi.Platforms[i])
 		if err != nil {
 			return nil, err
 		}

@@ -2,40 +2,54 @@ package vmimage
 
 import (
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/c2vm/c2vm/vmdir"
 )
 
-// readVM is this package's one reader of a VM directory: manifest.json,
-// and every artifact it lists checked against its sha256 and size.
-func readVM(dir string) (*vmdir.Manifest, error) {
-	m, err := vmdir.ReadManifest(dir)
+// readVM and readMulti are this package's readers of VM directories:
+// vmdir's, and the VM's writable state (the disk, data disks), which
+// vmdir.Read checks only to be there, checked against its sha256 too. A
+// containerDisk is the disk as converted: one a VM has booted and written
+// to since is refused, as is one that was pulled and changed.
+func readVM(dir string) (*vmdir.VM, error) {
+	vm, err := vmdir.Read(dir)
 	if err != nil {
 		return nil, err
 	}
-	if m.Artifacts == nil {
-		return nil, fmt.Errorf("%s/manifest.json lists no artifacts", dir)
+	return vm, checkWritable(vm)
+}
+
+func readMulti(dir string) (*vmdir.Multi, error) {
+	m, err := vmdir.ReadMulti(dir)
+	if err != nil {
+		return nil, err
 	}
-	for _, name := range slices.Sorted(maps.Keys(m.Artifacts)) {
-		if !plainName(name) {
-			return nil, fmt.Errorf("%s/manifest.json: artifact %q is not a file name", dir, name)
-		}
-		want := m.Artifacts[name]
-		got, err := vmdir.DigestFile(filepath.Join(dir, name))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		if got != want {
-			return nil, fmt.Errorf("%s: sha256 or size mismatch (manifest.json says %s, %d bytes; the file has %s, %d bytes)",
-				name, want.SHA256, want.Size, got.SHA256, got.Size)
+	for _, vm := range m.Platforms {
+		if err := checkWritable(vm); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
+}
+
+func checkWritable(vm *vmdir.VM) error {
+	for name, want := range vm.Artifacts {
+		if !vmdir.Writable(name) {
+			continue
+		}
+		got, err := vmdir.DigestFile(filepath.Join(vm.Dir, name))
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("%s: changed since the conversion (%s says sha256 %s, the file has %s; did a VM boot it?): convert again",
+				filepath.Join(vm.Dir, name), vmdir.ManifestFile, want.SHA256, got.SHA256)
+		}
+	}
+	return nil
 }
 
 // plainName reports whether s names a file in a directory itself: no

@@ -25,7 +25,16 @@ import (
 // digest, every layer's diff ID and every artifact's sha256 and size are
 // checked, and nothing but the VM's files is accepted.
 func Restore(img v1.Image, target string) error {
-	return staged(target, func(dir string) error { return unpack(img, dir) })
+	return staged(target, func(dir string) error {
+		if err := unpack(img, dir); err != nil {
+			return err
+		}
+		vm, err := readVM(dir)
+		if err != nil {
+			return err
+		}
+		return onlyArtifacts(vm)
+	})
 }
 
 // RestoreIndex writes the VM directory of every platform of a VM index
@@ -101,30 +110,23 @@ func unpack(img v1.Image, dir string) error {
 			return fmt.Errorf("layer %s: %w", desc.Digest, err)
 		}
 	}
-	return checkRestored(dir)
+	return nil
 }
 
-// checkRestored checks the directory against its manifest.json, and that
-// it holds nothing else.
-func checkRestored(dir string) error {
-	vm, err := readVM(dir)
-	if err != nil {
-		return err
-	}
+// onlyArtifacts checks that a restored directory holds a disk, and
+// nothing but the artifacts its manifest.json lists and itself.
+func onlyArtifacts(vm *vmdir.VM) error {
 	if vm.Disk == nil {
-		return fmt.Errorf("manifest.json names no disk")
+		return fmt.Errorf("%s names no disk", vmdir.ManifestFile)
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := os.ReadDir(vm.Dir)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		if _, ok := vm.Artifacts[e.Name()]; !ok && e.Name() != "manifest.json" {
-			return fmt.Errorf("%s: not an artifact manifest.json lists", e.Name())
+		if _, ok := vm.Artifacts[e.Name()]; !ok && e.Name() != vmdir.ManifestFile {
+			return fmt.Errorf("%s: not an artifact %s lists", e.Name(), vmdir.ManifestFile)
 		}
-	}
-	if len(entries) != len(vm.Artifacts)+1 {
-		return fmt.Errorf("%d files for the %d artifacts manifest.json lists and itself", len(entries), len(vm.Artifacts))
 	}
 	return nil
 }
@@ -212,17 +214,31 @@ func unpackIndex(idx v1.ImageIndex, dir string) error {
 	raw := im.Annotations[AnnotationTopManifest]
 	var top vmdir.MultiManifest
 	if err := json.Unmarshal([]byte(raw), &top); err != nil {
-		return fmt.Errorf("the index's top manifest.json: %w", err)
+		return fmt.Errorf("the index's top %s: %w", vmdir.ManifestFile, err)
 	}
 	if len(top.Platforms) != len(im.Manifests) {
-		return fmt.Errorf("the index has %d manifests for the %d platforms of its manifest.json", len(im.Manifests), len(top.Platforms))
+		return fmt.Errorf("the index has %d manifests for the %d platforms of its %s", len(im.Manifests), len(top.Platforms), vmdir.ManifestFile)
 	}
 	for _, p := range top.Platforms {
 		if err := unpackPlatform(idx, im, p, dir); err != nil {
 			return fmt.Errorf("%s: %w", platforms.Format(p.Platform), err)
 		}
 	}
-	return os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(raw), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, vmdir.ManifestFile), []byte(raw), 0o644); err != nil {
+		return err
+	}
+	// Each platform's manifest.json against the top one, every artifact
+	// against its own, and nothing else in any directory.
+	multi, err := readMulti(dir)
+	if err != nil {
+		return err
+	}
+	for _, vm := range multi.Platforms {
+		if err := onlyArtifacts(vm); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func unpackPlatform(idx v1.ImageIndex, im *v1.IndexManifest, p vmdir.PlatformEntry, dir string) error {
@@ -241,15 +257,5 @@ func unpackPlatform(idx v1.ImageIndex, im *v1.IndexManifest, p vmdir.PlatformEnt
 	if err := os.Mkdir(sub, 0o755); err != nil {
 		return err
 	}
-	if err := unpack(img, sub); err != nil {
-		return err
-	}
-	got, err := vmdir.DigestFile(filepath.Join(sub, "manifest.json"))
-	if err != nil {
-		return err
-	}
-	if got != p.Manifest {
-		return fmt.Errorf("%s/manifest.json: sha256 or size mismatch with the top manifest.json", p.Dir)
-	}
-	return nil
+	return unpack(img, sub)
 }

@@ -23,9 +23,7 @@
 package vmimage
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -132,18 +130,26 @@ func (vm *VM) build(dir string, o Options) error {
 	if o.Epoch.IsZero() {
 		o.Epoch = time.Unix(0, 0).UTC()
 	}
-	top, raw, err := readTop(dir)
-	if err != nil {
-		return err
-	}
 	b := &builder{o: o, tmp: vm.tmp, uploaded: vm.uploaded}
 	defer func() { vm.Manifest = b.first }()
-	if top == nil {
-		vm.Image, err = b.image(dir)
+	one, err := readVM(dir)
+	switch {
+	case err == nil:
+		vm.Image, err = b.image(one)
+		return err
+	case !errors.Is(err, vmdir.ErrMultiPlatform):
 		return err
 	}
-	vm.Index, err = b.index(dir, top, raw)
+	multi, err := readMulti(dir)
 	if err != nil {
+		return err
+	}
+	// The top manifest.json, byte for byte: ReadMulti checked it.
+	raw, err := os.ReadFile(filepath.Join(multi.Dir, vmdir.ManifestFile))
+	if err != nil {
+		return err
+	}
+	if vm.Index, err = b.index(multi, raw); err != nil {
 		return err
 	}
 	m, err := vm.Index.IndexManifest()
@@ -152,27 +158,4 @@ func (vm *VM) build(dir string, o Options) error {
 	}
 	vm.Platforms = m.Manifests
 	return nil
-}
-
-// readTop reads dir/manifest.json when it is the top of several
-// platforms (with its raw bytes, carried in the index), else nil.
-func readTop(dir string) (*vmdir.MultiManifest, []byte, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s is not a c2vm output: %w", dir, err)
-	}
-	var probe struct {
-		Artifacts map[string]json.RawMessage `json:"artifacts"`
-	}
-	if err := json.Unmarshal(raw, &probe); err != nil {
-		return nil, nil, fmt.Errorf("parsing %s/manifest.json: %w", dir, err)
-	}
-	if probe.Artifacts != nil {
-		return nil, nil, nil
-	}
-	var top vmdir.MultiManifest
-	if err := json.Unmarshal(raw, &top); err != nil || len(top.Platforms) == 0 {
-		return nil, nil, fmt.Errorf("%s/manifest.json lists no artifacts and no platforms", dir)
-	}
-	return &top, raw, nil
 }

@@ -251,10 +251,27 @@ func TestBuildRefuses(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(flipped, "kernel"), []byte("kernel AMD64"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Build(flipped, Options{}); err == nil || !strings.HasPrefix(err.Error(), "kernel: sha256") {
+	if _, err := Build(flipped, Options{}); err == nil || !strings.Contains(err.Error(), "/kernel: sha256 mismatch") {
 		t.Errorf("a changed artifact: %v", err)
 	}
-	if _, err := Build(t.TempDir(), Options{}); err == nil || !strings.Contains(err.Error(), "not a c2vm output") {
+	booted := vmDir(t, t.TempDir(), "amd64", "disk.qcow2")
+	if err := os.WriteFile(filepath.Join(booted, "disk.qcow2"), []byte("written by a boot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build(booted, Options{}); err == nil || !strings.Contains(err.Error(), "/disk.qcow2: changed since the conversion") {
+		t.Errorf("a disk changed since the conversion: %v", err)
+	}
+	vmdk := vmDir(t, t.TempDir(), "amd64", "disk.vmdk")
+	m, err := vmdir.ReadManifest(vmdk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Disk.Format = "vmdk"
+	writeJSONFile(t, filepath.Join(vmdk, "manifest.json"), m)
+	if _, err := Build(vmdk, Options{}); err == nil || !strings.Contains(err.Error(), "KubeVirt boots qcow2 or raw") {
+		t.Errorf("a vmdk disk: %v", err)
+	}
+	if _, err := Build(t.TempDir(), Options{}); err == nil || !strings.Contains(err.Error(), "not a bootable c2vm output") {
 		t.Errorf("an empty directory: %v", err)
 	}
 }
