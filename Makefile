@@ -8,7 +8,7 @@ ARCH ?= amd64
 INIT_ARCHES := amd64 arm64 riscv64
 INIT_FLAGS := -trimpath -ldflags='-s -w -buildid='
 
-.PHONY: all build initbin deps test test-short bench fuzz demo fixtures kernels clean
+.PHONY: all build initbin deps test test-short test-deploy bench fuzz demo fixtures kernels clean
 
 all: build
 
@@ -38,9 +38,16 @@ kernels: deps
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 60m ./...
+	$(MAKE) test-deploy
+
+# The shipped Kubernetes manifests (deploy/) decoded into k8s.io/api's
+# types: a module of its own, so k8s.io/api stays out of c2vm's.
+test-deploy:
+	cd deploy/test && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 test-short:
 	$(GO) test -short ./...
+	$(MAKE) test-deploy
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./convert/ ./rootfs/...
