@@ -30,11 +30,14 @@ RUN --mount=type=cache,target=/cache/go-mod --mount=type=cache,target=/cache/go-
 
 FROM ${BASE_IMAGE}
 # e2fsprogs: mke2fs for data disks (VOLUME); xz-utils: the fast path for
-# xz-compressed kernels and modules; ca-certificates: registries over TLS.
+# xz-compressed kernels and modules; ca-certificates: registries over TLS;
+# qemu-utils and systemd-boot-efi: --disk qcow2 (qemu-img, the EFI stub of
+# the UKI), which c2vm push needs (deploy/: the Job and Tekton Task).
 # A BASE_IMAGE that has them already (an offline mirror's) needs no apt.
-RUN if ! command -v mke2fs >/dev/null || ! command -v xz >/dev/null || [ ! -e /etc/ssl/certs/ca-certificates.crt ]; then \
+RUN if ! command -v mke2fs >/dev/null || ! command -v xz >/dev/null || ! command -v qemu-img >/dev/null \
+		|| [ ! -e /etc/ssl/certs/ca-certificates.crt ] || [ ! -d /usr/lib/systemd/boot/efi ]; then \
 		apt-get update \
-		&& DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates e2fsprogs xz-utils \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates e2fsprogs xz-utils qemu-utils systemd-boot-efi \
 		&& rm -rf /var/lib/apt/lists/*; \
 	fi
 COPY --from=build /out/c2vm /usr/local/bin/c2vm

@@ -169,7 +169,10 @@ func (b buildah) baseImages(t *testing.T) (base, goImage string) {
 // $C2VM_CACHE/buildah.
 func debianTree(t *testing.T) string {
 	t.Helper()
-	return debootstrapTree(t, "debian-bookworm-minbase.tar", "ca-certificates,e2fsprogs,xz-utils")
+	// The name changes with the package list (qemu-utils and
+	// systemd-boot-efi for --disk, which push needs), so an older cached
+	// tree is not taken for it.
+	return debootstrapTree(t, "debian-bookworm-minbase-disk.tar", "ca-certificates,e2fsprogs,xz-utils,qemu-utils,systemd-boot-efi")
 }
 
 // debootstrapTree is a tar of a bookworm minbase with the packages
