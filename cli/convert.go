@@ -84,7 +84,7 @@ func (c *convertArgs) flags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&c.disks, "data-disk", nil, "reuse this data disk (e.g. an earlier output's data-0.img), copied, for the next volume in sorted order (repeatable)")
 	fs.BoolVar(&c.o.Verity, "verity", false, "write rootfs.verity, a dm-verity hash tree the VM checks its root disk against (root hash in manifest.json)")
 	fs.StringVar(&c.o.Disk, "disk", "", "also write one bootable GPT disk image, booted by UEFI firmware: raw (disk.img), qcow2, vmdk or vhdx (disk.FORMAT)")
-	fs.StringVar(&c.o.EFIStub, "efi-stub", "", "systemd EFI stub the disk's kernel image is built on (default: Debian's systemd-boot-efi one); with several platforms ARCH=PATH,...")
+	fs.StringVar(&c.o.EFIStub, "efi-stub", "", "systemd EFI stub the disk's kernel image is built on: PATH or debian:SUITE[=VERSION] (default: the installed systemd-boot-efi one of the VM's arch, else Debian's, fetched); with several platforms ARCH=PATH,...")
 	fs.StringVar(&c.signKey, "sign-key", "", "sign the provenance with this PKCS#8 PEM key (ed25519 or ECDSA P-256): provenance.dsse.json, a DSSE envelope, instead of provenance.intoto.json")
 	fs.BoolVar(&c.o.NoKernel, "no-kernel", false, "write only rootfs.img, config.json and manifest.json")
 	fs.BoolVarP(&c.quiet, "quiet", "q", false, "no progress lines (nor bars)")

@@ -16,7 +16,6 @@ import (
 	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/image"
 	"github.com/c2vm/c2vm/initramfs"
-	"github.com/c2vm/c2vm/internal/cache"
 	"github.com/c2vm/c2vm/kernel"
 	"github.com/c2vm/c2vm/rootfs"
 	"github.com/c2vm/c2vm/vmconfig"
@@ -241,24 +240,18 @@ func (c *conversion) imageKernel(ctx context.Context, vm arch.Arch) (*kernel.Ker
 // debianKernel fetches (or finds in the cache) Debian's kernel for vm and
 // records where it came from in the manifest.
 func (c *conversion) debianKernel(ctx context.Context, vm arch.Arch, suite, version string) (*kernel.Kernel, error) {
-	dir, err := cache.Dir()
+	d, err := c.debian(vm, suite, version)
 	if err != nil {
 		return nil, err
 	}
-	d := kernel.Debian{Mirror: c.o.KernelMirror, Suite: suite, Version: version, Arch: vm.Debian,
-		Keyring: c.o.KernelKeyring, Cache: dir, Meter: c.o.Meter}
 	src, err := d.Fetch(ctx)
 	if errors.Is(err, kernel.ErrUnreachable) {
-		return nil, fmt.Errorf("no Debian kernel for %s in the cache %s and the mirror is unreachable (%w): give one with --kernel (a kernel file, a linux-image .deb, a directory) or fetch once with network", vm.Debian, dir, err)
+		return nil, fmt.Errorf("no Debian kernel for %s in the cache %s and the mirror is unreachable (%w): give one with --kernel (a kernel file, a linux-image .deb, a directory) or fetch once with network", vm.Debian, d.Cache, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("Debian kernel for %s: %w", vm.Debian, err)
 	}
-	how := "downloaded"
-	if src.Cached {
-		how = "cached"
-	}
-	c.o.progress("kernel: Debian %s %s %s from %s, sha256 %s (%s: %s)", src.Suite, src.Package, src.Version, src.Mirror, src.SHA256, how, src.Path)
+	c.o.progress("kernel: Debian %s %s %s from %s, sha256 %s (%s: %s)", src.Suite, src.Package, src.Version, src.Mirror, src.SHA256, fetched(src), src.Path)
 	k, err := kernel.OpenMetered(src.Path, c.o.Meter)
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", src.Path, err)

@@ -5,24 +5,24 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/disk"
+	"github.com/c2vm/c2vm/kernel"
 	"github.com/c2vm/c2vm/vmconfig"
 	"github.com/c2vm/c2vm/vmdir"
 )
 
 // checkEFIStubs refuses an --efi-stub that is not there, before the
-// conversion's work rather than after it ("" is the default stub).
+// conversion's work rather than after it ("" is the default stub,
+// debian:SUITE[=VERSION] Debian's, fetched).
 func checkEFIStubs(paths ...string) error {
 	for _, p := range paths {
-		if p == "" {
+		if _, _, debian := kernel.ParseDebianRef(p); p == "" || debian {
 			continue
 		}
 		if _, err := os.Stat(p); err != nil {
@@ -44,7 +44,7 @@ func (c *conversion) writeDisk(ctx context.Context, vm arch.Arch, uname string) 
 	if err != nil {
 		return fmt.Errorf("--disk: %w", err)
 	}
-	uki, err := c.buildUKI(vm, uname)
+	uki, stub, err := c.buildUKI(ctx, vm, uname)
 	if err != nil {
 		return err
 	}
@@ -75,6 +75,7 @@ func (c *conversion) writeDisk(ctx context.Context, vm arch.Arch, uname string) 
 		}
 	}
 	c.manifest.Disk = diskInfo(name, c.o.Disk, l)
+	c.manifest.Disk.EFIStub = stub
 	c.o.progress("disk: %s (%s), %d partitions, UKI %s", name, formatSize(l.Size), len(l.Partitions), l.BootFile)
 	return c.writeDiskConfigs()
 }
@@ -83,44 +84,32 @@ func (c *conversion) writeDisk(ctx context.Context, vm arch.Arch, uname string) 
 // command line the direct-boot configs pass, c2vm.roothash included (the
 // init finds the root partition by its content, as it finds a root
 // disk).
-func (c *conversion) buildUKI(vm arch.Arch, uname string) ([]byte, error) {
-	stubPath := c.o.EFIStub
-	if stubPath == "" {
-		if vm.EFI == nil {
-			return nil, fmt.Errorf("--disk: no EFI stub known for %s: give one with --efi-stub", vm.GOARCH)
-		}
-		// Debian's systemd-boot-efi, of the VM's arch (apt-get download
-		// fetches systemd-boot-efi:arm64 on any host).
-		stubPath = vm.EFI.Stub()
-		if _, err := os.Stat(stubPath); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("--disk: EFI stub %s not found: install Debian's systemd-boot-efi:%s package, or give a stub with --efi-stub", stubPath, vm.Debian)
-		}
-	}
-	stub, err := os.ReadFile(stubPath)
+func (c *conversion) buildUKI(ctx context.Context, vm arch.Arch, uname string) ([]byte, *vmdir.EFIStub, error) {
+	stub, stubInfo, err := c.efiStub(ctx, vm)
 	if err != nil {
-		return nil, fmt.Errorf("EFI stub: %w", err)
+		return nil, nil, err
 	}
-	c.addPart(part{role: "EFI stub", name: filepath.Base(stubPath), uri: stubPath, fileName: filepath.Base(stubPath), purpose: "FIRMWARE"}, stub)
-	kernel, err := os.ReadFile(c.st.path(vmdir.Kernel))
+	c.addPart(stubPart(stubInfo, vm), stub)
+	linux, err := os.ReadFile(c.st.path(vmdir.Kernel))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	initrd, err := os.ReadFile(c.st.path(vmdir.Initramfs))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	u := disk.UKISections{
 		OSRel:   c.osRelease(),
 		Cmdline: vmconfig.KernelCmdline(vm.Console, c.manifest.KernelArgs()),
 		Uname:   uname,
 		Initrd:  initrd,
-		Linux:   kernel,
+		Linux:   linux,
 	}
 	uki, err := disk.BuildUKI(stub, vm.GOARCH, u)
 	if err != nil {
-		return nil, fmt.Errorf("building the UKI on %s: %w", stubPath, err)
+		return nil, nil, fmt.Errorf("building the UKI on %s: %w", stubInfo.Source, err)
 	}
-	return uki, nil
+	return uki, stubInfo, nil
 }
 
 // osRelease is the UKI's .osrel: what a boot menu shows for it

@@ -102,7 +102,10 @@ func perArchPaths(o Options) (perArch, error) {
 	if pa.inits, err = fileMap("--init", o.Init, "an init binary serves one arch; give ARCH=PATH,... (one per arch)"); err != nil {
 		return pa, err
 	}
-	pa.stubs, err = fileMap("--efi-stub", o.EFIStub, "an EFI stub serves one arch; give ARCH=PATH,... (one per arch)")
+	if _, _, ok := kernel.ParseDebianRef(o.EFIStub); ok {
+		return pa, nil // each arch's package of the suite
+	}
+	pa.stubs, err = fileMap("--efi-stub", o.EFIStub, "an EFI stub serves one arch; give debian:SUITE[=VERSION] or ARCH=PATH,... (one per arch)")
 	return pa, err
 }
 

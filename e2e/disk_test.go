@@ -23,28 +23,39 @@ import (
 	"github.com/c2vm/c2vm/vmdir"
 )
 
-// efiStub is Debian's systemd EFI stub for arch, fetched for arm64 by
-// scripts/fetch-efi-stub.sh (apt-get download systemd-boot-efi:arm64).
+// efiStub is the --efi-stub for arch: the host's installed systemd EFI
+// stub when there is one, else "debian:", Debian's systemd-boot-efi for
+// arch, fetched and checked by c2vm as its default kernel is.
 func efiStub(t *testing.T, goarch string) string {
 	t.Helper()
-	if goarch == "amd64" {
-		a, _ := arch.VM(goarch)
-		p := a.EFI.Stub()
-		if _, err := os.Stat(p); err != nil {
-			fixtures.Skip(t, "%s: apt-get install systemd-boot-efi", p)
-		}
-		return p
+	a, _ := arch.VM(goarch)
+	if _, err := os.Stat(a.EFI.Stub()); err == nil {
+		return a.EFI.Stub()
 	}
-	out, err := exec.Command("sh", filepath.Join(fixtures.RepoRoot(), "scripts", "fetch-efi-stub.sh"), goarch).Output()
-	if err != nil {
-		fixtures.Skip(t, "fetch-efi-stub.sh %s: %v", goarch, err)
-	}
-	return strings.TrimSpace(string(out))
+	return "debian:"
 }
 
 // volumeScript proves the data partition: the VOLUME /data is mounted
 // from the disk's partition found by its label.
 const volumeScript = `id; grep " /data " /proc/mounts; exit 3`
+
+// checkStubSource: manifest.json says where the disk's EFI stub came
+// from: the installed file, or Debian's package with its digest.
+func checkStubSource(t *testing.T, s *vmdir.EFIStub, a arch.Arch) {
+	t.Helper()
+	_, err := os.Stat(a.EFI.Stub())
+	switch {
+	case s == nil || len(s.SHA256) != 64:
+		t.Errorf("manifest.json: disk EFI stub %+v", s)
+	case err == nil && s.Source != a.EFI.Stub():
+		t.Errorf("EFI stub from %s, want the installed %s", s.Source, a.EFI.Stub())
+	case err != nil && (s.Debian == nil || s.Debian.Package != "systemd-boot-efi" || len(s.Debian.SHA256) != 64 ||
+		s.Source != "debian:"+s.Debian.Suite+"="+s.Debian.Version):
+		t.Errorf("EFI stub %+v, want Debian's systemd-boot-efi", s)
+	default:
+		t.Logf("EFI stub: %s sha256 %s", s.Source, s.SHA256)
+	}
+}
 
 // TestDiskBoot is issue 13's proof: c2vm convert --disk writes one GPT
 // disk that UEFI firmware (OVMF, QEMU_EFI) boots with no -kernel: the
@@ -69,9 +80,12 @@ func TestDiskBoot(t *testing.T) {
 			if _, err := os.Stat(a.EFI.Firmware); err != nil {
 				fixtures.Skip(t, "firmware %s: apt-get install %s", a.EFI.Firmware, a.EFI.FirmwarePackage)
 			}
-			dir := convertBusybox(t, tc.arch, "--disk", tc.format, "--efi-stub", efiStub(t, tc.arch),
+			// No --efi-stub: the host's, else Debian's (arm64's on an
+			// amd64 host), fetched.
+			dir := convertBusybox(t, tc.arch, "--disk", tc.format,
 				"--volume", "/data", "--cmd", `["/bin/sh","-c",`+jsonString(volumeScript)+`]`)
 			m := readManifest(t, dir)
+			checkStubSource(t, m.Disk.EFIStub, a)
 			img := filepath.Join(dir, m.Disk.File)
 			if _, ok := m.Artifacts[m.Disk.File]; !ok || m.Disk.Format != tc.format {
 				t.Errorf("manifest.json: disk %+v, artifacts %v", m.Disk, m.Artifacts)
@@ -260,18 +274,42 @@ func TestDiskErrors(t *testing.T) {
 			}
 		})
 	}
-	t.Run("default arm64 stub absent", func(t *testing.T) {
+	t.Run("arm64 stub absent, offline, empty cache", func(t *testing.T) {
 		const p = "/usr/lib/systemd/boot/efi/linuxaa64.efi.stub"
 		if _, err := os.Stat(p); err == nil {
 			t.Skip(p + " is installed")
 		}
-		args := []string{"convert", "-q", "oci:" + filepath.Join(fix, "busybox-arm64"), "--kernel", testkernel.Deb(t, "arm64"),
-			"--init", initFor(t, "arm64"), "--disk", "raw", "-o", filepath.Join(t.TempDir(), "vm")}
-		code, stderr := c2vm(t, args...)
-		if code == 0 || !strings.Contains(stderr, p+" not found: install Debian's systemd-boot-efi:arm64 package") {
-			t.Errorf("exit %d, stderr %q; want the missing stub named with its package", code, stderr)
+		empty := t.TempDir()
+		code, stderr := offline(t, empty, "convert", "-q", "oci:"+filepath.Join(fix, "busybox-arm64"), "--kernel", testkernel.Deb(t, "arm64"),
+			"--init", initFor(t, "arm64"), "--disk", "raw", "-o", filepath.Join(t.TempDir(), "vm"))
+		want := p + " is not installed, systemd-boot-efi:arm64 is not in the cache " + empty + " and the mirror is unreachable"
+		if code == 0 || !strings.Contains(stderr, want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("exit %d, stderr %q; want one line with %q", code, stderr, want)
 		}
 	})
+	t.Run("debian stub version absent", func(t *testing.T) {
+		code, stderr := c2vm(t, "convert", "-q", img, "-o", filepath.Join(t.TempDir(), "vm"), "--kernel", testkernel.Deb(t, "amd64"),
+			"--init", initFor(t, "amd64"), "--disk", "raw", "--efi-stub", "debian:bookworm=0-nope")
+		if want := `Packages lists systemd-boot-efi at `; code == 0 || !strings.Contains(stderr, want) || !strings.Contains(stderr, `not "0-nope"`) {
+			t.Errorf("exit %d, stderr %q; want %q… not \"0-nope\"", code, stderr, want)
+		}
+	})
+}
+
+// TestDiskDebianStub: --efi-stub debian:SUITE fetches Debian's
+// systemd-boot-efi for the VM's arch (amd64 here, whatever the host has
+// installed), records it, and the version it resolved pins the same
+// stub again: the same disk bytes.
+func TestDiskDebianStub(t *testing.T) {
+	dir := convertBusybox(t, "amd64", "--disk", "raw", "--efi-stub", "debian:bookworm")
+	s := readManifest(t, dir).Disk.EFIStub
+	if s == nil || s.Debian == nil || s.Debian.Suite != "bookworm" || s.Source != "debian:bookworm="+s.Debian.Version {
+		t.Fatalf("manifest.json: EFI stub %+v", s)
+	}
+	pinned := convertBusybox(t, "amd64", "--disk", "raw", "--efi-stub", s.Source)
+	if !sameFile(t, filepath.Join(dir, "disk.img"), filepath.Join(pinned, "disk.img")) {
+		t.Errorf("--efi-stub %s gives another disk than debian:bookworm", s.Source)
+	}
 }
 
 // TestDiskLibvirt boots libvirt-disk.xml (<os firmware="efi">) in a

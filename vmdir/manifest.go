@@ -79,7 +79,7 @@ type KernelInfo struct {
 	Image *ImageInfo `json:"image,omitempty"`
 }
 
-// DebianSource is the Debian package a kernel came from.
+// DebianSource is the Debian package a kernel or EFI stub came from.
 type DebianSource struct {
 	Mirror  string `json:"mirror"`
 	Suite   string `json:"suite"`
@@ -118,11 +118,22 @@ type VerityInfo struct {
 // DiskInfo is the disk image (--disk): its file, format and partitions.
 type DiskInfo struct {
 	File       string      `json:"file"`
-	Format     string      `json:"format"` // raw or qcow2
+	Format     string      `json:"format"` // raw, qcow2, vmdk or vhdx
 	Size       int64       `json:"size"`
 	GUID       string      `json:"guid"`
 	BootFile   string      `json:"bootFile"` // the UKI's path in the ESP
 	Partitions []Partition `json:"partitions"`
+	// EFIStub is the systemd EFI stub the UKI is built on.
+	EFIStub *EFIStub `json:"efiStub,omitempty"`
+}
+
+// EFIStub is where the disk's EFI stub came from.
+type EFIStub struct {
+	// Source is the stub's file, or debian:SUITE=VERSION when c2vm
+	// fetched Debian's systemd-boot-efi (--efi-stub takes it back).
+	Source string        `json:"source"`
+	SHA256 string        `json:"sha256"` // of the stub
+	Debian *DebianSource `json:"debian,omitempty"`
 }
 
 // Partition is one partition of the disk image.
