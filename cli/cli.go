@@ -152,7 +152,7 @@ func (a *app) root() *cobra.Command {
 			fmt.Fprint(cmd.OutOrStdout(), exitStatusHelp)
 		}
 	})
-	root.AddCommand(a.convertCmd(), a.inspectCmd(), a.runCmd(), a.execCmd(), a.pushCmd(), a.pullCmd(), versionCmd())
+	root.AddCommand(a.convertCmd(), a.inspectCmd(), a.runCmd(), a.execCmd(), a.pushCmd(), a.pullCmd(), a.verifyCmd(), versionCmd())
 	root.AddCommand(a.psCmd(), a.logsCmd(), a.stopCmd(), a.rmCmd(), a.superviseCmd())
 	return root
 }

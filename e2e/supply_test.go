@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/c2vm/c2vm/internal/fixtures"
+	"github.com/c2vm/c2vm/internal/testkernel"
 )
 
 // debianNginx is a debootstrap minbase of bookworm with nginx-light.
@@ -119,4 +122,117 @@ func diffLines(a, b []string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// signingKeys makes an ed25519 and an ECDSA P-256 PKCS#8 key pair with
+// openssl, as a user would: name → private key file (the public key is
+// beside it, .pub).
+func signingKeys(t *testing.T) map[string]string {
+	t.Helper()
+	fixtures.NeedTools(t, "openssl")
+	dir := t.TempDir()
+	keys := map[string]string{}
+	for name, args := range map[string][]string{
+		"ed25519": {"-algorithm", "ed25519"},
+		"p256":    {"-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"},
+	} {
+		key := filepath.Join(dir, name+".pem")
+		runTool(t, "", "openssl", append(append([]string{"genpkey"}, args...), "-out", key)...)
+		runTool(t, "", "openssl", "pkey", "-in", key, "-pubout", "-out", key+".pub")
+		keys[name] = key
+	}
+	return keys
+}
+
+// runC2VM runs the built c2vm binary and returns its exit status, stdout
+// and stderr.
+func runC2VM(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(c2vmBinary(t), args...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+}
+
+// TestVerify: a signed conversion (kernel, disk, verity) verifies with its
+// key through the real binary; a wrong key, one flipped byte in any file
+// of the directory, or a provenance swapped for an unsigned one each give
+// status 1 and a line naming the file.
+func TestVerify(t *testing.T) {
+	if testing.Short() {
+		t.Skip("converts with a disk")
+	}
+	keys := signingKeys(t)
+	for _, kind := range []string{"ed25519", "p256"} {
+		t.Run(kind, func(t *testing.T) {
+			key, other := keys[kind], keys["ed25519"]
+			if kind == "ed25519" {
+				other = keys["p256"]
+			}
+			dir := filepath.Join(t.TempDir(), "vm")
+			if code, _, stderr := runC2VM(t, "convert", "-q", "oci:"+filepath.Join(fixtures.Dir(t), "busybox-amd64"),
+				"--kernel", testkernel.Deb(t, "amd64"), "--init", initFor(t, "amd64"), "--disk", "raw", "--verity",
+				"--efi-stub", efiStub(t, "amd64"), "--sign-key", key, "-o", dir); code != 0 {
+				t.Fatalf("convert: exit %d: %s", code, stderr)
+			}
+			if code, stdout, stderr := runC2VM(t, "verify", "--key", key+".pub", dir); code != 0 || !strings.Contains(stdout, "signed by key") {
+				t.Fatalf("verify of a fresh output: exit %d\n%s%s", code, stdout, stderr)
+			}
+			wantFailure(t, dir, "provenance.dsse.json", "signature does not verify", "verify", "--key", other+".pub", dir)
+			entries, _ := os.ReadDir(dir)
+			if len(entries) < 12 {
+				t.Fatalf("only %d files in %s", len(entries), dir)
+			}
+			for _, e := range entries {
+				p := filepath.Join(dir, e.Name())
+				flipByte(t, p)
+				wantFailure(t, dir, e.Name(), "", "verify", "--key", key+".pub", dir)
+				flipByte(t, p)
+			}
+			// An unsigned provenance does not pass for a signed one.
+			runC2VM(t, "convert", "-q", "oci:"+filepath.Join(fixtures.Dir(t), "busybox-amd64"), "--no-kernel", "-o", dir+"-plain")
+			wantFailure(t, dir+"-plain", "provenance.intoto.json", "not signed", "verify", "--key", key+".pub", dir+"-plain")
+		})
+	}
+}
+
+// wantFailure runs c2vm args and wants status 1 with a line naming
+// dir/name (and saying what, when what is not "").
+func wantFailure(t *testing.T, dir, name, what string, args ...string) {
+	t.Helper()
+	code, stdout, stderr := runC2VM(t, args...)
+	line := ""
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "c2vm: verify: "+filepath.Join(dir, name)+": ") && strings.Contains(l, what) {
+			line = l
+		}
+	}
+	if code != 1 || line == "" {
+		t.Errorf("%s changed: exit %d, want 1 with a line naming it (%q)\nstdout: %s\nstderr: %s", name, code, what, stdout, stderr)
+	}
+}
+
+// flipByte inverts the byte in the middle of a file (twice restores it).
+func flipByte(t *testing.T, p string) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	b := make([]byte, 1)
+	off := fi.Size() / 2
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -56,7 +56,7 @@ func Read(dir string) (*VM, error) {
 		return nil, err
 	}
 	for _, name := range slices.Sorted(maps.Keys(m.Artifacts)) {
-		if !plainName(name) {
+		if !IsPlainName(name) {
 			return nil, fmt.Errorf("%s: artifact %q is not a file name", filepath.Join(abs, ManifestFile), name)
 		}
 		if err := checkFile(filepath.Join(abs, name), m.Artifacts[name], Writable(name)); err != nil {
@@ -106,7 +106,7 @@ func ReadMulti(dir string) (*Multi, error) {
 		return nil, fmt.Errorf("%s: %w (%s lists no platforms)", abs, ErrNotVM, ManifestFile)
 	}
 	for _, e := range r.Manifest.Platforms {
-		if !plainName(e.Dir) {
+		if !IsPlainName(e.Dir) {
 			return nil, fmt.Errorf("%s: platform directory %q is not a directory name", filepath.Join(abs, ManifestFile), e.Dir)
 		}
 		sub := filepath.Join(abs, e.Dir)
@@ -174,8 +174,8 @@ func checkFile(p string, want Artifact, presentOnly bool) error {
 	return nil
 }
 
-// plainName reports whether s names an entry of a directory itself: no
+// IsPlainName reports whether s names an entry of a directory itself: no
 // separator, not "." or "..".
-func plainName(s string) bool {
+func IsPlainName(s string) bool {
 	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, `/\`)
 }
