@@ -54,7 +54,7 @@ Pushing the same directory again gives the same digest and uploads nothing.`,
 	}
 	fs := cmd.Flags()
 	registryFlags(fs, &p.ro.Platform, &p.ro.Creds, &p.ro.InsecureTLS)
-	fs.MarkHidden("platform") // a push takes every platform of DIR
+	fs.MarkHidden("platform") // refused: a push takes every platform of DIR
 	fs.StringVar(&p.kubevirt, "kubevirt", "", "also write KubeVirt manifests (VirtualMachine pinned by digest, Service for EXPOSEd ports) to `FILE`; - for stdout (then the digest is not printed)")
 	fs.BoolVarP(&p.quiet, "quiet", "q", false, "no progress lines (nor bars)")
 	fs.BoolVar(&p.json, "json", false, "print one JSON document on stdout: ref, digest, pinned reference, platforms, bytes uploaded ({\"error\": ...} on failure)")
@@ -84,6 +84,9 @@ func (a *app) pullCmd() *cobra.Command {
 }
 
 func (p *pushArgs) push(ctx context.Context, a *app, dir, ref string) error {
+	if p.ro.Platform != "" {
+		return usagef("push takes every platform of DIR; give one platform's directory (DIR/<os>-<arch>) to push one")
+	}
 	if p.kubevirt == "-" && p.json {
 		return usagef("--kubevirt - and --json both want stdout")
 	}

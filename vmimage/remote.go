@@ -8,6 +8,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/c2vm/c2vm/image"
@@ -86,6 +87,15 @@ func Push(ctx context.Context, dir, ref string, o Options, ro image.Options) (*R
 		return nil, err
 	}
 	res := result(r, d, dir)
+	if len(o.Referrers) > 0 {
+		desc, err := partial.Descriptor(vm.Taggable().(partial.Describable))
+		if err != nil {
+			return nil, err
+		}
+		if err := WriteReferrers(r.Context().Digest(d.String()), *desc, o.Referrers, opts...); err != nil {
+			return nil, fmt.Errorf("pushing referrers of %s: %w", res.Pinned, image.ExplainRegistry(r.Context(), err))
+		}
+	}
 	res.Uploaded, res.Manifest = vm.Uploaded(), vm.Manifest
 	res.Platforms, err = vm.platforms()
 	return res, err

@@ -73,6 +73,10 @@ type Options struct {
 	Epoch time.Time
 	// Meter, if set, shows each blob as it is uploaded.
 	Meter convert.Meter
+	// Referrers are pushed after the VM as OCI 1.1 referrers of its
+	// manifest (or index): what describes the VM rather than is it
+	// (SBOM, provenance). WriteReferrers writes them.
+	Referrers []v1.Image
 }
 
 // VM is a built image (one platform) or index (several), whose layers

@@ -18,11 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -96,7 +98,7 @@ func multiDir(t *testing.T) string {
 func testRegistry(t *testing.T) (string, *atomic.Int64) {
 	t.Helper()
 	var up atomic.Int64
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.URL.Path, "/blobs/uploads/") && r.Method != http.MethodPost {
 			b, _ := io.ReadAll(r.Body)
@@ -329,3 +331,33 @@ func TestRestoreRefuses(t *testing.T) {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func strconvOct(n int64) string { return strconv.FormatInt(n, 8) }
+
+// TestReferrers: artifacts given as Referrers are listed by the
+// registry's referrers API for the pushed VM's digest.
+func TestReferrers(t *testing.T) {
+	host, _ := testRegistry(t)
+	sbom, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbom = mutate.ConfigMediaType(mutate.MediaType(sbom, types.OCIManifestSchema1), "application/spdx+json")
+	res, err := Push(context.Background(), vmDir(t, t.TempDir(), "amd64", "disk.qcow2"), "docker://"+host+"/vm/ref:1", Options{Referrers: []v1.Image{sbom}}, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := name.NewDigest(res.Pinned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Referrers(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Manifests) != 1 || m.Manifests[0].ArtifactType != "application/spdx+json" {
+		t.Errorf("referrers of %s: %+v", res.Pinned, m.Manifests)
+	}
+}
