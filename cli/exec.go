@@ -39,7 +39,8 @@ not found). NAME is a VM started by c2vm run -d; --socket reaches a VM
 started otherwise (qemu.sh: DIR/agent.sock, or $C2VM_AGENT_SOCKET).`,
 		Args: execPositional,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.exec(cmd.Context(), e, args, cmd.ArgsLenAtDash())
+			args, dash := nameDash(cmd, args)
+			return a.exec(cmd.Context(), e, args, dash)
 		},
 	}
 	fs := cmd.Flags()
@@ -61,7 +62,7 @@ func execPositional(cmd *cobra.Command, args []string) error {
 	if socket != "" {
 		names = 0
 	}
-	dash := cmd.ArgsLenAtDash()
+	args, dash := nameDash(cmd, args)
 	if dash < 0 {
 		dash = min(names, len(args))
 	}
@@ -74,6 +75,17 @@ func execPositional(cmd *cobra.Command, args []string) error {
 		return usagef("exec needs a command: c2vm exec NAME -- CMD [ARG...]")
 	}
 	return nil
+}
+
+// nameDash is the arguments and the index of "--" in them: with
+// interspersed flags off (the command's own flags follow NAME), pflag
+// keeps a "--" after NAME as an argument, and here it ends NAME's part.
+func nameDash(cmd *cobra.Command, args []string) ([]string, int) {
+	dash := cmd.ArgsLenAtDash()
+	if socket, _ := cmd.Flags().GetString("socket"); socket != "" || dash >= 0 || len(args) < 2 || args[1] != "--" {
+		return args, dash
+	}
+	return append([]string{args[0]}, args[2:]...), 1
 }
 
 func (e *execArgs) process(cmd []string) (wire.Process, error) {

@@ -159,6 +159,9 @@ func TestDetached(t *testing.T) {
 			if want := map[string]string{"amd64": "served by x86_64\n", "arm64": "served by aarch64\n"}[arch]; page != want {
 				t.Errorf("page %q, want %q", page, want)
 			}
+			if out, stderr, code := b.c2vm("exec", name, "--", "sh", "-c", "echo hello from exec; exit 5"); code != 5 || out != "hello from exec\n" {
+				t.Errorf("exec: exit %d, %q (stderr %q); want 5 and its line", code, out, stderr)
+			}
 			if logs := b.must("logs", name); !strings.Contains(logs, "ready\n") || strings.Contains(logs, "C2VM_") {
 				t.Errorf("logs %q: want the container's ready line and no protocol line", logs)
 			}
@@ -240,6 +243,36 @@ func TestDetachedKilled(t *testing.T) {
 		t.Errorf("logs of a killed VM: %q", logs)
 	}
 	b.must("rm", "killed")
+}
+
+// TestDetachedIdle: run -d --idle-timeout stops the VM by itself, as the
+// power button does (the TERM handler runs), once no exec session has
+// been open for that long; an exec session keeps it up meanwhile.
+func TestDetachedIdle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	fixtures.NeedTools(t, "qemu-system-x86_64")
+	dir := convertBusybox(t, "amd64", "--cmd", shellCmd(detachedScript))
+	b := newBackground(t)
+	b.startDetached("idle", "--idle-timeout", "20s", dir)
+	start := time.Now()
+	if out, stderr, code := b.c2vm("exec", "idle", "--", "sleep", "25"); code != 0 {
+		t.Fatalf("exec sleep 25: exit %d, %q %q", code, out, stderr)
+	}
+	if ps := b.psLine("idle", false); !strings.Contains(ps, " running ") {
+		t.Errorf("the VM stopped while an exec session was open: %q", ps)
+	}
+	for end := time.Now().Add(3 * time.Minute); b.psLine("idle", false) != "" && time.Now().Before(end); {
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("stopped by itself %s after the exec began", time.Since(start).Round(100*time.Millisecond))
+	if ps := b.psLine("idle", true); !strings.Contains(ps, " exited (7) ") {
+		t.Errorf("ps -a: %q, want exited (7): the TERM handler's status", ps)
+	}
+	if logs := b.must("logs", "--tail", "1", "idle"); logs != "got TERM as 1000\n" {
+		t.Errorf("logs: %q, want the TERM handler's line", logs)
+	}
 }
 
 // TestDetachedRefused: logs, stop and rm of a name no VM has, and run -d

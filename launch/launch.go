@@ -103,12 +103,9 @@ func Run(ctx context.Context, o Options) (int, error) {
 		return 1, err
 	}
 	defer sh.stop()
-	kargs := plan.Args{Cmd: o.Cmd, Debug: o.Debug, Shares: sh.kernel}.String()
+	kargs := plan.Args{Cmd: o.Cmd, Debug: o.Debug, Shares: sh.kernel, Idle: o.IdleTimeout}.String()
 	if !o.Debug {
 		kargs = "quiet loglevel=1 " + kargs
-	}
-	if o.IdleTimeout > 0 {
-		kargs += " c2vm.idle=" + o.IdleTimeout.String()
 	}
 	args, err := vmconfig.QEMUArgs(vm, accel, vm.Dir+string(filepath.Separator), kargs)
 	if err != nil {
