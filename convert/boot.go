@@ -74,6 +74,9 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	if err != nil {
 		return err
 	}
+	if w := k.ConfigWarning(bootcfg.Requirements(po)); w != "" {
+		c.o.progress("warning: %s", w)
+	}
 	for _, m := range mods {
 		po.Modules = append(po.Modules, m.Path)
 	}

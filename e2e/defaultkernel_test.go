@@ -173,9 +173,10 @@ func TestDefaultKernel(t *testing.T) {
 }
 
 // kernelImage builds, with umoci, a one-layer image for linux/amd64
-// holding Debian's cloud kernel in LinuxKit's layout (/kernel and
-// /kernel.tar with lib/modules) or a distro's (/boot/vmlinuz-* and
-// /lib/modules).
+// holding Debian's cloud kernel in LinuxKit's layout (/kernel,
+// /kernel.tar with lib/modules, /kernel-dev.tar with the config; for
+// "linuxkit-noconfig" no config at all) or a distro's (/boot/vmlinuz-*
+// and /lib/modules).
 func kernelImage(t *testing.T, layout string) string {
 	t.Helper()
 	fixtures.NeedTools(t, "umoci", "dpkg-deb", "tar")
@@ -190,19 +191,28 @@ func kernelImage(t *testing.T, layout string) string {
 	tarArgs := []string{"--numeric-owner", "--owner=0", "--group=0", "--mtime=@1700000000", "--sort=name"}
 	root := x
 	members := []string{"boot", "lib"}
-	if layout == "linuxkit" {
+	if strings.HasPrefix(layout, "linuxkit") {
 		root = t.TempDir()
 		if err := os.Rename(vmlinuz[0], filepath.Join(root, "kernel")); err != nil {
 			t.Fatal(err)
 		}
-		// LinuxKit's kernels carry their config (CONFIG_IKCONFIG); Debian's
-		// does not, so it travels in kernel.tar as lib/modules/V/config.
-		v := strings.TrimPrefix(filepath.Base(vmlinuz[0]), "vmlinuz-")
-		if err := os.Rename(filepath.Join(x, "boot", "config-"+v), filepath.Join(x, "lib", "modules", v, "config")); err != nil {
-			t.Fatal(err)
-		}
 		tarTo(t, filepath.Join(root, "kernel.tar"), x, append(tarArgs, "lib")...)
 		members = []string{"kernel", "kernel.tar"}
+		// Debian's kernel has no CONFIG_IKCONFIG: its config travels as
+		// linuxkit/kernel ships a build's, in kernel-dev.tar beside the
+		// headers (usr/src/linux-headers-V/.config), or not at all.
+		if layout == "linuxkit" {
+			v := strings.TrimPrefix(filepath.Base(vmlinuz[0]), "vmlinuz-")
+			dev := filepath.Join(t.TempDir(), "usr", "src", "linux-headers-"+v)
+			if err := os.MkdirAll(dev, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(filepath.Join(x, "boot", "config-"+v), filepath.Join(dev, ".config")); err != nil {
+				t.Fatal(err)
+			}
+			tarTo(t, filepath.Join(root, "kernel-dev.tar"), filepath.Dir(filepath.Dir(filepath.Dir(dev))), append(tarArgs, "usr")...)
+			members = append(members, "kernel-dev.tar")
+		}
 	}
 	layer := filepath.Join(t.TempDir(), "layer.tar")
 	tarTo(t, layer, root, append(tarArgs, members...)...)
@@ -231,7 +241,7 @@ func TestKernelImage(t *testing.T) {
 		t.Skip("boots a VM")
 	}
 	fixtures.NeedTools(t, "qemu-system-x86_64")
-	for _, layout := range []string{"linuxkit", "distro"} {
+	for _, layout := range []string{"linuxkit", "linuxkit-noconfig", "distro"} {
 		t.Run(layout, func(t *testing.T) {
 			img := kernelImage(t, layout)
 			dir := filepath.Join(t.TempDir(), "busybox.vm")
@@ -241,8 +251,14 @@ func TestKernelImage(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("convert: exit %d: %s", code, stderr)
 			}
-			if !strings.Contains(stderr, "("+layout+" layout)") {
+			if !strings.Contains(stderr, "("+strings.TrimSuffix(layout, "-noconfig")+" layout)") {
 				t.Errorf("convert does not name the %s layout:\n%s", layout, stderr)
+			}
+			// Without a config c2vm cannot check the kernel: it says so and
+			// goes on, loading the modules it finds by name.
+			warned := strings.Contains(stderr, "warning: kernel 6.") && strings.Contains(stderr, "no config found") && strings.Contains(stderr, "cannot check that it has CONFIG_")
+			if warned != (layout == "linuxkit-noconfig") {
+				t.Errorf("config warning given: %v, want %v:\n%s", warned, layout == "linuxkit-noconfig", stderr)
 			}
 			m, err := vmdir.ReadManifest(dir)
 			if err != nil {

@@ -168,6 +168,18 @@ func softdepPre(v string) []string {
 	return out
 }
 
+// ConfigWarning names what cannot be checked for the options when the
+// kernel's config was not found: "" when it was. Closure then loads each
+// option's module found by name and takes the others as built in, so a
+// kernel without them fails at boot, not here.
+func (k *Kernel) ConfigWarning(options []string) string {
+	if len(k.Config) != 0 {
+		return ""
+	}
+	return fmt.Sprintf("kernel %s: no config found (config-%s beside it, CONFIG_IKCONFIG, or a LinuxKit kernel-dev.tar): cannot check that it has %s; modules with these names are loaded, the rest taken as built in",
+		k.Version, k.Version, strings.Join(options, ", "))
+}
+
 // Closure returns the modules needed for the config options, dependencies
 // first. An option built in needs none; one neither built in nor a module
 // with its .ko present is an error wrapping ErrMissingFeature. Optional
@@ -184,9 +196,6 @@ func (k *Kernel) ClosureOptional(required, optional []string) ([]Module, error) 
 }
 
 func (k *Kernel) closure(required, optional []string) ([]Module, error) {
-	if len(k.Config) == 0 {
-		return nil, fmt.Errorf("kernel %s: no config found (config-%s beside it, or CONFIG_IKCONFIG): cannot tell what it supports", k.Version, k.Version)
-	}
 	var roots []string
 	for _, o := range required {
 		name, err := k.moduleFor(o)
@@ -246,7 +255,15 @@ func (k *Kernel) closure(required, optional []string) ([]Module, error) {
 }
 
 // moduleFor names the module to load for option, "" when built in.
+// Without a config (ConfigWarning), an option whose module is with the
+// kernel is taken as that module, any other as built in.
 func (k *Kernel) moduleFor(option string) (string, error) {
+	if len(k.Config) == 0 {
+		if name := configModule[option]; k.mods[name] != nil {
+			return name, nil
+		}
+		return "", nil
+	}
 	builtin, module := k.Has(option)
 	switch {
 	case builtin:
