@@ -1,34 +1,64 @@
 #!/bin/sh
-# Starts a root libvirtd for the libvirt end-to-end test on a machine
-# without systemd (CI): QEMU runs as root with no security driver, so the
-# test's files need no relabelling. Prints "ok" when `virsh -c
-# qemu:///system` answers. Changes system configuration: for CI and
+# Starts a system libvirtd (qemu:///system) for the libvirt end-to-end
+# tests on a machine without systemd (CI), in one of two setups:
+#   root   QEMU runs as root with no security driver (the default)
+#   stock  Debian's own qemu.conf, as libvirt-daemon-system installs it:
+#          QEMU runs as libvirt-qemu and libvirt relabels the files it
+#          is given (DAC, dynamic_ownership)
+# A libvirtd already running (from an earlier call) is restarted, so it
+# reads the setup's qemu.conf. Prints "ok" when `virsh -c qemu:///system`
+# answers, else fails. Changes system configuration: for CI and
 # throw-away machines only.
 set -eu
+mode=${1:-root}
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
-if ! dpkg-query -W -f='${Status}' libvirt-daemon-driver-qemu 2>/dev/null | grep -q "ok installed"; then
+conf=/etc/libvirt/qemu.conf
+# libvirt-daemon-system creates Debian's libvirt-qemu user, the kvm and
+# libvirt groups and directories; confold keeps a qemu.conf this script
+# wrote earlier instead of asking.
+if ! dpkg-query -W -f='${Status}' libvirt-daemon-system 2>/dev/null | grep -q "ok installed"; then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-		libvirt-daemon libvirt-daemon-driver-qemu >/dev/null
+		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+		libvirt-daemon-system libvirt-daemon-driver-qemu >/dev/null
 fi
-getent group kvm >/dev/null || $SUDO groupadd -r kvm
-getent group libvirt-qemu >/dev/null || $SUDO groupadd -r libvirt-qemu
-getent passwd libvirt-qemu >/dev/null || $SUDO useradd -r -g libvirt-qemu -G kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
-$SUDO mkdir -p /var/log/libvirt/qemu /var/run/libvirt /var/lib/libvirt/qemu
-$SUDO sh -c 'cat > /etc/libvirt/qemu.conf' <<'CONF'
+case $mode in
+root)
+	$SUDO sh -c "cat > $conf" <<'CONF'
 user = "root"
 group = "root"
 dynamic_ownership = 0
 security_driver = "none"
 CONF
+	;;
+stock)
+	# The package's own file back, byte for byte (dpkg restores a missing
+	# conffile on reinstall with --force-confmiss).
+	$SUDO rm -f $conf
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --reinstall --no-install-recommends \
+		-o Dpkg::Options::=--force-confmiss libvirt-daemon-system >/dev/null
+	;;
+*)
+	echo "libvirt-setup: unknown setup $mode (root or stock)" >&2
+	exit 2
+	;;
+esac
+$SUDO mkdir -p /var/log/libvirt/qemu /var/run/libvirt /var/lib/libvirt/qemu
+pid=/var/run/libvirtd.pid
+if [ -f $pid ] && $SUDO kill "$(cat $pid)" 2>/dev/null; then
+	for _ in $(seq 1 50); do
+		$SUDO kill -0 "$(cat $pid 2>/dev/null)" 2>/dev/null || break
+		sleep 0.2
+	done
+fi
 pgrep -x virtlogd >/dev/null || $SUDO virtlogd -d
-pgrep -x libvirtd >/dev/null || $SUDO libvirtd -d
-for i in $(seq 1 50); do
+$SUDO libvirtd -d
+for _ in $(seq 1 50); do
 	if virsh -c qemu:///system version >/dev/null 2>&1; then
 		echo ok
 		exit 0
 	fi
 	sleep 0.2
 done
-echo "libvirt-setup: libvirtd did not answer" >&2
+echo "libvirt-setup: libvirtd ($mode) did not answer on qemu:///system" >&2
 exit 1
