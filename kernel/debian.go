@@ -514,8 +514,21 @@ func (d Debian) resolve(pkgsPath, name string) (debPackage, error) {
 	if err != nil {
 		return debPackage{}, fmt.Errorf("reading Packages.xz: %w", err)
 	}
+	byName, err := readPackages(zr, name)
+	if serr := stop(); err == nil {
+		err = serr // xz's own message when it failed
+	}
+	if err != nil {
+		return debPackage{}, fmt.Errorf("reading Packages.xz: %w", err)
+	}
+	return d.choose(byName, name)
+}
+
+// readPackages collects the Packages entries of name, or for name "" of
+// every linux-image-* package.
+func readPackages(r io.Reader, name string) (map[string][]debPackage, error) {
 	byName := map[string][]debPackage{}
-	err = stanzas(zr, func(s map[string]string) bool {
+	err := stanzas(r, func(s map[string]string) bool {
 		n := s["Package"]
 		if n == name || name == "" && strings.HasPrefix(n, "linux-image-") {
 			size, _ := strconv.ParseInt(s["Size"], 10, 64)
@@ -524,12 +537,11 @@ func (d Debian) resolve(pkgsPath, name string) (debPackage, error) {
 		}
 		return true
 	})
-	if serr := stop(); err == nil {
-		err = serr // xz's own message when it failed
-	}
-	if err != nil {
-		return debPackage{}, fmt.Errorf("reading Packages.xz: %w", err)
-	}
+	return byName, err
+}
+
+// choose is resolve's choice among the entries readPackages found.
+func (d Debian) choose(byName map[string][]debPackage, name string) (debPackage, error) {
 	version := d.Version
 	if name == "" {
 		meta, err := pick(byName, MetaPackage(d.Arch), d.Version)

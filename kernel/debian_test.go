@@ -24,7 +24,7 @@ import (
 
 // testKey makes a throwaway ed25519 signing key valid from created for
 // lifetime (0 = forever).
-func testKey(t *testing.T, created time.Time, lifetime time.Duration) *openpgp.Entity {
+func testKey(t testing.TB, created time.Time, lifetime time.Duration) *openpgp.Entity {
 	t.Helper()
 	cfg := &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, Time: func() time.Time { return created },
 		KeyLifetimeSecs: uint32(lifetime / time.Second)}
@@ -36,7 +36,7 @@ func testKey(t *testing.T, created time.Time, lifetime time.Duration) *openpgp.E
 }
 
 // writeKeyring writes e's public key, armored, and returns its path.
-func writeKeyring(t *testing.T, e *openpgp.Entity) string {
+func writeKeyring(t testing.TB, e *openpgp.Entity) string {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
@@ -72,7 +72,7 @@ type fakeArchive struct {
 	inReleaseSent []byte
 }
 
-func newFakeArchive(t *testing.T, signer *openpgp.Entity, signedAt time.Time) *fakeArchive {
+func newFakeArchive(t testing.TB, signer *openpgp.Entity, signedAt time.Time) *fakeArchive {
 	t.Helper()
 	a := &fakeArchive{suite: "bookworm", version: "6.1.99-1", deb: []byte("!<arch>\nnot really a kernel package\n"),
 		signer: signer, signedAt: signedAt, served: map[string][]byte{}}
@@ -107,7 +107,7 @@ Version: 1
 	return a
 }
 
-func (a *fakeArchive) inRelease(t *testing.T) []byte {
+func (a *fakeArchive) inRelease(t testing.TB) []byte {
 	var buf bytes.Buffer
 	w, err := clearsign.Encode(&buf, a.signer.PrivateKey, &packet.Config{Time: func() time.Time { return a.signedAt }})
 	if err != nil {

@@ -73,7 +73,10 @@ func decompressPayload(p []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bzImage payload: %w", err)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, want))
+	// Room for what the trailer claims, but no more than a ratio a real
+	// kernel has (Debian's: 3.7 for gzip) times the payload: the claim is
+	// unchecked until the end, and a lie would allocate up to the limit.
+	buf := bytes.NewBuffer(make([]byte, 0, min(want, 16*len(p))))
 	_, err = io.Copy(buf, io.LimitReader(r, int64(want)))
 	more, _ := io.ReadFull(r, make([]byte, 1))
 	if serr := stop(); err == nil {
