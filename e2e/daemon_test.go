@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/internal/fixtures"
+	"github.com/c2vm/c2vm/launch/agent"
 	"github.com/c2vm/c2vm/launch/state"
 )
 
@@ -35,6 +37,7 @@ type background struct {
 
 func newBackground(t *testing.T) background {
 	t.Helper()
+	c2vmBinary(t) // built before any command is timed
 	// Short: agent.sock's path must fit a unix socket address.
 	d, err := os.MkdirTemp("", "c2vm-st-")
 	if err != nil {
@@ -124,6 +127,17 @@ func (b background) startDetached(name string, args ...string) {
 	b.t.Logf("run -d to ready (%s printed): %s", name, time.Since(start).Round(10*time.Millisecond))
 	if out != name+"\n" {
 		b.t.Fatalf("run -d printed %q, want the name", out)
+	}
+	// Ready means the agent answers now, not once it has booted.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := agent.Dial(ctx, filepath.Join(b.state, name, state.AgentSocket))
+	if err == nil {
+		err = c.Ping(ctx)
+		c.Close()
+	}
+	if err != nil {
+		b.t.Fatalf("run -d returned, but the agent does not answer: %v", err)
 	}
 }
 
