@@ -2,6 +2,8 @@ package image
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,6 +112,12 @@ func dialEngine(ctx context.Context, addr string) (*engine, error) {
 	case "tcp":
 		// Plain HTTP, as docker talks to tcp:// without DOCKER_TLS_VERIFY.
 		e.base = "http://" + u.Host
+		if os.Getenv("DOCKER_TLS_VERIFY") != "" {
+			if t.TLSClientConfig, err = engineTLS(); err != nil {
+				return nil, fmt.Errorf("%s: %w", addr, err)
+			}
+			e.base = "https://" + u.Host
+		}
 	default:
 		return nil, fmt.Errorf("%s: %w", addr, fmt.Errorf("want unix:// or tcp://, not %s://", u.Scheme))
 	}
@@ -127,6 +135,34 @@ func dialEngine(ctx context.Context, addr string) (*engine, error) {
 		}
 	}
 	return e, nil
+}
+
+// engineTLS is the TLS docker uses with DOCKER_TLS_VERIFY: the engine's
+// certificate checked against ca.pem, and cert.pem + key.pem as the
+// client's, from $DOCKER_CERT_PATH, else ~/.docker.
+func engineTLS() (*tls.Config, error) {
+	dir := os.Getenv("DOCKER_CERT_PATH")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, err
+		}
+		dir = filepath.Join(home, ".docker")
+	}
+	ca, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("DOCKER_TLS_VERIFY: %w", err)
+	}
+	cfg := &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}
+	if !cfg.RootCAs.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("DOCKER_TLS_VERIFY: %s holds no PEM certificate", filepath.Join(dir, "ca.pem"))
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("DOCKER_TLS_VERIFY: client certificate: %w", err)
+	}
+	cfg.Certificates = []tls.Certificate{cert}
+	return cfg, nil
 }
 
 // get requests path and returns the body of a 200 answer; any other

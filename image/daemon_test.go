@@ -3,7 +3,14 @@ package image
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeEngine serves the three Engine API calls docker-daemon: makes, on
@@ -138,5 +146,50 @@ func TestDaemonFallsBackToPodman(t *testing.T) {
 	e, err := findEngine(context.Background())
 	if err != nil || e.name != "Podman Engine 4.3.1" {
 		t.Fatalf("engine %+v, %v", e, err)
+	}
+}
+
+// TestDaemonTLS: with DOCKER_TLS_VERIFY, a tcp:// engine is spoken to
+// over TLS, its certificate checked against DOCKER_CERT_PATH/ca.pem and
+// cert.pem + key.pem given as the client's.
+func TestDaemonTLS(t *testing.T) {
+	var clientCerts int
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		clientCerts = len(r.TLS.PeerCertificates)
+		w.Write([]byte(dockerVersion))
+	}))
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", srv.Certificate().Raw)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, filepath.Join(dir, "cert.pem"), "CERTIFICATE", der)
+	kb, _ := x509.MarshalPKCS8PrivateKey(key)
+	writePEM(t, filepath.Join(dir, "key.pem"), "PRIVATE KEY", kb)
+	t.Setenv("DOCKER_TLS_VERIFY", "1")
+	t.Setenv("DOCKER_CERT_PATH", dir)
+	e, err := dialEngine(context.Background(), "tcp://"+srv.Listener.Addr().String())
+	if err != nil || e.name != "Docker Engine 28.2.2" || clientCerts != 1 {
+		t.Fatalf("engine %+v, %v; client certificates sent: %d", e, err, clientCerts)
+	}
+	os.Remove(filepath.Join(dir, "ca.pem"))
+	if _, err := dialEngine(context.Background(), "tcp://"+srv.Listener.Addr().String()); err == nil || !strings.Contains(err.Error(), "DOCKER_TLS_VERIFY") {
+		t.Errorf("without ca.pem: %v", err)
+	}
+}
+
+func writePEM(t *testing.T, p, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
