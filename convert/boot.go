@@ -22,10 +22,9 @@ import (
 	"github.com/c2vm/c2vm/vmdir"
 )
 
-// writeBoot writes config.json and, unless NoKernel, the kernel, the
-// initramfs with boot.json and the hypervisor configs. fsType is the root
-// filesystem's format.
-func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
+// writeSpec writes config.json, the OCI runtime spec of the container
+// the VM runs (c.spec).
+func (c *conversion) writeSpec(context.Context) error {
 	spec, err := bootcfg.Spec(c.img.Config, c.tree.FS(), c.o.Overrides, c.annotations())
 	if err != nil {
 		return err
@@ -37,16 +36,15 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	if na := bootcfg.NotApplied(spec); len(na) > 0 {
 		c.o.progress("spec: not applied in the VM: %s", strings.Join(na, "; "))
 	}
-	// EXPOSE is untrusted: a bad key refuses every conversion.
-	exposed, fwds, err := c.forwards()
-	if err != nil {
-		return err
-	}
-	c.manifest.Exposed, c.manifest.Forwards = exposed, fwds
-	vols, _, err := c.writeVolumes(ctx)
-	if err != nil {
-		return err
-	}
+	c.spec = spec
+	return nil
+}
+
+// writeBoot writes, unless NoKernel, the kernel (and vmlinux), the boot
+// plan (boot.json) and the initramfs carrying it with the init, the
+// modules the plan needs and the emulators, and records the kernel in
+// the manifest.
+func (c *conversion) writeBoot(ctx context.Context) error {
 	if c.o.NoKernel {
 		return nil
 	}
@@ -59,28 +57,10 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 		return err
 	}
 	defer k.Close()
-	if c.kernelTree != nil {
-		defer c.kernelTree.Close()
-	}
 	if err := k.CheckArch(vm.GOARCH); err != nil {
 		return err
 	}
-	po, interps, err := c.planOptions(fsType, vm)
-	if err != nil {
-		return err
-	}
-	po.Exposed, po.Volumes, po.Verity = exposed, vols, c.verityStep()
-	mods, err := k.ClosureOptional(bootcfg.Requirements(po), bootcfg.Optional())
-	if err != nil {
-		return err
-	}
-	if w := k.ConfigWarning(bootcfg.Requirements(po)); w != "" {
-		c.o.progress("warning: %s", w)
-	}
-	for _, m := range mods {
-		po.Modules = append(po.Modules, m.Path)
-	}
-	p, err := bootcfg.Plan(spec, po)
+	mods, p, interps, err := c.bootPlan(k, vm)
 	if err != nil {
 		return err
 	}
@@ -93,8 +73,40 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	if err := c.writeKernel(k, vm); err != nil {
 		return err
 	}
+	return c.recordKernel(k, mods, vm)
+}
+
+// bootPlan makes the boot plan for the kernel k, with the modules it
+// needs from k and the emulators for foreign binaries.
+func (c *conversion) bootPlan(k *kernel.Kernel, vm arch.Arch) ([]kernel.Module, *plan.Plan, []bootcfg.Interpreter, error) {
+	po, interps, err := c.planOptions(vm)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	po.Exposed, po.Volumes, po.Verity = c.manifest.Exposed, c.volumes, c.verityStep()
+	mods, err := k.ClosureOptional(bootcfg.Requirements(po), bootcfg.Optional())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if w := k.ConfigWarning(bootcfg.Requirements(po)); w != "" {
+		c.o.progress("warning: %s", w)
+	}
+	for _, m := range mods {
+		po.Modules = append(po.Modules, m.Path)
+	}
+	p, err := bootcfg.Plan(c.spec, po)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return mods, p, interps, nil
+}
+
+// recordKernel records the VM's arch and kernel in the manifest, and the
+// kernel as a part of the VM (SBOM, provenance).
+func (c *conversion) recordKernel(k *kernel.Kernel, mods []kernel.Module, vm arch.Arch) error {
 	c.manifest.VMArch = vm.GOARCH
-	c.manifest.Kernel = &vmdir.KernelInfo{Source: c.kernelSource(), Version: k.Version, Arch: k.Arch, Format: k.Format, Shares: shareFS(k), Debian: debianSource(c.kernelDebian), Image: c.kernelImage}
+	c.manifest.Kernel = &vmdir.KernelInfo{Source: c.kernelSource(), Version: k.Version, Arch: k.Arch, Format: k.Format,
+		Shares: shareFS(k), Debian: debianSource(c.kernelDebian), Image: c.kernelImage}
 	for _, m := range mods {
 		c.manifest.Kernel.Modules = append(c.manifest.Kernel.Modules, m.Name)
 	}
@@ -107,15 +119,12 @@ func (c *conversion) writeBoot(ctx context.Context, fsType string) error {
 	for _, w := range k.XenWarnings() {
 		c.o.progress("warning: xl.cfg: %s", w)
 	}
-	if err := c.writeVMConfigs(); err != nil {
-		return err
-	}
-	return c.writeDisk(ctx, vm, k.Version)
+	return nil
 }
 
 // planOptions gathers what the boot plan needs from the image: the
 // emulators for foreign binaries and the image's own binfmt.d files.
-func (c *conversion) planOptions(fsType string, vm arch.Arch) (bootcfg.PlanOptions, []bootcfg.Interpreter, error) {
+func (c *conversion) planOptions(vm arch.Arch) (bootcfg.PlanOptions, []bootcfg.Interpreter, error) {
 	eo := bootcfg.EmulationOptions{VM: vm, Static: c.o.BinfmtInterpreter}
 	var err error
 	if eo.Image, err = arch.Lookup(c.img.Platform.Architecture); err != nil {
@@ -139,7 +148,7 @@ func (c *conversion) planOptions(fsType string, vm arch.Arch) (bootcfg.PlanOptio
 	if err != nil {
 		return bootcfg.PlanOptions{}, nil, err
 	}
-	return bootcfg.PlanOptions{FSType: fsType, Binfmt: binfmts, BinfmtD: binfmtD,
+	return bootcfg.PlanOptions{FSType: c.manifest.Rootfs, Binfmt: binfmts, BinfmtD: binfmtD,
 		StopSignal: c.img.Config.Config.StopSignal, StopTimeout: c.stopTimeout()}, interps, nil
 }
 

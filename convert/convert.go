@@ -22,6 +22,7 @@ import (
 	"github.com/c2vm/c2vm/kernel"
 	"github.com/c2vm/c2vm/rootfs"
 	"github.com/c2vm/c2vm/vmdir"
+	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Options are convert's inputs; the zero value of each field is its default.
@@ -100,6 +101,9 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	if err := checkEFIStubs(o.EFIStub); err != nil {
 		return nil, err
 	}
+	if err := checkOptions(&o); err != nil {
+		return nil, err
+	}
 	if o.Output == "" {
 		o.Output = defaultOutput(o.Image)
 	}
@@ -128,6 +132,15 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	return &Result{Dir: st.target, Manifest: c.manifest}, nil
 }
 
+// checkOptions refuses, before any work, a root filesystem format or an
+// output option convert does not know: a library caller's too.
+func checkOptions(o *Options) error {
+	if _, _, err := (&conversion{o: *o}).rootfsFormat(); err != nil {
+		return err
+	}
+	return checkOutputs(o)
+}
+
 // conversion holds the state passed from stage to stage.
 type conversion struct {
 	o        Options
@@ -140,14 +153,44 @@ type conversion struct {
 	// kernelTree and kernelImage are set when --kernel is an image.
 	kernelTree  *rootfs.Tree
 	kernelImage *vmdir.ImageInfo
+	// spec and volumes are the container's, for the boot plan.
+	spec    *specs.Spec
+	volumes []bootcfg.Volume
 	// digests are the artifacts' digests already read (digest).
 	digests map[string]vmdir.Artifact
 	// parts are the kernel, init and EFI stub used (SBOM, provenance).
 	parts []part
 }
 
+// run writes the output directory's artifacts, one step after the other.
 func (c *conversion) run(ctx context.Context) error {
+	defer c.close()
 	c.startManifest()
+	for _, step := range []func(context.Context) error{
+		c.flatten,
+		c.writeRootfs,
+		c.writeOutputs(afterRootfs), // rootfs.verity
+		c.writeSpec,
+		c.writeForwards,
+		c.writeVolumes,
+		c.writeBoot,
+		c.writeOutputs(afterBoot),      // hypervisor configs, disk image
+		c.writeOutputs(beforeManifest), // sbom.spdx.json
+		c.writeManifest,
+		c.writeOutputs(afterManifest), // the provenance
+	} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flatten flattens the image's layers into c.tree.
+func (c *conversion) flatten(ctx context.Context) error {
 	layers := make([]rootfs.Layer, len(c.img.Layers))
 	for i := range c.img.Layers {
 		layers[i] = c.img.Layers[i]
@@ -159,32 +202,17 @@ func (c *conversion) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer tree.Close()
 	c.tree = tree
-	fsType, err := c.writeRootfs(ctx)
-	if err != nil {
-		return err
+	return nil
+}
+
+// close closes the trees the steps opened.
+func (c *conversion) close() {
+	for _, t := range []*rootfs.Tree{c.tree, c.kernelTree} {
+		if t != nil {
+			t.Close()
+		}
 	}
-	c.manifest.Rootfs = fsType
-	if err := c.writeVerity(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := c.writeBoot(ctx, fsType); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := c.writeSBOM(); err != nil {
-		return err
-	}
-	if err := c.writeManifest(); err != nil {
-		return err
-	}
-	return c.writeProvenance()
 }
 
 func (o Options) progress(format string, a ...any) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,14 +33,35 @@ func checkEFIStubs(paths ...string) error {
 	return nil
 }
 
+// diskOutput is the UEFI-bootable disk image (--disk) and its
+// qemu-disk.sh and libvirt-disk.xml; an unknown format is refused before
+// any work.
+var diskOutput = output{
+	name:   "disk",
+	phase:  afterBoot,
+	wanted: func(o *Options) bool { return o.Disk != "" },
+	check: func(o *Options) error {
+		if _, err := disk.ParseFormat(o.Disk); err != nil {
+			return fmt.Errorf("--disk: %w", err)
+		}
+		if o.NoKernel {
+			return errors.New("--disk needs a kernel: drop --no-kernel")
+		}
+		return nil
+	},
+	write: (*conversion).writeDisk,
+}
+
 // writeDisk writes the UEFI-bootable disk image (--disk) from the
 // artifacts already in the output — kernel, initramfs.img, rootfs.img
 // and the data disks — and its qemu-disk.sh and libvirt-disk.xml. The
 // separate artifacts stay: the disk is one more way to boot them.
-func (c *conversion) writeDisk(ctx context.Context, vm arch.Arch, uname string) error {
-	if c.o.Disk == "" {
-		return nil
+func (c *conversion) writeDisk(ctx context.Context) error {
+	vm, err := arch.VM(c.manifest.VMArch)
+	if err != nil {
+		return err
 	}
+	uname := c.manifest.Kernel.Version
 	format, err := disk.ParseFormat(c.o.Disk)
 	if err != nil {
 		return fmt.Errorf("--disk: %w", err)

@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"context"
 	"os"
 
 	"github.com/c2vm/c2vm/vmdir"
@@ -22,7 +23,7 @@ func (c *conversion) startManifest() {
 
 // writeManifest records every file of the directory and writes
 // manifest.json, the last file.
-func (c *conversion) writeManifest() error {
+func (c *conversion) writeManifest(context.Context) error {
 	m := &c.manifest
 	entries, err := os.ReadDir(c.st.dir)
 	if err != nil {

@@ -183,6 +183,9 @@ func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, er
 	if err := checkEFIStubs(stubs...); err != nil {
 		return nil, err
 	}
+	if err := checkOptions(&o); err != nil {
+		return nil, err
+	}
 	if o.Output == "" {
 		o.Output = defaultOutput(o.Image)
 	}

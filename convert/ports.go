@@ -1,9 +1,23 @@
 package convert
 
 import (
+	"context"
+
 	"github.com/c2vm/c2vm/bootcfg"
 	"github.com/c2vm/c2vm/bootcfg/plan"
 )
+
+// writeForwards records the image's EXPOSEd ports and the forwards the
+// configs carry (forwards) in the manifest. EXPOSE is untrusted: a bad
+// key refuses the conversion.
+func (c *conversion) writeForwards(context.Context) error {
+	exposed, fwds, err := c.forwards()
+	if err != nil {
+		return err
+	}
+	c.manifest.Exposed, c.manifest.Forwards = exposed, fwds
+	return nil
+}
 
 // forwards reads the image's EXPOSEd ports (an invalid key refuses the
 // image: bootcfg.Exposed) and merges them with --publish into the

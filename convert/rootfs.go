@@ -54,37 +54,38 @@ func (c *conversion) rootfsFormat() (string, rootfs.Writer, error) {
 	return name, w, nil
 }
 
-// writeRootfs writes rootfs.img and returns its format's name.
-func (c *conversion) writeRootfs(ctx context.Context) (string, error) {
+// writeRootfs writes rootfs.img and records its format in the manifest.
+func (c *conversion) writeRootfs(ctx context.Context) error {
 	name, w, err := c.rootfsFormat()
 	if err != nil {
-		return "", err
+		return err
 	}
 	f, err := os.OpenFile(c.st.path(vmdir.Rootfs), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return "", fmt.Errorf("rootfs.img: %w", err)
+		return fmt.Errorf("rootfs.img: %w", err)
 	}
 	defer f.Close()
 	restore := func() {}
 	if c.o.Meter != nil {
 		if restore, err = meterContents(c.tree, c.o.Meter, "rootfs "+name); err != nil {
-			return "", err
+			return err
 		}
 	}
 	err = w.Write(ctx, c.tree, f)
 	restore() // before the stage line, so the bar is gone when it prints
 	if err != nil {
-		return "", fmt.Errorf("writing %s rootfs: %w", name, err)
+		return fmt.Errorf("writing %s rootfs: %w", name, err)
 	}
 	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("rootfs.img: %w", err)
+		return fmt.Errorf("rootfs.img: %w", err)
 	}
 	fi, err := os.Stat(c.st.path(vmdir.Rootfs))
 	if err != nil {
-		return "", err
+		return err
 	}
 	c.o.progress("rootfs: %s, %s", name, humanSize(fi.Size()))
-	return name, nil
+	c.manifest.Rootfs = name
+	return nil
 }
 
 func humanSize(n int64) string {

@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -44,9 +45,17 @@ func (p part) resource() provenance.Resource {
 	return r
 }
 
+// sbomOutput is sbom.spdx.json, written with every conversion.
+var sbomOutput = output{name: "sbom", phase: beforeManifest, write: (*conversion).writeSBOM}
+
+// provenanceOutput is the provenance (provenance.intoto.json, or
+// provenance.dsse.json signed), written with every conversion over
+// every artifact and manifest.json.
+var provenanceOutput = output{name: "provenance", phase: afterManifest, write: (*conversion).writeProvenance}
+
 // writeSBOM lists the root's packages, from its package databases in the
 // flattened tree, and the parts, as sbom.spdx.json.
-func (c *conversion) writeSBOM() error {
+func (c *conversion) writeSBOM(context.Context) error {
 	start := time.Now() // for the progress line only
 	inv, err := sbom.Read(c.tree.FS(), sbom.Options{TempDir: c.st.dir})
 	if err != nil {
@@ -75,7 +84,7 @@ func (c *conversion) writeSBOM() error {
 
 // writeProvenance writes the provenance over every artifact and
 // manifest.json, signed when there is a key.
-func (c *conversion) writeProvenance() error {
+func (c *conversion) writeProvenance(context.Context) error {
 	m, err := vmdir.DigestFile(c.st.path(vmdir.ManifestFile))
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -10,14 +11,19 @@ import (
 	"github.com/c2vm/c2vm/vmdir"
 )
 
+// verityOutput is rootfs.verity (--verity).
+var verityOutput = output{
+	name:   "verity",
+	phase:  afterRootfs,
+	wanted: func(o *Options) bool { return o.Verity },
+	write:  (*conversion).writeVerity,
+}
+
 // writeVerity pads rootfs.img to whole 4 KiB blocks (the filesystems
 // ignore what follows their end) and writes its hash tree, the salt
 // derived from the padded image's digest: the same rootfs gives the same
 // tree.
-func (c *conversion) writeVerity() error {
-	if !c.o.Verity {
-		return nil
-	}
+func (c *conversion) writeVerity(context.Context) error {
 	f, err := os.OpenFile(c.st.path(vmdir.Rootfs), os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("rootfs.img: %w", err)

@@ -2,6 +2,7 @@ package convert
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 
@@ -9,9 +10,17 @@ import (
 	"github.com/c2vm/c2vm/vmdir"
 )
 
-// writeVMConfigs writes qemu.sh, libvirt.xml, xl.cfg and firecracker.json.
-// Paths inside them name the final directory, not the temp one.
-func (c *conversion) writeVMConfigs() error {
+// configsOutput is the hypervisor configs: qemu.sh, libvirt.xml, xl.cfg
+// and firecracker.json, one per vmconfig.All() target (each in a file of
+// its own in vmconfig; a new hypervisor is a new target there). Paths
+// inside them name the final directory, not the temp one.
+var configsOutput = output{
+	name:  "configs",
+	phase: afterBoot,
+	write: (*conversion).writeConfigs,
+}
+
+func (c *conversion) writeConfigs(context.Context) error {
 	return writeTargets(c.st, vmconfig.All(), vmdir.Config(&c.manifest, c.st.target))
 }
 

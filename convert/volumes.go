@@ -20,32 +20,31 @@ import (
 // --volume, sorted — into the output: a copy of the matching --data-disk
 // when one is given, else a new ext4 filesystem of --data-size seeded with
 // the image's content at the volume's path (Docker's volume
-// initialisation). It returns the volumes, for the boot plan
-// (bootcfg.PlanOptions.Volumes), and records the disks' file names in
-// the manifest, in the same order, for the hypervisor configs. It needs
-// the flattened tree (c.tree).
-func (c *conversion) writeVolumes(ctx context.Context) ([]bootcfg.Volume, []string, error) {
+// initialisation). It keeps the volumes for the boot plan (c.volumes,
+// bootcfg.PlanOptions.Volumes) and records the disks' file names in the
+// manifest, in the same order, for the hypervisor configs. It needs the
+// flattened tree (c.tree).
+func (c *conversion) writeVolumes(ctx context.Context) error {
 	vols, err := bootcfg.Volumes(c.img.Config.Config.Volumes, c.o.Volumes)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	if len(c.o.DataDisks) > len(vols) {
-		return nil, nil, fmt.Errorf("--data-disk given %d times, but there are %d volumes (%s)", len(c.o.DataDisks), len(vols), volumePaths(vols))
+		return fmt.Errorf("--data-disk given %d times, but there are %d volumes (%s)", len(c.o.DataDisks), len(vols), volumePaths(vols))
 	}
 	if err := c.checkOldDisks(); err != nil {
-		return nil, nil, err
+		return err
 	}
-	var disks []string
 	for i, v := range vols {
 		name := vmdir.DataDisk(i)
 		if err := c.writeVolume(ctx, i, v, name); err != nil {
-			return nil, nil, fmt.Errorf("volume %s: %w", v.Path, err)
+			return fmt.Errorf("volume %s: %w", v.Path, err)
 		}
-		disks = append(disks, name)
 		c.manifest.DataDisks = append(c.manifest.DataDisks, name)
 		c.manifest.Volumes = append(c.manifest.Volumes, vmdir.VolumeInfo{Path: v.Path, Disk: name, Label: v.Label, Reused: i < len(c.o.DataDisks)})
 	}
-	return vols, disks, nil
+	c.volumes = vols
+	return nil
 }
 
 func (c *conversion) writeVolume(ctx context.Context, i int, v bootcfg.Volume, name string) error {

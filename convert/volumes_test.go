@@ -61,10 +61,11 @@ func debugfsOut(t *testing.T, img, req string) string {
 func TestWriteVolumes(t *testing.T) {
 	fixtures.NeedTools(t, "mke2fs", "debugfs", "e2fsck")
 	c := volumeConversion(t, t.TempDir(), []string{"/var/lib/db", "/data"}, Options{Volumes: []string{"/srv"}})
-	vols, disks, err := c.writeVolumes(context.Background())
+	err := c.writeVolumes(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	vols, disks := c.volumes, c.manifest.DataDisks
 	want := []bootcfg.Volume{{Path: "/data", Label: "c2vm-vol-0"}, {Path: "/srv", Label: "c2vm-vol-1"}, {Path: "/var/lib/db", Label: "c2vm-vol-2"}}
 	if !reflect.DeepEqual(vols, want) || !reflect.DeepEqual(disks, []string{"data-0.img", "data-1.img", "data-2.img"}) {
 		t.Fatalf("%v %v", vols, disks)
@@ -98,7 +99,7 @@ func TestWriteVolumesRefusesBadPaths(t *testing.T) {
 	for _, v := range []string{`/data"`, "/data/../etc", "/a\nb", "/<x/>", "data", "/a;reboot"} {
 		t.Run(v, func(t *testing.T) {
 			c := volumeConversion(t, t.TempDir(), []string{"/ok", v}, Options{})
-			if _, _, err := c.writeVolumes(context.Background()); !errors.Is(err, bootcfg.ErrBadVolume) {
+			if err := c.writeVolumes(context.Background()); !errors.Is(err, bootcfg.ErrBadVolume) {
 				t.Errorf("got %v, want ErrBadVolume", err)
 			}
 			if entries, _ := os.ReadDir(c.st.dir); len(entries) != 0 {
@@ -115,7 +116,7 @@ func TestDataDiskReuse(t *testing.T) {
 	fixtures.NeedTools(t, "mke2fs", "debugfs", "e2fsck", "tune2fs")
 	dir := t.TempDir()
 	first := volumeConversion(t, dir, []string{"/data"}, Options{})
-	if _, _, err := first.writeVolumes(context.Background()); err != nil {
+	if err := first.writeVolumes(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(first.st.path("manifest.json"), []byte("{}"), 0o644)
@@ -127,16 +128,17 @@ func TestDataDiskReuse(t *testing.T) {
 	info, _ := os.Stat(old)
 
 	again := volumeConversion(t, dir, []string{"/data"}, Options{})
-	if _, _, err := again.writeVolumes(context.Background()); err == nil || !strings.Contains(err.Error(), "--data-disk "+old) {
+	if err := again.writeVolumes(context.Background()); err == nil || !strings.Contains(err.Error(), "--data-disk "+old) {
 		t.Errorf("replacing an output with a data disk: %v", err)
 	}
 	tooMany := volumeConversion(t, dir, []string{"/data"}, Options{DataDisks: []string{old, old}})
-	if _, _, err := tooMany.writeVolumes(context.Background()); err == nil || !strings.Contains(err.Error(), "2 times") {
+	if err := tooMany.writeVolumes(context.Background()); err == nil || !strings.Contains(err.Error(), "2 times") {
 		t.Errorf("two disks for one volume: %v", err)
 	}
 
 	reuse := volumeConversion(t, dir, []string{"/data"}, Options{Volumes: []string{"/b"}, DataDisks: []string{old, old}})
-	_, disks, err := reuse.writeVolumes(context.Background())
+	err := reuse.writeVolumes(context.Background())
+	disks := reuse.manifest.DataDisks
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +156,7 @@ func TestDataDiskReuse(t *testing.T) {
 	// data (the disk named by another spelling of its path).
 	other := filepath.Join(dir, "out", "..", "out", ".", "data-0.img")
 	upgrade := volumeConversion(t, dir, []string{"/data"}, Options{DataDisks: []string{other}})
-	if _, _, err := upgrade.writeVolumes(context.Background()); err != nil {
+	if err := upgrade.writeVolumes(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(upgrade.st.path("manifest.json"), []byte("{}"), 0o644)
