@@ -3,12 +3,16 @@ package detach
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/launch"
 	"github.com/c2vm/c2vm/launch/state"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 func testStore(t *testing.T) *state.Store {
@@ -66,5 +70,29 @@ func TestStopExited(t *testing.T) {
 	}
 	if err := Stop(context.Background(), s, "done", -1); !errors.Is(err, state.ErrNoSuchVM) {
 		t.Errorf("Stop after rm: %v", err)
+	}
+}
+
+// TestStartNeedsAgent: a VM whose boot plan has no agent step is refused
+// at once (run -d would wait for an answer that never comes).
+func TestStartNeedsAgent(t *testing.T) {
+	dir := t.TempDir()
+	p := &plan.Plan{Version: plan.Version, Steps: []plan.Step{{Action: &plan.Run{}}}}
+	f, err := os.Create(filepath.Join(dir, vmdir.BootPlan))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Write(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	s := testStore(t)
+	_, err = Start(context.Background(), s, Options{Name: "old", Launch: launch.Options{Dir: dir},
+		Supervisor: []string{"/bin/false"}})
+	if !errors.Is(err, ErrNoAgent) {
+		t.Fatalf("Start: %v, want ErrNoAgent", err)
+	}
+	if _, err := s.Get("old"); !errors.Is(err, state.ErrNoSuchVM) {
+		t.Errorf("a refused VM was recorded: %v", err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,8 +27,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/launch"
 	"github.com/c2vm/c2vm/launch/state"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // specFile is the launch.Options a supervisor runs, in the VM's directory.
@@ -59,6 +62,9 @@ func Start(ctx context.Context, s *state.Store, o Options) (string, error) {
 		return "", err
 	}
 	o.Launch.Dir = dir
+	if err := servesExec(dir); err != nil {
+		return "", err
+	}
 	rec, lock, err := s.Create(state.Record{Name: o.Name, Dir: dir})
 	if err != nil {
 		return "", err
@@ -73,6 +79,34 @@ func Start(ctx context.Context, s *state.Store, o Options) (string, error) {
 		return "", err
 	}
 	return rec.Name, nil
+}
+
+// ErrNoAgent is returned for a VM whose boot plan starts no exec agent,
+// which run -d waits for.
+var ErrNoAgent = errors.New("its boot plan serves no exec agent (converted by an older c2vm? convert it again)")
+
+// servesExec checks that the VM in dir starts the agent run -d waits
+// for, rather than letting it wait for DefaultReady. A directory without
+// a boot plan is left to launch to refuse.
+func servesExec(dir string) error {
+	f, err := os.Open(filepath.Join(dir, vmdir.BootPlan))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	p, err := plan.Read(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	for _, st := range p.Steps {
+		if _, ok := st.Action.(*plan.Agent); ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %w", dir, ErrNoAgent)
 }
 
 // spawn writes the VM's launch options and starts its supervisor with
