@@ -23,6 +23,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/c2vm/c2vm/bootcfg/wire"
@@ -68,7 +69,11 @@ func Dial(ctx context.Context, socketPath string) (*Conn, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("no answer from the VM's agent at %s: %w", socketPath, ctx.Err())
 		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
+		switch {
+		case errors.Is(err, syscall.EAGAIN):
+			// QEMU's backlog is full: other execs wait their turn.
+			time.Sleep(20 * time.Millisecond)
+		case !errors.Is(err, os.ErrDeadlineExceeded):
 			return nil, err
 		}
 	}
