@@ -30,6 +30,7 @@ type convertArgs struct {
 	entrypoint, cmd string
 	quiet, json     bool
 	signKey         string
+	sbKey, sbCert   string
 }
 
 func (a *app) convertCmd() *cobra.Command {
@@ -85,6 +86,8 @@ func (c *convertArgs) flags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.o.Verity, "verity", false, "write rootfs.verity, a dm-verity hash tree the VM checks its root disk against (root hash in manifest.json)")
 	fs.StringVar(&c.o.Disk, "disk", "", "also write one bootable GPT disk image, booted by UEFI firmware: raw (disk.img), qcow2, vmdk or vhdx (disk.FORMAT)")
 	fs.StringVar(&c.o.EFIStub, "efi-stub", "", "systemd EFI stub the disk's kernel image is built on: PATH or debian:SUITE[=VERSION] (default: the installed systemd-boot-efi one of the VM's arch, else Debian's, fetched); with several platforms ARCH=PATH,...")
+	fs.StringVar(&c.sbKey, "secure-boot-key", "", "sign the disk's UKI for UEFI Secure Boot with this RSA key (PEM, unencrypted); with --secure-boot-cert")
+	fs.StringVar(&c.sbCert, "secure-boot-cert", "", "the certificate (PEM) of --secure-boot-key, as enrolled in the firmware's db")
 	fs.StringVar(&c.signKey, "sign-key", "", "sign the provenance with this PKCS#8 PEM key (ed25519 or ECDSA P-256): provenance.dsse.json, a DSSE envelope, instead of provenance.intoto.json")
 	fs.BoolVar(&c.o.NoKernel, "no-kernel", false, "write only rootfs.img, config.json and manifest.json")
 	fs.BoolVarP(&c.quiet, "quiet", "q", false, "no progress lines (nor bars)")
@@ -155,8 +158,37 @@ func (c *convertArgs) options() (convert.Options, error) {
 			return o, err
 		}
 	}
+	if o.SecureBoot, err = c.secureBoot(o); err != nil {
+		return o, err
+	}
 	o.Parameters = c.parameters()
 	return o, nil
+}
+
+// secureBoot reads --secure-boot-key and --secure-boot-cert, which go
+// together and with --disk.
+func (c *convertArgs) secureBoot(o convert.Options) (*convert.SecureBoot, error) {
+	switch {
+	case c.sbKey == "" && c.sbCert == "":
+		return nil, nil
+	case c.sbKey == "" || c.sbCert == "":
+		return nil, usagef("--secure-boot-key and --secure-boot-cert go together")
+	case o.Disk == "":
+		return nil, usagef("--secure-boot-key signs the disk's UKI: add --disk")
+	}
+	key, err := os.ReadFile(c.sbKey)
+	if err != nil {
+		return nil, fmt.Errorf("--secure-boot-key: %w", err)
+	}
+	cert, err := os.ReadFile(c.sbCert)
+	if err != nil {
+		return nil, fmt.Errorf("--secure-boot-cert: %w", err)
+	}
+	sb, err := convert.ParseSecureBoot(key, cert)
+	if err != nil {
+		return nil, fmt.Errorf("--secure-boot-key %s, --secure-boot-cert %s: %w", c.sbKey, c.sbCert, err)
+	}
+	return sb, nil
 }
 
 // readSignKey reads --sign-key before any work.
@@ -174,7 +206,7 @@ func readSignKey(p string) (crypto.Signer, error) {
 
 // notParameters are flags the provenance leaves out: secrets, where the
 // output goes, how progress is shown.
-var notParameters = map[string]bool{"creds": true, "output": true, "quiet": true, "json": true, "sign-key": true}
+var notParameters = map[string]bool{"creds": true, "output": true, "quiet": true, "json": true, "sign-key": true, "secure-boot-key": true}
 
 // parameters are the flags given, by name, for the provenance: the
 // image, then each flag set on the command line with its value as typed

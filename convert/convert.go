@@ -78,6 +78,9 @@ type Options struct {
 	// SignKey signs the provenance (--sign-key): provenance.dsse.json, a
 	// DSSE envelope, instead of the plain provenance.intoto.json.
 	SignKey crypto.Signer
+	// SecureBoot signs the disk's UKI (--secure-boot-key,
+	// --secure-boot-cert); nil leaves it unsigned.
+	SecureBoot *SecureBoot
 	// Parameters are the conversion's flags as given, the provenance's
 	// external parameters (the CLI leaves out --creds and the output).
 	Parameters map[string]any

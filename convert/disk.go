@@ -3,8 +3,12 @@ package convert
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +17,7 @@ import (
 
 	"github.com/c2vm/c2vm/arch"
 	"github.com/c2vm/c2vm/disk"
+	"github.com/c2vm/c2vm/disk/pesign"
 	"github.com/c2vm/c2vm/kernel"
 	"github.com/c2vm/c2vm/vmconfig"
 	"github.com/c2vm/c2vm/vmdir"
@@ -98,6 +103,10 @@ func (c *conversion) writeDisk(ctx context.Context) error {
 	}
 	c.manifest.Disk = diskInfo(name, c.o.Disk, l)
 	c.manifest.Disk.EFIStub = stub
+	if sb := c.o.SecureBoot; sb != nil {
+		sum := sha256.Sum256(sb.Cert.Raw)
+		c.manifest.Disk.SecureBoot = hex.EncodeToString(sum[:])
+	}
 	c.o.progress("disk: %s (%s), %d partitions, UKI %s", name, formatSize(l.Size), len(l.Partitions), l.BootFile)
 	return c.writeDiskConfigs()
 }
@@ -130,6 +139,12 @@ func (c *conversion) buildUKI(ctx context.Context, vm arch.Arch, uname string) (
 	uki, err := disk.BuildUKI(stub, vm.GOARCH, u)
 	if err != nil {
 		return nil, nil, fmt.Errorf("building the UKI on %s: %w", stubInfo.Source, err)
+	}
+	if sb := c.o.SecureBoot; sb != nil {
+		if uki, err = pesign.Sign(uki, sb.Key, sb.Cert); err != nil {
+			return nil, nil, fmt.Errorf("signing the UKI for Secure Boot: %w", err)
+		}
+		c.o.progress("disk: UKI signed for Secure Boot by %s", sb.Cert.Subject)
 	}
 	return uki, stubInfo, nil
 }
@@ -176,4 +191,51 @@ func writeConfig(p string, b []byte) error {
 	}
 	// WriteFile's mode passes through the umask.
 	return os.Chmod(p, mode)
+}
+
+// SecureBoot is the key and certificate the UKI is signed with: an RSA
+// key, as UEFI firmware verifies RSA (PKCS #1 v1.5, SHA-256), and the
+// certificate enrolled in the firmware's db (or one it chains to).
+type SecureBoot struct {
+	Key  crypto.Signer
+	Cert *x509.Certificate
+}
+
+// ParseSecureBoot reads --secure-boot-key (PEM: PKCS #8, or PKCS #1 "RSA
+// PRIVATE KEY"; unencrypted) and --secure-boot-cert (PEM), and checks
+// that they belong together.
+func ParseSecureBoot(keyPEM, certPEM []byte) (*SecureBoot, error) {
+	kb, _ := pem.Decode(keyPEM)
+	if kb == nil {
+		return nil, errors.New("key: no PEM block")
+	}
+	var k any
+	var err error
+	switch kb.Type {
+	case "PRIVATE KEY":
+		k, err = x509.ParsePKCS8PrivateKey(kb.Bytes)
+	case "RSA PRIVATE KEY":
+		k, err = x509.ParsePKCS1PrivateKey(kb.Bytes)
+	default:
+		return nil, fmt.Errorf("key: PEM block %q, want an unencrypted \"PRIVATE KEY\" (openssl pkcs8 decrypts one)", kb.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("key: not RSA (UEFI firmware verifies RSA signatures)")
+	}
+	cb, _ := pem.Decode(certPEM)
+	if cb == nil || cb.Type != "CERTIFICATE" {
+		return nil, errors.New("certificate: no PEM \"CERTIFICATE\" block")
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	if !rk.PublicKey.Equal(cert.PublicKey) {
+		return nil, errors.New("the key is not the certificate's")
+	}
+	return &SecureBoot{Key: rk, Cert: cert}, nil
 }

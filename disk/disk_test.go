@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/c2vm/c2vm/disk/pesign"
 	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
@@ -81,7 +82,7 @@ func TestUKISections(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("sections missing: %v", want)
 	}
-	if oh.CheckSum != peChecksum(b, checksumOffset(t, b)) || oh.CheckSum == 0 {
+	if oh.CheckSum != pesign.Checksum(b, checksumOffset(t, b)) || oh.CheckSum == 0 {
 		t.Errorf("checksum %#x is not the file's", oh.CheckSum)
 	}
 }

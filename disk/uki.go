@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/c2vm/c2vm/disk/pesign"
 )
 
 // Section is one PE section a UKI adds to its stub.
@@ -54,6 +56,7 @@ type peFile struct {
 	secAlign     uint32
 	fileAlign    uint32
 	endVA        uint32 // end of the last section in memory
+	endRaw       int    // end of the last section's data in the file
 }
 
 // Offsets in the PE/COFF headers (PE/COFF specification, sections 3 and
@@ -99,6 +102,10 @@ func parsePE(b []byte) (*peFile, error) {
 		secAlign: o.SectionAlignment, fileAlign: o.FileAlignment}
 	for _, s := range f.Sections {
 		p.endVA = max(p.endVA, s.VirtualAddress+s.VirtualSize)
+		p.endRaw = max(p.endRaw, int(s.Offset)+int(s.Size))
+	}
+	if p.endRaw > len(b) {
+		return nil, fmt.Errorf("%w: a section runs past the file's end", ErrNotPE)
 	}
 	return p, nil
 }
@@ -134,7 +141,14 @@ func BuildUKI(stub []byte, goarch string, u UKISections) ([]byte, error) {
 	if tableEnd > hdrs {
 		return nil, fmt.Errorf("EFI stub's headers (%d bytes) have no room for %d more section headers", hdrs, len(secs))
 	}
-	out := append([]byte(nil), stub...)
+	// The new sections follow the stub's last one in the file: what the
+	// stub carries after it (Debian's: a COFF symbol table, which no
+	// loader reads) would be a gap, hashed or not as each Authenticode
+	// tool decides (sbsign: "gap in section table"), so it is dropped.
+	out := append([]byte(nil), stub[:p.endRaw]...)
+	coff := p.optHdr - coffSize
+	binary.LittleEndian.PutUint32(out[coff+8:], 0)  // PointerToSymbolTable
+	binary.LittleEndian.PutUint32(out[coff+12:], 0) // NumberOfSymbols
 	va := alignUp(p.endVA, p.secAlign)
 	var initSize uint32
 	for i, s := range secs {
@@ -163,34 +177,13 @@ func BuildUKI(stub []byte, goarch string, u UKISections) ([]byte, error) {
 		va = alignUp(va+uint32(len(s.Data)), p.secAlign)
 		initSize += uint32(len(s.Data))
 	}
-	coff := p.optHdr - coffSize
 	binary.LittleEndian.PutUint16(out[coff+2:], uint16(p.nsections+len(secs)))
 	o := out[p.optHdr:]
 	binary.LittleEndian.PutUint32(o[optSizeOfHdrs:], uint32(hdrs))
 	binary.LittleEndian.PutUint32(o[optSizeOfInit:], binary.LittleEndian.Uint32(o[optSizeOfInit:])+initSize)
 	binary.LittleEndian.PutUint32(o[optSizeOfImage:], va)
-	binary.LittleEndian.PutUint32(o[optCheckSum:], peChecksum(out, p.optHdr+optCheckSum))
+	binary.LittleEndian.PutUint32(o[optCheckSum:], pesign.Checksum(out, p.optHdr+optCheckSum))
 	return out, nil
-}
-
-// peChecksum is the image checksum of the PE format (the algorithm of
-// ImageHlp's CheckSumMappedFile): the 16-bit one's-complement-style sum
-// of the file, skipping the checksum field, plus the file's length.
-func peChecksum(b []byte, field int) uint32 {
-	var sum uint64
-	for i := 0; i < len(b); i += 2 {
-		if i == field || i == field+2 {
-			continue
-		}
-		w := uint64(b[i])
-		if i+1 < len(b) {
-			w |= uint64(b[i+1]) << 8
-		}
-		sum += w
-		sum = (sum & 0xffff) + (sum >> 16)
-	}
-	sum = (sum & 0xffff) + (sum >> 16)
-	return uint32(sum) + uint32(len(b))
 }
 
 func alignUp(n, a uint32) uint32 { return (n + a - 1) / a * a }

@@ -209,16 +209,22 @@ func extractESP(t *testing.T, img string, d *vmdir.DiskInfo) string {
 	return esp
 }
 
-// ukiCmdline reads the kernel command line the firmware boots: the
-// .cmdline section of the UKI that mcopy reads off a raw disk's ESP.
-func ukiCmdline(t *testing.T, img string, d *vmdir.DiskInfo) string {
+// extractUKI copies the UKI off a raw disk's ESP with mcopy.
+func extractUKI(t *testing.T, img string, d *vmdir.DiskInfo) string {
 	t.Helper()
 	fixtures.NeedTools(t, "mcopy")
 	uki := filepath.Join(t.TempDir(), "uki.efi")
 	if out, err := exec.Command("mcopy", "-i", extractESP(t, img, d), "::"+d.BootFile, uki).CombinedOutput(); err != nil {
 		t.Fatalf("mcopy %s: %v\n%s", d.BootFile, err, out)
 	}
-	f, err := pe.Open(uki)
+	return uki
+}
+
+// ukiCmdline reads the kernel command line the firmware boots: the
+// .cmdline section of the UKI that mcopy reads off a raw disk's ESP.
+func ukiCmdline(t *testing.T, img string, d *vmdir.DiskInfo) string {
+	t.Helper()
+	f, err := pe.Open(extractUKI(t, img, d))
 	if err != nil {
 		t.Fatalf("%s: %v", d.BootFile, err)
 	}

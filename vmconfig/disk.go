@@ -16,6 +16,9 @@ type DiskVM struct {
 	VM
 	Disk   string // the image's file name in Dir
 	Format string // as QEMU names it: "raw", "qcow2", "vmdk" or "vhdx"
+	// SecureBoot is set when the UKI is signed: libvirt-disk.xml asks for
+	// firmware that enforces Secure Boot.
+	SecureBoot bool
 }
 
 // DiskTarget is a configuration file for a DiskVM.
@@ -131,6 +134,16 @@ func (LibvirtDisk) Write(w io.Writer, vm DiskVM) error {
 	// firmware with Microsoft's keys enrolled (40-edk2-*-secure-enrolled.json
 	// in /usr/share/qemu/firmware), which refuses the unsigned UKI.
 	d.OS.Features = &fwFeatures{Feature: []fwFeature{{Enabled: "no", Name: "secure-boot"}}}
+	if vm.SecureBoot {
+		// A signed UKI: firmware that enforces Secure Boot, which needs
+		// SMM on q35. Its db must hold the signing certificate: libvirt's
+		// enrolled-keys firmware holds Microsoft's, so the domain's NVRAM
+		// is the user's to enroll (or to point at VARS with the cert).
+		d.OS.Features = &fwFeatures{Feature: []fwFeature{{Enabled: "yes", Name: "secure-boot"}}}
+		if vm.Arch == "amd64" {
+			d.Features = &features{SMM: &smm{State: "on"}}
+		}
+	}
 	d.OS.Kernel, d.OS.Initrd, d.OS.Cmdline = "", "", ""
 	if vm.Arch == "arm64" {
 		// UEFI provides ACPI on arm64, which libvirt allows only with it.

@@ -124,6 +124,13 @@ type domainOS struct {
 
 type features struct {
 	ACPI *struct{} `xml:"acpi"`
+	SMM  *smm      `xml:"smm"`
+}
+
+// smm is <features><smm state="on"/>, which Secure Boot firmware needs
+// on q35.
+type smm struct {
+	State string `xml:"state,attr"`
 }
 
 type cpu struct {

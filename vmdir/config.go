@@ -43,7 +43,7 @@ func DiskConfig(m *Manifest, dir string) vmconfig.DiskVM {
 	return vmconfig.DiskVM{
 		VM: vmconfig.VM{Name: m.Name(), Arch: m.VMArch, Memory: m.Memory, CPUs: m.CPUs,
 			Dir: dir, Forwards: m.Forwards},
-		Disk: m.Disk.File, Format: m.Disk.Format,
+		Disk: m.Disk.File, Format: m.Disk.Format, SecureBoot: m.Disk.SecureBoot != "",
 	}
 }
 

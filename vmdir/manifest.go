@@ -125,6 +125,9 @@ type DiskInfo struct {
 	Partitions []Partition `json:"partitions"`
 	// EFIStub is the systemd EFI stub the UKI is built on.
 	EFIStub *EFIStub `json:"efiStub,omitempty"`
+	// SecureBoot is the SHA-256 fingerprint (hex) of the certificate the
+	// UKI is signed for (--secure-boot-cert); "" when it is not signed.
+	SecureBoot string `json:"secureBoot,omitempty"`
 }
 
 // EFIStub is where the disk's EFI stub came from.
