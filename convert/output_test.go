@@ -51,6 +51,7 @@ func TestDefaultOutput(t *testing.T) {
 	for in, want := range map[string]string{
 		"alpine.tar": "alpine.vm", "oci-archive:/x/app.tar:latest": "app.vm", "oci:/img/dir/": "dir.vm", "docker-archive:b.tar.gz": "b.vm",
 		"docker://localhost:5000/c2vm/busybox:1.36": "busybox.vm", "docker://ghcr.io/o/app@sha256:0123": "app.vm", "docker://alpine": "alpine.vm", "my@image.tar": "my@image.vm",
+		"docker-daemon:c2vm/busybox:amd64": "busybox.vm", "docker-daemon:app@sha256:0123": "app.vm",
 	} {
 		if got := defaultOutput(in); got != want {
 			t.Errorf("%s: %s, want %s", in, got, want)
