@@ -162,7 +162,7 @@ func waitReady(ctx context.Context, s *state.Store, name string, exited <-chan e
 			return fmt.Errorf("%w: its agent did not answer within %s; VM %s killed", ErrNotReady, bound, name)
 		case <-ctx.Done():
 			Kill(s, name)
-			return ctx.Err()
+			return fmt.Errorf("interrupted before %s was ready; VM killed (c2vm rm %s): %w", name, name, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
