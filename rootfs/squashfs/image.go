@@ -43,6 +43,10 @@ type fileRec struct {
 	dupOf   *fileRec
 }
 
+// emptyFile is every empty file's record: no data, no fragment. Shared,
+// so that a million empty files cost no million records.
+var emptyFile = &fileRec{fragIdx: noIndex}
+
 // image is the state of one write.
 type image struct {
 	o      Options
@@ -108,15 +112,19 @@ func (im *image) rec(p string, ino *rootfs.Inode) (*irec, error) {
 		return nil, err
 	}
 	if ino.Type == rootfs.TypeRegular {
-		r.file = &fileRec{path: p, ino: ino, size: ino.Size, fragIdx: noIndex}
+		r.file = emptyFile
 		if ino.Size > 0 {
 			if ino.Content == nil {
 				return nil, fmt.Errorf("regular file of %d bytes has no content", ino.Size)
 			}
+			r.file = &fileRec{path: p, ino: ino, size: ino.Size, fragIdx: noIndex}
 			im.files = append(im.files, r.file)
 		}
 	}
-	im.recs[ino] = r
+	// Only an inode with several names is met again.
+	if ino.Nlink > 1 && ino.Type != rootfs.TypeDir {
+		im.recs[ino] = r
+	}
 	return r, nil
 }
 
