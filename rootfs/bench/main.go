@@ -2,17 +2,23 @@
 // and rootfs/erofs/bench/compare.sh.
 //
 //	bench gen -tar FILE -dir DIR                write the generated benchmark tree as a tar and extracted
-//	bench write [-format F] [-comp C] -i TAR -o IMG   tar → rootfs.Flatten → squashfs (zstd, gzip, xz)
+//	bench empty -n N -tar FILE                  write a tar of N empty files, 1000 to a directory
+//	bench write [-format F] [-comp C] [-cpuprofile P] -i TAR -o IMG   tar → rootfs.Flatten → squashfs (zstd, gzip, xz)
 //	                                            or erofs (lz4hc, lz4, none), as c2vm convert does
 package main
 
 import (
+	"archive/tar"
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"time"
 
 	"github.com/c2vm/c2vm/rootfs"
 	"github.com/c2vm/c2vm/rootfs/erofs"
@@ -37,13 +43,28 @@ func run(args []string) error {
 	in := fs.String("i", "", "input tar (write)")
 	out := fs.String("o", "", "output image (write)")
 	format := fs.String("format", "squashfs", "squashfs or erofs (write)")
+	n := fs.Int("n", 1000000, "files (empty)")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the command to this file")
+	memProf := fs.String("memprofile", "", "write an allocation profile of the command to this file")
 	comp := fs.String("comp", "", "squashfs: zstd (default), gzip or xz; erofs: lz4hc (default), lz4 or none (write)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	if *prof != "" {
+		stop, err := cpuProfile(*prof)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if *memProf != "" {
+		defer writeAllocs(*memProf)
+	}
 	switch args[0] {
 	case "gen":
 		return gen(*tarPath, *dir)
+	case "empty":
+		return empty(*tarPath, *n)
 	case "write":
 		w, err := writer(*format, *comp)
 		if err != nil {
@@ -68,6 +89,38 @@ func gen(tarPath, dir string) error {
 		return err
 	}
 	return extract(t, dir)
+}
+
+// empty writes a tar of n empty files in directories of 1000, streamed:
+// the per-file cost of the tree, with no data to compress.
+func empty(tarPath string, n int) error {
+	f, err := os.Create(tarPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	tw := tar.NewWriter(bw)
+	when := time.Unix(1700000000, 0)
+	for i := range n {
+		dir := "d" + strconv.Itoa(i/1000)
+		if i%1000 == 0 {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: when}); err != nil {
+				return err
+			}
+		}
+		h := &tar.Header{Typeflag: tar.TypeReg, Name: dir + "/f" + strconv.Itoa(i), Mode: 0o644, ModTime: when}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // extract writes the tree's directories and regular files under dir
@@ -95,6 +148,33 @@ func extract(t *rootfs.Tree, dir string) error {
 		}
 		return f.Close()
 	})
+}
+
+// cpuProfile starts a CPU profile written to p (go tool pprof reads it)
+// and returns what stops it.
+func cpuProfile(p string) (func(), error) {
+	f, err := os.Create(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// writeAllocs writes the allocation profile (go tool pprof -sample_index
+// alloc_space); failing to is reported, not fatal.
+func writeAllocs(p string) {
+	f, err := os.Create(p)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		f.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: memory profile:", err)
+	}
 }
 
 type tarLayer string
