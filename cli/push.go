@@ -140,6 +140,9 @@ func writeKubevirt(file string, w io.Writer, res *vmimage.Result) error {
 		Memory: cmp.Or(m.Memory, vmconfig.DefaultMemory), CPUs: cmp.Or(m.CPUs, vmconfig.DefaultCPUs),
 		Ports: m.Exposed, StopTimeout: cmp.Or(m.StopTimeout, plan.DefaultStopTimeout),
 	}
+	for _, v := range res.Volumes {
+		vm.Volumes = append(vm.Volumes, kubevirt.Volume{Image: v.Pinned, Size: v.Size})
+	}
 	if file == "-" {
 		return kubevirt.Write(w, vm)
 	}

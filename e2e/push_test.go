@@ -55,6 +55,7 @@ type pushResult struct {
 	Ref, Digest, Pinned string
 	Platforms           []string
 	Uploaded            int64
+	Volumes             []struct{ Path, Pinned string }
 }
 
 // pushVM runs c2vm push --json with the registry's credentials.
@@ -306,7 +307,10 @@ func TestPushAppliance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"image: " + r.Pinned, "port: 8080", "secureBoot: false", "guest: 256Mi", "terminationGracePeriodSeconds: 25", "kind: Service", "logSerialConsole: true"} {
+	if len(r.Volumes) != 1 || r.Volumes[0].Path != "/data" {
+		t.Fatalf("volumes pushed: %+v", r.Volumes)
+	}
+	for _, want := range []string{"url: docker://" + r.Volumes[0].Pinned, "name: web-data-0", "dataVolume:", "image: " + r.Pinned, "port: 8080", "secureBoot: false", "guest: 256Mi", "terminationGracePeriodSeconds: 25", "kind: Service", "logSerialConsole: true"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("manifests lack %q", want)
 		}
@@ -321,4 +325,57 @@ func TestPushAppliance(t *testing.T) {
 	}
 	t.Logf("push of %d layer bytes: c2vm push %s (of which reading, checking and compressing the directory alone: %s), skopeo copy of the same blobs %s",
 		r.Uploaded, pushTook.Round(time.Millisecond), built.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
+
+// TestPushVolumePersists boots a pushed VM as KubeVirt runs one with a
+// DataVolume: the VOLUME's pushed data-disk image, unpacked by umoci, is
+// the claim (the first virtio disk), the containerDisk's disk sits under
+// a fresh qcow2 overlay each boot. What the first boot wrote to the
+// VOLUME, the second reads: the data outlives the VM instance.
+func TestPushVolumePersists(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs")
+	}
+	fixtures.NeedTools(t, "skopeo", "umoci", "qemu-img")
+	a, _ := arch.VM("amd64")
+	if _, err := os.Stat(a.EFI.Firmware); err != nil {
+		fixtures.Skip(t, "firmware %s: apt-get install %s", a.EFI.Firmware, a.EFI.FirmwarePackage)
+	}
+	// As root: the fixture's user may not write the new volume's root.
+	dir := convertBusybox(t, "amd64", "--disk", "qcow2", "--efi-stub", efiStub(t, "amd64"), "--volume", "/data", "--user", "0",
+		"--cmd", `["/bin/sh","-c","echo boots=$(cat /data/n 2>/dev/null); echo x >> /data/n; exit 3"]`)
+	reg := startRegistry(t)
+	r := pushVM(t, reg, reg.host, dir, "vm/vol:v1")
+	if len(r.Volumes) != 1 {
+		t.Fatalf("volumes pushed: %+v", r.Volumes)
+	}
+	disk := checkContainerDisk(t, skopeoToLayout(t, reg, reg.host+"/vm/vol:v1"))
+	bundle := filepath.Join(t.TempDir(), "data")
+	umoci(t, "unpack", "--rootless", "--image", skopeoToLayout(t, reg, r.Volumes[0].Pinned)+":vm", bundle)
+	claim := filepath.Join(t.TempDir(), "claim.img")
+	if out, err := exec.Command("cp", "--sparse=always", filepath.Join(bundle, "rootfs", "disk", "data-0.img"), claim).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	os.Chmod(claim, 0o644)
+	for _, want := range []string{"boots=", "boots=x"} {
+		overlay := filepath.Join(t.TempDir(), "overlay.qcow2")
+		if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", disk, overlay).CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img create: %v: %s", err, out)
+		}
+		args, err := vmconfig.QEMUDiskArgs(vmconfig.DiskVM{VM: vmconfig.VM{Arch: "amd64"}, Disk: overlay, Format: "qcow2"}, "tcg", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The claim first: KubeVirt lists the DataVolume's disk before
+		// the containerDisk, so it is vda.
+		n := len(args) - 2
+		args = append(args[:n:n], "-drive", "file="+claim+",if=virtio,format=raw", args[n], args[n+1])
+		console, _ := bootUntil(t, "amd64", args, "boots=")
+		if !strings.Contains(console, want+"\n") {
+			t.Errorf("boot %q: console:\n%s", want, tail(console, 30))
+		}
+		if got := exitStatus(t, console); got != 3 {
+			t.Errorf("exit status %d, want 3", got)
+		}
+	}
 }

@@ -1,8 +1,9 @@
 // Package kubevirt writes the Kubernetes manifests that run a pushed VM
 // under KubeVirt: a kubevirt.io/v1 VirtualMachine whose one disk is the
 // pushed containerDisk, pinned by digest, booted by UEFI with Secure Boot
-// off (c2vm's UKI is unsigned), and a Service for the image's EXPOSEd
-// ports. The types mirror the fields of kubevirt.io/api/core/v1 and
+// off (c2vm's UKI is unsigned), a CDI DataVolume per VOLUME imported
+// from its pushed data-disk image (so its data outlives the VM instance),
+// and a Service for the image's EXPOSEd ports. The types mirror the fields of kubevirt.io/api/core/v1 and
 // k8s.io/api/core/v1 this package writes (same JSON names), so the main
 // module does not link Kubernetes' API packages; deploy/test decodes the
 // output into the upstream types.
@@ -35,6 +36,16 @@ type VM struct {
 	// StopTimeout is how long the init gives the container to stop
 	// after the power button (seconds).
 	StopTimeout int
+	// Volumes are the VOLUMEs' data-disk images, in the order of the
+	// conversion's data disks.
+	Volumes []Volume
+}
+
+// Volume is a VOLUME's data-disk image, which CDI imports into a
+// DataVolume that outlives the VM instance.
+type Volume struct {
+	Image string // REPO@sha256:..., in the containerDisk layout
+	Size  int64  // the disk's size in bytes
 }
 
 // stopMargin is what the init needs after the container's stop timeout:
@@ -76,10 +87,20 @@ func (vm VM) check() error {
 	if !dns1123.MatchString(vm.Name) {
 		return fmt.Errorf("kubevirt: name %q is not a DNS-1123 label", vm.Name)
 	}
-	if !strings.Contains(vm.Image, "@sha256:") {
-		return fmt.Errorf("kubevirt: image %q is not pinned by digest", vm.Image)
+	for _, img := range append([]string{vm.Image}, volumeImages(vm.Volumes)...) {
+		if !strings.Contains(img, "@sha256:") {
+			return fmt.Errorf("kubevirt: image %q is not pinned by digest", img)
+		}
 	}
 	return nil
+}
+
+func volumeImages(vs []Volume) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, v.Image)
+	}
+	return out
 }
 
 // Name makes a DNS-1123 label of a repository's last path element.

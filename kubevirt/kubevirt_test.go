@@ -106,3 +106,64 @@ func TestName(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteVolumes: each VOLUME is a DataVolume imported from its pushed
+// image, its disk listed before the containerDisk (vda: the guest takes
+// the first device with the volume's label), the containerDisk booted.
+func TestWriteVolumes(t *testing.T) {
+	pinned := "r/web@sha256:" + strings.Repeat("a", 64)
+	data := "r/web@sha256:" + strings.Repeat("b", 64)
+	var b bytes.Buffer
+	if err := Write(&b, VM{Name: "web", Image: pinned, Memory: 512, CPUs: 1, Volumes: []Volume{{Image: data, Size: 1 << 30}}}); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Spec struct {
+			DataVolumeTemplates []struct {
+				Metadata struct{ Name string } `json:"metadata"`
+				Spec     struct {
+					Source struct {
+						Registry struct{ URL string } `json:"registry"`
+					} `json:"source"`
+					Storage struct {
+						Resources struct {
+							Requests map[string]string `json:"requests"`
+						} `json:"resources"`
+					} `json:"storage"`
+				} `json:"spec"`
+			} `json:"dataVolumeTemplates"`
+			Template struct {
+				Spec struct {
+					Domain struct {
+						Devices struct {
+							Disks []struct {
+								Name      string `json:"name"`
+								BootOrder int    `json:"bootOrder"`
+							} `json:"disks"`
+						} `json:"devices"`
+					} `json:"domain"`
+					Volumes []struct {
+						Name       string `json:"name"`
+						DataVolume *struct {
+							Name string `json:"name"`
+						} `json:"dataVolume"`
+					} `json:"volumes"`
+				} `json:"spec"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	dvs, spec := got.Spec.DataVolumeTemplates, got.Spec.Template.Spec
+	switch {
+	case len(dvs) != 1 || dvs[0].Metadata.Name != "web-data-0" || dvs[0].Spec.Source.Registry.URL != "docker://"+data:
+		t.Errorf("dataVolumeTemplates %+v", dvs)
+	case dvs[0].Spec.Storage.Resources.Requests["storage"] != "1127Mi":
+		t.Errorf("storage %v", dvs[0].Spec.Storage.Resources.Requests)
+	case len(spec.Domain.Devices.Disks) != 2 || spec.Domain.Devices.Disks[0].Name != "data-0" || spec.Domain.Devices.Disks[1].BootOrder != 1:
+		t.Errorf("disks %+v: want data-0, then the containerDisk booted", spec.Domain.Devices.Disks)
+	case len(spec.Volumes) != 2 || spec.Volumes[0].DataVolume == nil || spec.Volumes[0].DataVolume.Name != "web-data-0":
+		t.Errorf("volumes %+v", spec.Volumes)
+	}
+}

@@ -24,8 +24,33 @@ type object struct {
 }
 
 type vmSpec struct {
-	RunStrategy string     `json:"runStrategy"`
-	Template    vmTemplate `json:"template"`
+	RunStrategy         string               `json:"runStrategy"`
+	DataVolumeTemplates []dataVolumeTemplate `json:"dataVolumeTemplates,omitempty"`
+	Template            vmTemplate           `json:"template"`
+}
+
+// dataVolumeTemplate is a CDI DataVolume (cdi.kubevirt.io/v1beta1)
+// KubeVirt creates with the VM and keeps when the VM instance stops.
+type dataVolumeTemplate struct {
+	Metadata meta           `json:"metadata"`
+	Spec     dataVolumeSpec `json:"spec"`
+}
+
+type dataVolumeSpec struct {
+	Source  dvSource  `json:"source"`
+	Storage dvStorage `json:"storage"`
+}
+
+type dvSource struct {
+	Registry dvRegistry `json:"registry"`
+}
+
+type dvRegistry struct {
+	URL string `json:"url"`
+}
+
+type dvStorage struct {
+	Resources resources `json:"resources"`
 }
 
 type vmTemplate struct {
@@ -119,8 +144,13 @@ type network struct {
 }
 
 type volume struct {
-	Name          string        `json:"name"`
-	ContainerDisk containerDisk `json:"containerDisk"`
+	Name          string         `json:"name"`
+	ContainerDisk *containerDisk `json:"containerDisk,omitempty"`
+	DataVolume    *dataVolumeRef `json:"dataVolume,omitempty"`
+}
+
+type dataVolumeRef struct {
+	Name string `json:"name"`
 }
 
 type containerDisk struct {
@@ -149,8 +179,9 @@ func ptr[T any](v T) *T { return &v }
 func virtualMachine(vm VM) object {
 	labels := map[string]string{label: vm.Name}
 	mem := fmt.Sprintf("%dMi", vm.Memory)
+	disks, volumes, templates := vmDisks(vm)
 	return object{APIVersion: "kubevirt.io/v1", Kind: "VirtualMachine", Metadata: meta{Name: vm.Name, Labels: labels},
-		Spec: vmSpec{RunStrategy: "Always", Template: vmTemplate{Metadata: meta{Labels: labels}, Spec: vmiSpec{
+		Spec: vmSpec{RunStrategy: "Always", DataVolumeTemplates: templates, Template: vmTemplate{Metadata: meta{Labels: labels}, Spec: vmiSpec{
 			Domain: domain{
 				CPU:    cpu{Cores: uint32(vm.CPUs)},
 				Memory: memory{Guest: mem},
@@ -158,13 +189,45 @@ func virtualMachine(vm VM) object {
 				// (KubeVirt needs SMM only for Secure Boot).
 				Firmware:  firmware{Bootloader: bootloader{EFI: efi{SecureBoot: ptr(false)}}},
 				Features:  features{SMM: enabled{Enabled: ptr(false)}},
-				Devices:   devices{Disks: []disk{{Name: "containerdisk", BootOrder: ptr(uint(1)), Disk: diskTarget{Bus: "virtio"}}}, Interfaces: []iface{{Name: "default", Ports: ifacePorts(vm.Ports)}}, LogSerialConsole: ptr(true), AutoattachSerialConsole: ptr(true)},
+				Devices:   devices{Disks: disks, Interfaces: []iface{{Name: "default", Ports: ifacePorts(vm.Ports)}}, LogSerialConsole: ptr(true), AutoattachSerialConsole: ptr(true)},
 				Resources: resources{Requests: map[string]string{"memory": mem}},
 			},
 			Networks:                      []network{{Name: "default"}},
-			Volumes:                       []volume{{Name: "containerdisk", ContainerDisk: containerDisk{Image: vm.Image, ImagePullPolicy: "IfNotPresent"}}},
+			Volumes:                       volumes,
 			TerminationGracePeriodSeconds: int64(vm.StopTimeout + stopMargin),
 		}}}}
+}
+
+// vmDisks lists the data volumes' disks first, then the containerDisk,
+// which UEFI boots (bootOrder 1). KubeVirt names virtio disks in list
+// order (vda, vdb, ...), and the guest init takes the first device, by
+// name, holding a volume's label: the DataVolume (vda) rather than the
+// same-labelled partition of the containerDisk (vdX3), whose writes
+// KubeVirt's ephemeral overlay drops when the VM instance stops.
+func vmDisks(vm VM) ([]disk, []volume, []dataVolumeTemplate) {
+	var disks []disk
+	var volumes []volume
+	var templates []dataVolumeTemplate
+	for i, v := range vm.Volumes {
+		n := fmt.Sprintf("data-%d", i)
+		dv := vm.Name + "-" + n
+		disks = append(disks, disk{Name: n, Disk: diskTarget{Bus: "virtio"}})
+		volumes = append(volumes, volume{Name: n, DataVolume: &dataVolumeRef{Name: dv}})
+		templates = append(templates, dataVolumeTemplate{Metadata: meta{Name: dv}, Spec: dataVolumeSpec{
+			Source:  dvSource{Registry: dvRegistry{URL: "docker://" + v.Image}},
+			Storage: dvStorage{Resources: resources{Requests: map[string]string{"storage": claimSize(v.Size)}}},
+		}})
+	}
+	disks = append(disks, disk{Name: "containerdisk", BootOrder: ptr(uint(1)), Disk: diskTarget{Bus: "virtio"}})
+	volumes = append(volumes, volume{Name: "containerdisk", ContainerDisk: &containerDisk{Image: vm.Image, ImagePullPolicy: "IfNotPresent"}})
+	return disks, volumes, templates
+}
+
+// claimSize is a claim that holds a disk of size bytes once CDI has
+// taken its file system overhead (5.5% by default): 10% more, in MiB.
+func claimSize(size int64) string {
+	const mi = 1 << 20
+	return fmt.Sprintf("%dMi", (size+size/10+mi-1)/mi)
 }
 
 func portName(p plan.Port) string { return fmt.Sprintf("%s-%d", p.Proto, p.Port) }

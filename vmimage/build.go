@@ -20,6 +20,7 @@ type builder struct {
 	tmp      string
 	uploaded *atomic.Int64
 	first    *vmdir.Manifest // the first platform's manifest.json
+	vols     []Volume        // the first platform's data disks
 }
 
 // image is the one-platform image of the VM directory vm.
@@ -33,6 +34,10 @@ func (b *builder) image(vm *vmdir.VM) (v1.Image, error) {
 	}
 	if b.first == nil {
 		b.first = m
+		var err error
+		if b.vols, err = b.volumes(vm); err != nil {
+			return nil, err
+		}
 	}
 	disk := []entry{dirEntry(DiskDir), fileEntry(DiskDir, dir, m.Disk.File, DiskMode, DiskOwner)}
 	rest := []entry{dirEntry(ArtifactDir)}
@@ -79,8 +84,17 @@ func (b *builder) append(img v1.Image, role string, entries []entry) (v1.Image, 
 	})
 }
 
-// finish sets the config's platform and time and marks the manifest.
+// finish sets the config and marks the manifest as a VM's.
 func (b *builder) finish(img v1.Image, m *vmdir.Manifest) (v1.Image, error) {
+	img, err := b.config(img, m)
+	if err != nil {
+		return nil, err
+	}
+	return mutate.Annotations(img, map[string]string{AnnotationVM: Version}).(v1.Image), nil
+}
+
+// config sets the config's platform, time and labels.
+func (b *builder) config(img v1.Image, m *vmdir.Manifest) (v1.Image, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, err
@@ -89,10 +103,7 @@ func (b *builder) finish(img v1.Image, m *vmdir.Manifest) (v1.Image, error) {
 	cf.OS, cf.Architecture, cf.Variant, cf.OSVersion = m.Platform.OS, m.Platform.Architecture, m.Platform.Variant, m.Platform.OSVersion
 	cf.Created = v1.Time{Time: b.o.Epoch}
 	cf.Config.Labels = map[string]string{AnnotationVM: Version, "io.c2vm.version": m.C2VMVersion}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		return nil, err
-	}
-	return mutate.Annotations(img, map[string]string{AnnotationVM: Version}).(v1.Image), nil
+	return mutate.ConfigFile(img, cf)
 }
 
 // index is the index of each platform's image of a --platform all

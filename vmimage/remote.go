@@ -30,6 +30,8 @@ type Result struct {
 	Uploaded int64 `json:"uploaded"`
 	// Dir is the directory pushed or written.
 	Dir string `json:"dir"`
+	// Volumes are the data-disk images pushed for the VOLUMEs.
+	Volumes []VolumeResult `json:"volumes,omitempty"`
 	// Manifest is a pushed directory's (the first platform's) manifest.json.
 	Manifest *vmdir.Manifest `json:"-"`
 }
@@ -74,6 +76,11 @@ func Push(ctx context.Context, dir, ref string, o Options, ro image.Options) (*R
 		return nil, err
 	}
 	defer vm.Close()
+	// The data disks first: the VM's tag appears only when all is there.
+	vols, err := writeVolumes(r, vm.Volumes, opts)
+	if err != nil {
+		return nil, fmt.Errorf("pushing %s: %w", dir, image.ExplainRegistry(r.Context(), err))
+	}
 	if vm.Index != nil {
 		err = remote.WriteIndex(r, vm.Index, opts...)
 	} else {
@@ -96,7 +103,7 @@ func Push(ctx context.Context, dir, ref string, o Options, ro image.Options) (*R
 			return nil, fmt.Errorf("pushing referrers of %s: %w", res.Pinned, image.ExplainRegistry(r.Context(), err))
 		}
 	}
-	res.Uploaded, res.Manifest = vm.Uploaded(), vm.Manifest
+	res.Uploaded, res.Manifest, res.Volumes = vm.Uploaded(), vm.Manifest, vols
 	res.Platforms, err = vm.platforms()
 	return res, err
 }

@@ -88,6 +88,8 @@ type VM struct {
 	Platforms []v1.Descriptor
 	// Manifest is the (first platform's) manifest.json.
 	Manifest *vmdir.Manifest
+	// Volumes are the (first platform's) VOLUMEs' data-disk images.
+	Volumes  []Volume
 	uploaded *atomic.Int64
 	tmp      string
 }
@@ -135,7 +137,7 @@ func (vm *VM) build(dir string, o Options) error {
 		o.Epoch = time.Unix(0, 0).UTC()
 	}
 	b := &builder{o: o, tmp: vm.tmp, uploaded: vm.uploaded}
-	defer func() { vm.Manifest = b.first }()
+	defer func() { vm.Manifest, vm.Volumes = b.first, b.vols }()
 	one, err := readVM(dir)
 	switch {
 	case err == nil:

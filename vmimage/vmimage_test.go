@@ -361,3 +361,58 @@ func TestReferrers(t *testing.T) {
 		t.Errorf("referrers of %s: %+v", res.Pinned, m.Manifests)
 	}
 }
+
+// TestPushVolumes: a VOLUME's data disk is pushed first as an image of
+// its own (the disk alone in /disk/), by digest and as TAG-data-N.
+func TestPushVolumes(t *testing.T) {
+	host, _ := testRegistry(t)
+	dir := vmDir(t, t.TempDir(), "amd64", "disk.qcow2")
+	m, err := vmdir.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data-0.img"), []byte("ext4 of /data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if m.Artifacts["data-0.img"], err = vmdir.DigestFile(filepath.Join(dir, "data-0.img")); err != nil {
+		t.Fatal(err)
+	}
+	m.Volumes = []vmdir.VolumeInfo{{Path: "/data", Disk: "data-0.img", Label: "c2vm-vol-0"}}
+	writeJSONFile(t, filepath.Join(dir, "manifest.json"), m)
+	res, err := Push(context.Background(), dir, "docker://"+host+"/vm/vol:1", Options{}, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Volumes) != 1 || res.Volumes[0].Path != "/data" || res.Volumes[0].Size != 13 {
+		t.Fatalf("volumes %+v", res.Volumes)
+	}
+	tagged, err := name.ParseReference(host + "/vm/vol:1-data-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(tagged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	if !strings.HasSuffix(res.Volumes[0].Pinned, "@"+d.String()) {
+		t.Errorf("the tag holds %s, the result pins %s", d, res.Volumes[0].Pinned)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("%d layers: %v", len(layers), err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	var names []string
+	for h, err := tr.Next(); err == nil; h, err = tr.Next() {
+		names = append(names, h.Name+" "+strconv.Itoa(h.Uid)+" "+strconvOct(h.Mode))
+	}
+	if strings.Join(names, ",") != "disk/ 0 755,disk/data-0.img 107 440" {
+		t.Errorf("the data image holds %q", names)
+	}
+}
