@@ -3,7 +3,6 @@ package vmconfig
 import (
 	"fmt"
 	"io"
-	"text/template"
 
 	"github.com/c2vm/c2vm/arch"
 )
@@ -70,32 +69,24 @@ type QEMUDiskScript struct{}
 // Name implements DiskTarget.
 func (QEMUDiskScript) Name() string { return "qemu-disk.sh" }
 
-var qemuDiskTmpl = template.Must(template.New("qemu-disk.sh").Parse(`#!/bin/sh
+var qemuDiskTmpl = withAccel("qemu-disk.sh", `#!/bin/sh
 # Boots {{.Name}} ({{.Arch}}) from its disk image {{.Disk}} with UEFI
 # firmware ({{.Firmware}}, from Debian's {{.Package}} package): the
 # kernel, initramfs and command line are the Unified Kernel Image on the
 # disk's EFI system partition; root and data file systems are its other
 # partitions (the data partitions are written by the VM). The console is
 # this terminal; the last line is C2VM_EXIT_STATUS=<n>. Written by c2vm.
-#   C2VM_ACCEL=auto|kvm|tcg  accelerator (auto: KVM when qemu.sh or
-#                            c2vm run found it working on this host boot)
+#   C2VM_ACCEL=auto|kvm|tcg  accelerator (auto: KVM only when it is this
+#                            host's arch and a probe VM really runs: the
+#                            kernel beside the disk, or qemu.sh's answer)
 #   C2VM_MEMORY, C2VM_CPUS   override memory (MiB) and CPUs
 #   extra arguments are passed to QEMU.
 set -eu
 DIR=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
-accel=${C2VM_ACCEL:-auto}
-if [ "$accel" = auto ]; then
-	accel=tcg
-	cache=${C2VM_CACHE:-${HOME:-/nonexistent}/.cache/c2vm}/{{.ProbeCache}}
-	boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || :)
-	if [ -n "$boot" ] && [ -r "$cache" ] && read -r id cached <"$cache" && [ "$id" = "$boot" ] && [ "$cached" = kvm ]; then
-		accel=kvm
-	fi
-fi
-exec {{.Binary}} \
+{{template "accel" .}}exec {{.Binary}} \
 	{{.Args}}\
 	"$@"
-`))
+`)
 
 // Write implements DiskTarget.
 func (QEMUDiskScript) Write(w io.Writer, vm DiskVM) error {
@@ -107,11 +98,16 @@ func (QEMUDiskScript) Write(w io.Writer, vm DiskVM) error {
 	if err != nil {
 		return err
 	}
-	return qemuDiskTmpl.Execute(w, map[string]any{
-		"Name": vm.Name, "Arch": vm.Arch, "Disk": vm.Disk, "Binary": a.QEMU.Binary,
-		"Firmware": a.EFI.Firmware, "Package": a.EFI.FirmwarePackage,
-		"Args": shellWords(args, vm.VM), "ProbeCache": ProbeCacheFile(vm.Arch),
-	})
+	d, err := probeData(vm.VM, a)
+	if err != nil {
+		return err
+	}
+	// The disk may travel without the kernel beside it: then only a
+	// cached answer gives KVM.
+	d["ProbeIf"] = `[ -f "$DIR/` + vm.Kernel + `" ]`
+	d["Name"], d["Arch"], d["Disk"], d["Args"] = vm.Name, vm.Arch, vm.Disk, shellWords(args, vm.VM)
+	d["Firmware"], d["Package"] = a.EFI.Firmware, a.EFI.FirmwarePackage
+	return qemuDiskTmpl.Execute(w, d)
 }
 
 // LibvirtDisk writes libvirt-disk.xml: libvirt.xml's domain booting the

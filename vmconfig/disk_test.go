@@ -48,8 +48,14 @@ func TestDiskTargets(t *testing.T) {
 					t.Errorf("qemu-disk.sh lacks %q:\n%s", want, b)
 				}
 			}
-			if strings.Contains(string(b), "-kernel") {
+			// Only the KVM probe boots the kernel beside the disk, when
+			// it is there; the VM boots from the disk.
+			_, boot, _ := strings.Cut(string(b), "\nexec ")
+			if boot == "" || strings.Contains(boot, "-kernel") {
 				t.Error("qemu-disk.sh boots a kernel directly")
+			}
+			if !strings.Contains(string(b), "elif [ -f \"$DIR/kernel\" ]; then\n\t\t\tif timeout 5 ") {
+				t.Errorf("qemu-disk.sh has no KVM probe of the kernel beside it:\n%s", b)
 			}
 		})
 		t.Run(arch+"/libvirt-disk.xml", func(t *testing.T) {

@@ -163,7 +163,59 @@ type QEMUScript struct{}
 // Name implements Target.
 func (QEMUScript) Name() string { return "qemu.sh" }
 
-var qemuTmpl = template.Must(template.New("qemu.sh").Parse(`#!/bin/sh
+// accelTmpl is the KVM probe in shell, the one both qemu.sh and
+// qemu-disk.sh run (launch runs the same command in Go): the cached answer
+// for this host boot, else the probe boot of ProbeArgs, whose answer is
+// cached. ProbeIf, when set, is a test the probe needs first: without
+// it, nothing is probed or cached.
+var accelTmpl = `{{define "accel"}}accel=${C2VM_ACCEL:-auto}
+if [ "$accel" = auto ]; then
+	accel=tcg
+	if [ "$(uname -m)" = "{{.Uname}}" ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+		# /dev/kvm can exist and still hang guests: boot the kernel with KVM
+		# for up to 5 seconds and use KVM only if it prints its banner. The
+		# answer is kept for this host boot, shared with c2vm run.
+		cache=${C2VM_CACHE:-${HOME:-/nonexistent}/.cache/c2vm}/{{.ProbeCache}}
+		boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || :)
+		if [ -n "$boot" ] && [ -r "$cache" ] && read -r id cached <"$cache" && [ "$id" = "$boot" ] &&
+			{ [ "$cached" = kvm ] || [ "$cached" = tcg ]; }; then
+			accel=$cached
+		{{- if .ProbeIf}}
+		elif {{.ProbeIf}}; then
+		{{- else}}
+		else
+		{{- end}}
+			if timeout {{.ProbeSeconds}} {{.Binary}} {{.Probe}} 2>/dev/null |
+				grep -q "{{.ProbeBanner}}"; then
+				accel=kvm
+			fi
+			if [ -n "$boot" ]; then
+				{ mkdir -p "$(dirname -- "$cache")" && echo "$boot $accel" >"$cache"; } 2>/dev/null || :
+			fi
+		fi
+	fi
+fi
+{{end}}`
+
+// withAccel parses a script's template after accelTmpl.
+func withAccel(name, text string) *template.Template {
+	return template.Must(template.Must(template.New(name).Parse(accelTmpl)).Parse(text))
+}
+
+// probeData is what accelTmpl needs to probe vm.
+func probeData(vm VM, a arch.Arch) (map[string]any, error) {
+	probe, err := ProbeArgs(vm, phDir)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{
+		"Uname": a.Uname, "Binary": a.QEMU.Binary, "ProbeSeconds": ProbeSeconds, "ProbeBanner": ProbeBanner,
+		"ProbeCache": ProbeCacheFile(vm.Arch),
+		"Probe":      strings.TrimSpace(strings.ReplaceAll(shellWords(probe, vm), " \\\n\t", " ")),
+	}, nil
+}
+
+var qemuTmpl = withAccel("qemu.sh", `#!/bin/sh
 # Boots {{.Name}} ({{.Arch}}) with QEMU: the container's output on this
 # terminal, the VM powers off when it exits; its last console line is
 # C2VM_EXIT_STATUS=<n>. Written by c2vm; runs from any directory.
@@ -181,33 +233,10 @@ var qemuTmpl = template.Must(template.New("qemu.sh").Parse(`#!/bin/sh
 {{- end}}
 set -eu
 DIR=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
-accel=${C2VM_ACCEL:-auto}
-if [ "$accel" = auto ]; then
-	accel=tcg
-	if [ "$(uname -m)" = "{{.Uname}}" ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
-		# /dev/kvm can exist and still hang guests: boot the kernel with KVM
-		# for up to 5 seconds and use KVM only if it prints its banner. The
-		# answer is kept for this host boot, shared with c2vm run.
-		cache=${C2VM_CACHE:-${HOME:-/nonexistent}/.cache/c2vm}/{{.ProbeCache}}
-		boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || :)
-		if [ -n "$boot" ] && [ -r "$cache" ] && read -r id cached <"$cache" && [ "$id" = "$boot" ] &&
-			{ [ "$cached" = kvm ] || [ "$cached" = tcg ]; }; then
-			accel=$cached
-		else
-			if timeout {{.ProbeSeconds}} {{.Binary}} {{.Probe}} 2>/dev/null |
-				grep -q "{{.ProbeBanner}}"; then
-				accel=kvm
-			fi
-			if [ -n "$boot" ]; then
-				{ mkdir -p "$(dirname -- "$cache")" && echo "$boot $accel" >"$cache"; } 2>/dev/null || :
-			fi
-		fi
-	fi
-fi
-exec {{.Binary}} \
+{{template "accel" .}}exec {{.Binary}} \
 	{{.Args}}\
 	"$@"
-`))
+`)
 
 // Write implements Target.
 func (QEMUScript) Write(w io.Writer, vm VM) error {
@@ -219,14 +248,11 @@ func (QEMUScript) Write(w io.Writer, vm VM) error {
 	if err != nil {
 		return err
 	}
-	probe, err := ProbeArgs(vm, phDir)
+	d, err := probeData(vm, a)
 	if err != nil {
 		return err
 	}
-	return qemuTmpl.Execute(w, map[string]any{
-		"Name": vm.Name, "Arch": vm.Arch, "Uname": a.Uname, "Binary": a.QEMU.Binary,
-		"Args": args, "Probe": strings.TrimSpace(strings.ReplaceAll(shellWords(probe, vm), " \\\n\t", " ")),
-		"Forwards": forwardList(vm.Forwards), "DataDisks": strings.Join(vm.DataDisks, " "),
-		"ProbeSeconds": ProbeSeconds, "ProbeBanner": ProbeBanner, "ProbeCache": ProbeCacheFile(vm.Arch),
-	})
+	d["Name"], d["Arch"], d["Args"] = vm.Name, vm.Arch, args
+	d["Forwards"], d["DataDisks"] = forwardList(vm.Forwards), strings.Join(vm.DataDisks, " ")
+	return qemuTmpl.Execute(w, d)
 }
