@@ -12,7 +12,7 @@ libvirt-clients libxml2-utils shellcheck time util-linux jq make bc iproute2 cur
 cryptsetup-bin docker-registry apache2-utils
 ovmf qemu-efi-aarch64 systemd-boot-efi qemu-utils dosfstools fdisk mtools
 buildah debootstrap chrpath diffstat gawk lz4 file locales bash-completion erofs-utils
-python3 ca-certificates
+python3 ca-certificates openssl
 rpm sbsigntool docker.io podman tmux"
 
 SUDO=
