@@ -246,6 +246,8 @@ func execSignal(t *testing.T, sock string) {
 		t.Fatalf("the command never started: %q", out.String())
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
+	kill := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+	defer kill.Stop()
 	cmd.Wait()
 	if code := cmd.ProcessState.ExitCode(); code != 5 || !strings.Contains(out.String(), "got-TERM") {
 		t.Errorf("exit %d, stdout %q; want the trap's 5 and got-TERM", code, out.String())
