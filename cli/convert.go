@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -31,6 +32,9 @@ type convertArgs struct {
 	quiet, json     bool
 	signKey         string
 	sbKey, sbCert   string
+	// platform, kernel, init, efiStub and disk are parsed once into
+	// convert's typed options (options).
+	platform, kernel, init, efiStub, disk string
 }
 
 func (a *app) convertCmd() *cobra.Command {
@@ -58,9 +62,9 @@ func (a *app) convertCmd() *cobra.Command {
 // flags defines convert's flags on fs. Lists are StringArrays, one value
 // per flag, as --env A=1,2 must stay one variable.
 func (c *convertArgs) flags(fs *pflag.FlagSet) {
-	registryFlags(fs, &c.o.Platform, &c.o.Creds, &c.o.InsecureTLS)
+	registryFlags(fs, &c.platform, &c.o.Creds, &c.o.InsecureTLS)
 	fs.Lookup("platform").Usage = "image platform os/arch[/variant]; all or a comma list converts each into DIR/<os>-<arch>[-<variant>]/ (default: the image's only one, else the host's)"
-	fs.StringVar(&c.o.Kernel, "kernel", "", "kernel: image file, linux-image .deb, directory, debian:SUITE[=VERSION], or a kernel image oci:/oci-archive:/docker-archive:/docker://REF (LinuxKit or distro layout); with several platforms ARCH=PATH,... (default: one the image carries, else Debian's, fetched once into $C2VM_CACHE)")
+	fs.StringVar(&c.kernel, "kernel", "", "kernel: image file, linux-image .deb, directory, debian:SUITE[=VERSION], or a kernel image oci:/oci-archive:/docker-archive:/docker://REF (LinuxKit or distro layout); with several platforms ARCH=PATH,... (default: one the image carries, else Debian's, fetched once into $C2VM_CACHE)")
 	fs.StringVar(&c.o.KernelMirror, "kernel-mirror", os.Getenv("C2VM_DEBIAN_MIRROR"), "Debian archive the default kernel comes from (default: $C2VM_DEBIAN_MIRROR, else "+kernel.DefaultMirror+")")
 	fs.StringVar(&c.o.KernelKeyring, "kernel-keyring", "", "OpenPGP keyring the Debian archive's InRelease is checked against (default: Debian's archive keys shipped with c2vm)")
 	fs.StringVar(&c.o.RootfsFormat, "rootfs", "", "root filesystem format: "+strings.Join(convert.Formats(), ", ")+" (default "+convert.DefaultRootfs+")")
@@ -71,7 +75,7 @@ func (c *convertArgs) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.o.Overrides.User, "user", "", "user[:group] to run as (name or id)")
 	fs.StringVar(&c.o.Overrides.Workdir, "workdir", "", "working directory of the container process")
 	fs.StringVar(&c.o.Overrides.Hostname, "hostname", "", "hostname of the VM")
-	fs.StringVar(&c.o.Init, "init", "", "guest init binary to use instead of the embedded one; with several platforms ARCH=PATH,...")
+	fs.StringVar(&c.init, "init", "", "guest init binary to use instead of the embedded one; with several platforms ARCH=PATH,...")
 	fs.StringVar(&c.o.VMArch, "vm-arch", "", "architecture of the VM (default: the image's); differing arches use binfmt_misc")
 	fs.StringVar(&c.o.BinfmtInterpreter, "binfmt-interpreter", "", "static qemu-user binary (for the VM's arch) to run a foreign image")
 	fs.StringArrayVar(&c.binfmt, "binfmt", nil, "also register binfmt_misc entries for these arches (comma-separated, repeatable)")
@@ -84,8 +88,8 @@ func (c *convertArgs) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.dataSize, "data-size", "", "size of each new data disk: bytes or 512M, 2G... (default 1G)")
 	fs.StringArrayVar(&c.disks, "data-disk", nil, "reuse this data disk (e.g. an earlier output's data-0.img), copied, for the next volume in sorted order (repeatable)")
 	fs.BoolVar(&c.o.Verity, "verity", false, "write rootfs.verity, a dm-verity hash tree the VM checks its root disk against (root hash in manifest.json)")
-	fs.StringVar(&c.o.Disk, "disk", "", "also write one bootable GPT disk image, booted by UEFI firmware: raw (disk.img), qcow2, vmdk or vhdx (disk.FORMAT)")
-	fs.StringVar(&c.o.EFIStub, "efi-stub", "", "systemd EFI stub the disk's kernel image is built on: PATH or debian:SUITE[=VERSION] (default: the installed systemd-boot-efi one of the VM's arch, else Debian's, fetched); with several platforms ARCH=PATH,...")
+	fs.StringVar(&c.disk, "disk", "", "also write one bootable GPT disk image, booted by UEFI firmware: raw (disk.img), qcow2, vmdk or vhdx (disk.FORMAT)")
+	fs.StringVar(&c.efiStub, "efi-stub", "", "systemd EFI stub the disk's kernel image is built on: PATH or debian:SUITE[=VERSION] (default: the installed systemd-boot-efi one of the VM's arch, else Debian's, fetched); with several platforms ARCH=PATH,...")
 	fs.StringVar(&c.sbKey, "secure-boot-key", "", "sign the disk's UKI for UEFI Secure Boot with this RSA key (PEM, unencrypted); with --secure-boot-cert")
 	fs.StringVar(&c.sbCert, "secure-boot-cert", "", "the certificate (PEM) of --secure-boot-key, as enrolled in the firmware's db")
 	fs.StringVar(&c.signKey, "sign-key", "", "sign the provenance with this PKCS#8 PEM key (ed25519 or ECDSA P-256): provenance.dsse.json, a DSSE envelope, instead of provenance.intoto.json")
@@ -103,8 +107,8 @@ func (c *convertArgs) run(ctx context.Context, a *app) error {
 	if !c.quiet {
 		o.Progress, o.Meter = a.stderr, terminalMeter(a.stderr)
 	}
-	if convert.IsMulti(o.Platform) {
-		return runMulti(ctx, o, c.json, a.stdout)
+	if convert.IsMulti(c.platform) {
+		return runMulti(ctx, o, c.platform, c.json, a.stdout)
 	}
 	r, err := a.convert(ctx, o)
 	if err != nil || !c.json {
@@ -138,7 +142,7 @@ func (c *convertArgs) options() (convert.Options, error) {
 		return o, err
 	}
 	o.Volumes, o.DataDisks = c.volumes, c.disks
-	if err := checkDisk(o); err != nil {
+	if err := c.typed(&o); err != nil {
 		return o, err
 	}
 	if c.dataSize != "" {
@@ -258,17 +262,29 @@ func sourceDateEpoch() (time.Time, error) {
 	return time.Unix(n, 0).UTC(), nil
 }
 
-// checkDisk refuses --disk and --efi-stub combinations that cannot work.
-func checkDisk(o convert.Options) error {
-	if o.Disk != "" {
-		if _, err := disk.ParseFormat(o.Disk); err != nil {
+// typed parses the flags that convert takes as values: the platform
+// (several: runMulti), the disk format, the kernel, init and EFI stub per
+// arch (ARCH=PATH,...).
+func (c *convertArgs) typed(o *convert.Options) error {
+	if c.platform != "" && !convert.IsMulti(c.platform) {
+		p, err := platforms.Parse(c.platform)
+		if err != nil {
+			return usagef("--platform %q: %v", c.platform, err)
+		}
+		o.Platform = &p
+	}
+	if c.disk != "" {
+		f, err := disk.ParseFormat(c.disk)
+		if err != nil {
 			return usagef("--disk: %v", err)
 		}
+		o.Disk = f
 	}
+	o.Kernel, o.Init, o.EFIStub = convert.ParseByArch(c.kernel), convert.ParseByArch(c.init), convert.ParseByArch(c.efiStub)
 	switch {
-	case o.Disk != "" && o.NoKernel:
+	case c.disk != "" && o.NoKernel:
 		return usagef("--disk needs a kernel: drop --no-kernel")
-	case o.EFIStub != "" && o.Disk == "":
+	case c.efiStub != "" && c.disk == "":
 		return usagef("--efi-stub is only used with --disk")
 	}
 	return nil

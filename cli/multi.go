@@ -12,8 +12,8 @@ import (
 // runMulti converts every platform --platform names ("all", or a comma
 // list) into DIR/<os>-<arch>[-<variant>] and prints the --json result.
 // Progress lines (and live meters) carry the platform they are about.
-func runMulti(ctx context.Context, o convert.Options, asJSON bool, stdout io.Writer) error {
-	want, err := convert.ParsePlatforms(o.Platform)
+func runMulti(ctx context.Context, o convert.Options, platform string, asJSON bool, stdout io.Writer) error {
+	want, err := convert.ParsePlatforms(platform)
 	if err != nil {
 		return usagef("%v", err)
 	}

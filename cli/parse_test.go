@@ -15,6 +15,7 @@ import (
 	"github.com/c2vm/c2vm/convert"
 	"github.com/c2vm/c2vm/image"
 	"github.com/c2vm/c2vm/launch"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // errParsed stops a command once its options are built: nothing converts
@@ -90,22 +91,22 @@ func TestConvertForms(t *testing.T) {
 		want func(o *convert.Options)
 	}{
 		{"README quick start", []string{"alpine.tar", "--platform", "linux/arm64", "-o", "alpine.vm"}, func(o *convert.Options) {
-			o.Image, o.Platform, o.Output = "alpine.tar", "linux/arm64", "alpine.vm"
+			o.Image, o.Platform, o.Output = "alpine.tar", linux("arm64"), "alpine.vm"
 		}},
 		{"Yocto bbclass with the example's C2VM_ARGS", []string{"-q", "--platform", "linux/arm64", "--kernel", "/w/kernel", "--memory", "256", "-o", "/w/app", "oci:/src"}, func(o *convert.Options) {
-			o.Image, o.Platform, o.Kernel, o.Memory, o.Output = "oci:/src", "linux/arm64", "/w/kernel", 256, "/w/app"
+			o.Image, o.Platform, o.Kernel, o.Memory, o.Output = "oci:/src", linux("arm64"), convert.One("/w/kernel"), 256, "/w/app"
 		}},
 		{"bench.sh", []string{"-q", "--no-kernel", "--rootfs", "ext4", "oci:img", "-o", "e"}, func(o *convert.Options) {
 			o.Image, o.NoKernel, o.RootfsFormat, o.Output = "oci:img", true, "ext4", "e"
 		}},
 		{"Makefile demo", []string{"oci:fix/busybox-amd64", "-o", "demo/busybox-amd64.vm", "--kernel", "k.deb"}, func(o *convert.Options) {
-			o.Image, o.Output, o.Kernel = "oci:fix/busybox-amd64", "demo/busybox-amd64.vm", "k.deb"
+			o.Image, o.Output, o.Kernel = "oci:fix/busybox-amd64", "demo/busybox-amd64.vm", convert.One("k.deb")
 		}},
 		{"README data disks", []string{"-o", "app.vm", "--data-disk", "app.vm/data-0.img", "new-image.tar"}, func(o *convert.Options) {
 			o.Image, o.Output, o.DataDisks = "new-image.tar", "app.vm", []string{"app.vm/data-0.img"}
 		}},
 		{"registry e2e", []string{"--no-kernel", "--json", "--creds", "u:p:w", "--platform", "linux/amd64", "docker://r/x:1", "-o", "out"}, func(o *convert.Options) {
-			o.Image, o.NoKernel, o.Creds, o.Platform, o.Output = "docker://r/x:1", true, "u:p:w", "linux/amd64", "out"
+			o.Image, o.NoKernel, o.Creds, o.Platform, o.Output = "docker://r/x:1", true, "u:p:w", linux("amd64"), "out"
 		}},
 		{"tls-verify=false", []string{"--tls-verify=false", "x"}, func(o *convert.Options) { o.Image, o.InsecureTLS = "x", true }},
 		{"bare tls-verify", []string{"x", "--tls-verify"}, func(o *convert.Options) { o.Image = "x" }},
@@ -130,16 +131,16 @@ func TestConvertForms(t *testing.T) {
 			o.Publish = []plan.Forward{fwd("127.0.0.1", 18080, 8080), udp}
 		}},
 		{"disk", []string{"x", "--disk", "qcow2", "--efi-stub", stub, "--verity", "--init", "/i", "--stop-timeout", "30s", "--cpus", "2"}, func(o *convert.Options) {
-			o.Image, o.Disk, o.EFIStub, o.Verity, o.Init, o.StopTimeout, o.CPUs = "x", "qcow2", stub, true, "/i", 30*time.Second, 2
+			o.Image, o.Disk, o.EFIStub, o.Verity, o.Init, o.StopTimeout, o.CPUs = "x", "qcow2", convert.One(stub), true, convert.One("/i"), 30*time.Second, 2
 		}},
 		{"kernel sources", []string{"x", "--kernel", "debian:trixie", "--kernel-mirror", "http://m", "--kernel-keyring", "k.asc"}, func(o *convert.Options) {
-			o.Image, o.Kernel, o.KernelMirror, o.KernelKeyring = "x", "debian:trixie", "http://m", "k.asc"
+			o.Image, o.Kernel, o.KernelMirror, o.KernelKeyring = "x", convert.One("debian:trixie"), "http://m", "k.asc"
 		}},
 		{"GNU = forms", []string{"--platform=linux/arm64", "--output=o", "--memory=1024", "--rootfs=ext4", "-oout", "x"}, func(o *convert.Options) {
-			o.Image, o.Platform, o.Output, o.Memory, o.RootfsFormat = "x", "linux/arm64", "out", 1024, "ext4"
+			o.Image, o.Platform, o.Output, o.Memory, o.RootfsFormat = "x", linux("arm64"), "out", 1024, "ext4"
 		}},
 		{"Go flag's one-dash long names", []string{"-platform", "linux/arm64", "-output", "o", "-no-kernel", "-memory=256", "-env", "A=1", "-json", "x"}, func(o *convert.Options) {
-			o.Image, o.Platform, o.Output, o.NoKernel, o.Memory, o.Overrides.Env = "x", "linux/arm64", "o", true, 256, []string{"A=1"}
+			o.Image, o.Platform, o.Output, o.NoKernel, o.Memory, o.Overrides.Env = "x", linux("arm64"), "o", true, 256, []string{"A=1"}
 		}},
 		{"grouped shorthands", []string{"-qo", "d", "-qe", "A=1", "x"}, func(o *convert.Options) {
 			o.Image, o.Output, o.Overrides.Env = "x", "d", []string{"A=1"}
@@ -157,6 +158,9 @@ func TestConvertForms(t *testing.T) {
 		})
 	}
 }
+
+// linux is the platform linux/arch.
+func linux(arch string) *ocispec.Platform { return &ocispec.Platform{OS: "linux", Architecture: arch} }
 
 // withoutParameters is the options parsed, Parameters (the provenance's
 // record of the flags, TestProvenanceParameters) left out.

@@ -173,8 +173,8 @@ func (c *conversion) annotations() map[string]string {
 // kernel (the form that pins it), or "image".
 func (c *conversion) kernelSource() string {
 	switch {
-	case c.o.Kernel != "":
-		return c.o.Kernel
+	case c.kernelRef != "":
+		return c.kernelRef
 	case c.kernelDebian != nil:
 		return "debian:" + c.kernelDebian.Suite + "=" + c.kernelDebian.Version
 	}
@@ -182,16 +182,16 @@ func (c *conversion) kernelSource() string {
 }
 
 func (c *conversion) openKernel(ctx context.Context, vm arch.Arch) (*kernel.Kernel, error) {
-	if suite, version, ok := kernel.ParseDebianRef(c.o.Kernel); ok {
+	if suite, version, ok := kernel.ParseDebianRef(c.kernelRef); ok {
 		return c.debianKernel(ctx, vm, suite, version)
 	}
-	if isImageRef(c.o.Kernel) {
+	if isImageRef(c.kernelRef) {
 		return c.imageKernel(ctx, vm)
 	}
-	if c.o.Kernel != "" {
-		k, err := kernel.OpenMetered(c.o.Kernel, c.o.Meter)
+	if c.kernelRef != "" {
+		k, err := kernel.OpenMetered(c.kernelRef, c.o.Meter)
 		if err != nil {
-			return nil, fmt.Errorf("kernel %s: %w", c.o.Kernel, err)
+			return nil, fmt.Errorf("kernel %s: %w", c.kernelRef, err)
 		}
 		return k, nil
 	}
@@ -219,7 +219,7 @@ func isImageRef(ref string) bool {
 // flattened tree stays open (c.kernelTree) while the kernel is read.
 func (c *conversion) imageKernel(ctx context.Context, vm arch.Arch) (*kernel.Kernel, error) {
 	// The same registry credentials as the image: one --creds, one login.
-	img, err := image.OpenContext(ctx, c.o.Kernel, image.Options{Platform: "linux/" + vm.GOARCH,
+	img, err := image.OpenContext(ctx, c.kernelRef, image.Options{Platform: "linux/" + vm.GOARCH,
 		Creds: c.o.Creds, InsecureTLS: c.o.InsecureTLS, Meter: c.o.Meter})
 	if err != nil {
 		return nil, fmt.Errorf("kernel image: %w", err)
@@ -231,10 +231,10 @@ func (c *conversion) imageKernel(ctx context.Context, vm arch.Arch) (*kernel.Ker
 	}
 	tree, err := rootfs.Flatten(ctx, layers, rootfs.FlattenOptions{SpoolDir: c.st.dir, ModTime: c.o.Epoch})
 	if err != nil {
-		return nil, fmt.Errorf("kernel image %s: %w", c.o.Kernel, err)
+		return nil, fmt.Errorf("kernel image %s: %w", c.kernelRef, err)
 	}
 	c.kernelTree = tree
-	c.kernelImage = &vmdir.ImageInfo{Ref: c.o.Kernel, ManifestDigest: img.ManifestDigest.String(), ConfigDigest: img.ConfigDigest.String()}
+	c.kernelImage = &vmdir.ImageInfo{Ref: c.kernelRef, ManifestDigest: img.ManifestDigest.String(), ConfigDigest: img.ConfigDigest.String()}
 	layout, open := "distro", kernel.FromFS
 	if kernel.IsLinuxKit(tree.FS()) {
 		layout, open = "linuxkit", kernel.FromLinuxKit
@@ -243,9 +243,9 @@ func (c *conversion) imageKernel(ctx context.Context, vm arch.Arch) (*kernel.Ker
 	if err != nil {
 		tree.Close()
 		c.kernelTree = nil
-		return nil, fmt.Errorf("kernel image %s (%s layout): %w", c.o.Kernel, layout, err)
+		return nil, fmt.Errorf("kernel image %s (%s layout): %w", c.kernelRef, layout, err)
 	}
-	c.o.progress("kernel: from image %s %s (%s layout)", c.o.Kernel, short(img.ManifestDigest.String()), layout)
+	c.o.progress("kernel: from image %s %s (%s layout)", c.kernelRef, short(img.ManifestDigest.String()), layout)
 	return k, nil
 }
 
@@ -301,13 +301,13 @@ func (c *conversion) writeKernel(k *kernel.Kernel, vm arch.Arch) error {
 }
 
 func (c *conversion) writeInitramfs(k *kernel.Kernel, mods []kernel.Module, p *plan.Plan, interps []bootcfg.Interpreter, vm arch.Arch) error {
-	initBin, err := initramfs.InitBinary(vm, c.o.Init)
+	initBin, err := initramfs.InitBinary(vm, c.initRef)
 	if err != nil {
 		return err
 	}
 	initURI := "embedded in c2vm"
-	if c.o.Init != "" {
-		initURI = c.o.Init
+	if c.initRef != "" {
+		initURI = c.initRef
 	}
 	c.addPart(part{role: "guest init", name: "c2vm-init", version: c.o.Version, uri: initURI, purpose: "APPLICATION"}, initBin)
 	files := []initramfs.File{{Path: "init", Mode: 0o755, Data: initBin}}

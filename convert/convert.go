@@ -18,23 +18,28 @@ import (
 
 	"github.com/c2vm/c2vm/bootcfg"
 	"github.com/c2vm/c2vm/bootcfg/plan"
+	"github.com/c2vm/c2vm/disk"
 	"github.com/c2vm/c2vm/image"
 	"github.com/c2vm/c2vm/kernel"
 	"github.com/c2vm/c2vm/rootfs"
 	"github.com/c2vm/c2vm/vmdir"
+	"github.com/containerd/platforms"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Options are convert's inputs; the zero value of each field is its default.
 type Options struct {
-	Image       string // image reference (a path, transport:path[:ref] or docker://REF)
-	Platform    string // os/arch[/variant]
+	Image string // image reference (a path, transport:path[:ref] or docker://REF)
+	// Platform picks the image's platform; nil = its only one, else the
+	// host's. ConvertAll takes its platforms as an argument instead.
+	Platform    *ocispec.Platform
 	Creds       string // USER:PASSWORD for a docker:// registry; "" = as skopeo and Docker find them
 	InsecureTLS bool   // plain HTTP or unverified TLS for a docker:// registry (--tls-verify=false)
-	// Kernel is a kernel file, .deb, directory, debian:SUITE[=VERSION] or
-	// kernel image (oci:..., docker://...); "" = one the image carries,
-	// else Debian's.
-	Kernel   string
+	// Kernel is, per VM arch, a kernel file, .deb, directory,
+	// debian:SUITE[=VERSION] or kernel image (oci:..., docker://...);
+	// none = one the image carries, else Debian's.
+	Kernel   ByArch
 	NoKernel bool // write only rootfs.img, config.json and manifest.json
 	// Verity writes rootfs.verity, a dm-verity hash tree over rootfs.img,
 	// which the init then checks the root against (--verity).
@@ -42,9 +47,12 @@ type Options struct {
 	RootfsFormat string // "squashfs" (default), "erofs" or "ext4"
 	Output       string // output directory; "" = <image name>.vm
 	Overrides    bootcfg.Overrides
-	Init         string // guest init binary override
-	Disk         string // "" (none), "raw" or "qcow2": also write a UEFI-bootable disk image
-	EFIStub      string // systemd EFI stub for the disk's UKI; "" = Debian's
+	Init         ByArch      // guest init binary per VM arch; none = the embedded one
+	Disk         disk.Format // also write a UEFI-bootable disk image of this format; "" = none
+	// EFIStub is, per VM arch, the systemd EFI stub for the disk's UKI: a
+	// file or debian:SUITE[=VERSION]; none = the installed one, else
+	// Debian's.
+	EFIStub ByArch
 
 	// KernelMirror is the Debian archive for the default kernel; "" =
 	// kernel.DefaultMirror. KernelKeyring replaces the Debian archive keys
@@ -101,16 +109,13 @@ type Result struct {
 // Convert runs the pipeline. On error the output directory is left as it
 // was (absent, or the previous output).
 func Convert(ctx context.Context, o Options) (*Result, error) {
-	if err := checkEFIStubs(o.EFIStub); err != nil {
-		return nil, err
-	}
 	if err := checkOptions(&o); err != nil {
 		return nil, err
 	}
 	if o.Output == "" {
 		o.Output = defaultOutput(o.Image)
 	}
-	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: o.Platform, Creds: o.Creds, InsecureTLS: o.InsecureTLS, Meter: o.Meter, SpoolDir: filepath.Dir(o.Output)})
+	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: formatPlatform(o.Platform), Creds: o.Creds, InsecureTLS: o.InsecureTLS, Meter: o.Meter, SpoolDir: filepath.Dir(o.Output)})
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +161,9 @@ type conversion struct {
 	// kernelTree and kernelImage are set when --kernel is an image.
 	kernelTree  *rootfs.Tree
 	kernelImage *vmdir.ImageInfo
+	// kernelRef, initRef and stubRef are the VM arch's --kernel, --init
+	// and --efi-stub (resolveSources).
+	kernelRef, initRef, stubRef string
 	// spec and volumes are the container's, for the boot plan.
 	spec    *specs.Spec
 	volumes []bootcfg.Volume
@@ -170,6 +178,7 @@ func (c *conversion) run(ctx context.Context) error {
 	defer c.close()
 	c.startManifest()
 	for _, step := range []func(context.Context) error{
+		c.resolveSources,
 		c.flatten,
 		c.writeRootfs,
 		c.writeOutputs(afterRootfs), // rootfs.verity
@@ -190,6 +199,26 @@ func (c *conversion) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// resolveSources picks the VM arch's kernel, init and EFI stub from the
+// options (none without a kernel).
+func (c *conversion) resolveSources(context.Context) error {
+	if c.o.NoKernel {
+		return nil
+	}
+	vm, err := c.vmArch()
+	if err != nil {
+		return err
+	}
+	if c.kernelRef, err = c.o.Kernel.For("--kernel", vm.GOARCH); err != nil {
+		return err
+	}
+	if c.initRef, err = c.o.Init.For("--init", vm.GOARCH); err != nil {
+		return err
+	}
+	c.stubRef, err = c.o.EFIStub.For("--efi-stub", vm.GOARCH)
+	return err
 }
 
 // flatten flattens the image's layers into c.tree.
@@ -242,6 +271,14 @@ func defaultOutput(ref string) string {
 		base = "image"
 	}
 	return base + ".vm"
+}
+
+// formatPlatform is p as image.Options takes it, "" for nil.
+func formatPlatform(p *ocispec.Platform) string {
+	if p == nil {
+		return ""
+	}
+	return platforms.Format(*p)
 }
 
 func platformString(img *image.Image) string {

@@ -46,13 +46,13 @@ var diskOutput = output{
 	phase:  afterBoot,
 	wanted: func(o *Options) bool { return o.Disk != "" },
 	check: func(o *Options) error {
-		if _, err := disk.ParseFormat(o.Disk); err != nil {
+		if _, err := disk.ParseFormat(string(o.Disk)); err != nil {
 			return fmt.Errorf("--disk: %w", err)
 		}
 		if o.NoKernel {
 			return errors.New("--disk needs a kernel: drop --no-kernel")
 		}
-		return nil
+		return checkEFIStubs(o.EFIStub.sorted()...)
 	},
 	write: (*conversion).writeDisk,
 }
@@ -67,7 +67,7 @@ func (c *conversion) writeDisk(ctx context.Context) error {
 		return err
 	}
 	uname := c.manifest.Kernel.Version
-	format, err := disk.ParseFormat(c.o.Disk)
+	format, err := disk.ParseFormat(string(c.o.Disk))
 	if err != nil {
 		return fmt.Errorf("--disk: %w", err)
 	}
@@ -101,7 +101,7 @@ func (c *conversion) writeDisk(ctx context.Context) error {
 			return err
 		}
 	}
-	c.manifest.Disk = diskInfo(name, c.o.Disk, l)
+	c.manifest.Disk = diskInfo(name, string(format), l)
 	c.manifest.Disk.EFIStub = stub
 	if sb := c.o.SecureBoot; sb != nil {
 		sum := sha256.Sum256(sb.Cert.Raw)
@@ -161,7 +161,7 @@ func (c *conversion) osRelease() []byte {
 // writeDiskConfigs writes qemu-disk.sh and libvirt-disk.xml.
 func (c *conversion) writeDiskConfigs() error {
 	targets := vmconfig.DiskTargets()
-	if c.o.Disk == string(disk.VHDX) {
+	if c.o.Disk == disk.VHDX {
 		// libvirt's disk formats have no vhdx (storagecommon.rng): the
 		// disk is for Hyper-V; qemu-disk.sh boots it with QEMU.
 		targets = slices.DeleteFunc(targets, func(t vmconfig.DiskTarget) bool { return t.Name() == vmdir.LibvirtDisk })

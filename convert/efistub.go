@@ -24,7 +24,7 @@ import (
 // of that arch installed (an arm64 disk on an amd64 host); else the
 // installed one.
 func (c *conversion) efiStub(ctx context.Context, vm arch.Arch) ([]byte, *vmdir.EFIStub, error) {
-	ref := c.o.EFIStub
+	ref := c.stubRef
 	suite, version, fetch := kernel.ParseDebianRef(ref)
 	if ref == "" {
 		if vm.EFI == nil {

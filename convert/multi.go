@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -35,11 +33,11 @@ func IsMulti(platform string) bool {
 // ParsePlatforms reads a multi-platform --platform value: nil for "all",
 // else the list's platforms, each parsed and normalised by containerd
 // (linux/arm64/v8 is linux/arm64), none empty or given twice.
-func ParsePlatforms(v string) ([]string, error) {
+func ParsePlatforms(v string) ([]ocispec.Platform, error) {
 	if v == AllPlatforms {
 		return nil, nil
 	}
-	var out []string
+	var out []ocispec.Platform
 	seen := map[string]bool{}
 	for _, s := range strings.Split(v, ",") {
 		s = strings.TrimSpace(s)
@@ -50,12 +48,13 @@ func ParsePlatforms(v string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--platform %q: %w", v, err)
 		}
-		f := platforms.Format(platforms.Normalize(p))
+		p = platforms.Normalize(p)
+		f := platforms.Format(p)
 		if seen[f] {
 			return nil, fmt.Errorf("--platform %q: %s given twice", v, f)
 		}
 		seen[f] = true
-		out = append(out, f)
+		out = append(out, p)
 	}
 	return out, nil
 }
@@ -70,88 +69,39 @@ func errEmptyOrAll(s string) error {
 // CheckMulti refuses the options that name one architecture's files or
 // VM when several platforms are converted (errors wrap ErrMultiOption):
 // --vm-arch and --binfmt-interpreter; a --kernel that is one kernel file,
-// .deb or directory; an --init that is one binary. A --kernel that serves
-// every arch is fine: debian:SUITE[=VERSION] (each arch's package of the
-// suite), a kernel image (each platform takes its own arch's manifest).
-// --kernel, --init and --efi-stub also take ARCH=PATH,... naming one file
-// per arch.
+// .deb or directory for every arch; one --init binary or one EFI stub
+// file for every arch. A --kernel that serves every arch is fine:
+// debian:SUITE[=VERSION] (each arch's package of the suite), a kernel
+// image (each platform takes its own arch's manifest); so is a
+// debian:SUITE EFI stub. Sources per arch (ByArch) are fine.
 func CheckMulti(o Options) error {
-	_, err := checkMulti(o)
-	return err
-}
-
-// checkMulti is CheckMulti, returning the ARCH=PATH,... maps it read.
-func checkMulti(o Options) (perArch, error) {
 	switch {
 	case o.VMArch != "":
-		return perArch{}, fmt.Errorf("--vm-arch: each platform's VM is its own arch: %w", ErrMultiOption)
+		return fmt.Errorf("--vm-arch: each platform's VM is its own arch: %w", ErrMultiOption)
 	case o.BinfmtInterpreter != "":
-		return perArch{}, fmt.Errorf("--binfmt-interpreter: a qemu-user binary serves one VM arch: %w", ErrMultiOption)
+		return fmt.Errorf("--binfmt-interpreter: a qemu-user binary serves one VM arch: %w", ErrMultiOption)
 	}
-	return perArchPaths(o)
+	if k, ok := o.Kernel[AnyArch]; ok && !debianRef(k) && !isImageRef(k) {
+		return multiErr("--kernel", k, "one kernel serves one arch; give debian:SUITE[=VERSION], a multi-arch kernel image, or ARCH=PATH,... (one kernel per arch)")
+	}
+	if v, ok := o.Init[AnyArch]; ok {
+		return multiErr("--init", v, "an init binary serves one arch; give ARCH=PATH,... (one per arch)")
+	}
+	if v, ok := o.EFIStub[AnyArch]; ok && !debianRef(v) {
+		return multiErr("--efi-stub", v, "an EFI stub serves one arch; give debian:SUITE[=VERSION] or ARCH=PATH,... (one per arch)")
+	}
+	return nil
 }
 
-// perArchPaths reads the ARCH=PATH,... forms of --kernel, --init and
-// --efi-stub for several platforms.
-func perArchPaths(o Options) (perArch, error) {
-	var pa perArch
-	var err error
-	if pa.kernels, err = kernelMap(o.Kernel); err != nil {
-		return pa, err
-	}
-	if pa.inits, err = fileMap("--init", o.Init, "an init binary serves one arch; give ARCH=PATH,... (one per arch)"); err != nil {
-		return pa, err
-	}
-	if _, _, ok := kernel.ParseDebianRef(o.EFIStub); ok {
-		return pa, nil // each arch's package of the suite
-	}
-	pa.stubs, err = fileMap("--efi-stub", o.EFIStub, "an EFI stub serves one arch; give debian:SUITE[=VERSION] or ARCH=PATH,... (one per arch)")
-	return pa, err
+func multiErr(flag, v, hint string) error {
+	return fmt.Errorf("%s %s: %s: %w", flag, v, hint, ErrMultiOption)
 }
 
-// kernelMap reads --kernel for several platforms: nil for a form that
-// serves every arch as it is, else the ARCH=PATH,... list by GOARCH.
-func kernelMap(k string) (map[string]string, error) {
-	if _, _, ok := kernel.ParseDebianRef(k); ok || k == "" || isImageRef(k) {
-		return nil, nil
-	}
-	return archPaths("--kernel", k, "one kernel serves one arch; give debian:SUITE[=VERSION], a multi-arch kernel image, or ARCH=PATH,... (one kernel per arch)")
-}
-
-// fileMap reads a one-file-per-arch flag (--init, --efi-stub) for several
-// platforms: nil for the default (each arch's own), else the ARCH=PATH,...
-// list by GOARCH.
-func fileMap(flag, v, hint string) (map[string]string, error) {
-	if v == "" {
-		return nil, nil
-	}
-	return archPaths(flag, v, hint)
-}
-
-// archPaths parses ARCH=PATH,... (arch names as arch.Lookup takes them)
-// into paths by GOARCH.
-func archPaths(flag, v, hint string) (map[string]string, error) {
-	m := map[string]string{}
-	for _, e := range strings.Split(v, ",") {
-		name, p, ok := strings.Cut(e, "=")
-		a, err := arch.Lookup(name)
-		if !ok || err != nil || p == "" {
-			return nil, fmt.Errorf("%s %s: %s: %w", flag, v, hint, ErrMultiOption)
-		}
-		m[a.GOARCH] = p
-	}
-	return m, nil
-}
-
-// forArch picks the platform's path from an ARCH=PATH map (nil: keep v).
-func forArch(flag, v string, m map[string]string, goarch string) (string, error) {
-	if m == nil {
-		return v, nil
-	}
-	if p := m[goarch]; p != "" {
-		return p, nil
-	}
-	return "", fmt.Errorf("%s names no file for %s", flag, goarch)
+// debianRef reports whether v is debian:SUITE[=VERSION], which names each
+// arch's package.
+func debianRef(v string) bool {
+	_, _, ok := kernel.ParseDebianRef(v)
+	return ok
 }
 
 // MultiResult describes a finished multi-platform conversion.
@@ -171,16 +121,8 @@ type MultiResult struct {
 // converted one after the other, in the index's order. The whole
 // directory appears only when every platform succeeded; an error names
 // the platform that failed and leaves o.Output as it was.
-func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, error) {
-	pa, err := checkMulti(o)
-	if err != nil {
-		return nil, err
-	}
-	stubs := []string{o.EFIStub}
-	if pa.stubs != nil {
-		stubs = slices.Sorted(maps.Values(pa.stubs)) // one error, always the same
-	}
-	if err := checkEFIStubs(stubs...); err != nil {
+func ConvertAll(ctx context.Context, o Options, want []ocispec.Platform) (*MultiResult, error) {
+	if err := CheckMulti(o); err != nil {
 		return nil, err
 	}
 	if err := checkOptions(&o); err != nil {
@@ -217,7 +159,7 @@ func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, er
 		top.abort()
 		return nil, err
 	}
-	r, err := convertEach(ctx, o, x, sel, top, pa)
+	r, err := convertEach(ctx, o, x, sel, top)
 	if err != nil {
 		top.abort()
 		return nil, err
@@ -237,12 +179,12 @@ func ConvertAll(ctx context.Context, o Options, want []string) (*MultiResult, er
 
 // convertEach converts the platforms x.Platforms[sel] into top's
 // subdirectories and gathers the top manifest.
-func convertEach(ctx context.Context, o Options, x *image.Index, sel []int, top *stage, pa perArch) (*MultiResult, error) {
+func convertEach(ctx context.Context, o Options, x *image.Index, sel []int, top *stage) (*MultiResult, error) {
 	r := &MultiResult{Dir: top.target, Manifest: vmdir.MultiManifest{SchemaVersion: vmdir.SchemaVersion, C2VMVersion: o.Version, Image: vmdir.IndexInfo{Ref: o.Image, IndexDigest: x.Digest.String()}}}
 	for _, i := range sel {
 		p := x.Platforms[i]
 		name := platforms.Format(platforms.Normalize(p))
-		res, err := convertOne(ctx, o, x, i, top, pa)
+		res, err := convertOne(ctx, o, x, i, top)
 		if err != nil {
 			return nil, fmt.Errorf("platform %s: %w", name, err)
 		}
@@ -257,41 +199,15 @@ func convertEach(ctx context.Context, o Options, x *image.Index, sel []int, top 
 	return r, nil
 }
 
-// perArch are the ARCH=PATH maps of --kernel, --init and --efi-stub
-// (nil: as given).
-type perArch struct{ kernels, inits, stubs map[string]string }
-
-// pick sets o's kernel, init and EFI stub to the paths given for arch.
-func (pa perArch) pick(o *Options, name string) error {
-	if pa.kernels == nil && pa.inits == nil && pa.stubs == nil {
-		return nil
-	}
-	a, err := arch.Lookup(name)
-	if err != nil {
-		return err
-	}
-	if o.Kernel, err = forArch("--kernel", o.Kernel, pa.kernels, a.GOARCH); err != nil {
-		return err
-	}
-	if o.Init, err = forArch("--init", o.Init, pa.inits, a.GOARCH); err != nil {
-		return err
-	}
-	o.EFIStub, err = forArch("--efi-stub", o.EFIStub, pa.stubs, a.GOARCH)
-	return err
-}
-
 // convertOne converts x.Platforms[i] into its subdirectory of top, as
 // Convert would into a directory of its own: the same options but the
 // platform's kernel and init, the same stages, and the paths inside the
 // configs naming the final subdirectory.
-func convertOne(ctx context.Context, o Options, x *image.Index, i int, top *stage, pa perArch) (*Result, error) {
+func convertOne(ctx context.Context, o Options, x *image.Index, i int, top *stage) (*Result, error) {
 	p := x.Platforms[i]
-	o.Platform = platforms.Format(platforms.Normalize(p))
-	o.label = o.Platform + ": "
+	o.Platform = &p
+	o.label = platforms.Format(platforms.Normalize(p)) + ": "
 	o.Meter = labelMeter(o.Meter, o.label)
-	if err := pa.pick(&o, p.Architecture); err != nil {
-		return nil, err
-	}
 	st := &stage{dir: filepath.Join(top.dir, subdir(p)), target: filepath.Join(top.target, subdir(p))}
 	o.Output = st.target
 	if err := os.Mkdir(st.dir, 0o755); err != nil {
@@ -313,7 +229,7 @@ func convertOne(ctx context.Context, o Options, x *image.Index, i int, top *stag
 // selectPlatforms picks the platforms to convert, as indexes into
 // x.Platforms: those want names, or (want nil) each one c2vm can make a
 // VM for, the others returned as skipped.
-func selectPlatforms(x *image.Index, want []string) ([]int, []vmdir.SkippedPlatform, error) {
+func selectPlatforms(x *image.Index, want []ocispec.Platform) ([]int, []vmdir.SkippedPlatform, error) {
 	var sel []int
 	var skipped []vmdir.SkippedPlatform
 	if want == nil {
@@ -329,7 +245,7 @@ func selectPlatforms(x *image.Index, want []string) ([]int, []vmdir.SkippedPlatf
 		}
 	} else {
 		for _, w := range want {
-			i, err := x.Match(w)
+			i, err := x.Match(platforms.Format(w))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -342,7 +258,7 @@ func selectPlatforms(x *image.Index, want []string) ([]int, []vmdir.SkippedPlatf
 		j, ok := dirs[d]
 		switch {
 		case ok && sel[j] == i:
-			return nil, nil, fmt.Errorf("--platform %s and %s name the same manifest (%s)", want[j], want[k], platforms.Format(x.Platforms[i]))
+			return nil, nil, fmt.Errorf("--platform %s and %s name the same manifest (%s)", platforms.Format(want[j]), platforms.Format(want[k]), platforms.Format(x.Platforms[i]))
 		case ok:
 			return nil, nil, fmt.Errorf("%s and %s would both be written to %s: name one with --platform", platforms.Format(x.Platforms[sel[j]]), platforms.Format(x.Platforms[i]), d)
 		}

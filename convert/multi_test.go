@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -47,7 +48,11 @@ func TestParsePlatforms(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || !slices.Equal(got, tc.want) || (got == nil) != (tc.want == nil) {
+			var names []string
+			for _, p := range got {
+				names = append(names, platforms.Format(p))
+			}
+			if err != nil || !slices.Equal(names, tc.want) || (got == nil) != (tc.want == nil) {
 				t.Errorf("got %q, %v; want %q", got, err, tc.want)
 			}
 		})
@@ -63,17 +68,17 @@ func TestCheckMulti(t *testing.T) {
 		ok   bool
 	}{
 		{"defaults", Options{}, true},
-		{"debian suite", Options{Kernel: "debian:bookworm"}, true},
-		{"debian pinned", Options{Kernel: "debian:bookworm=6.1.0-28"}, true},
-		{"kernel image", Options{Kernel: "docker://example.com/kernels:6.6"}, true},
-		{"one kernel per arch", Options{Kernel: "amd64=/k/a.deb,aarch64=/k/b.deb"}, true},
-		{"a kernel file", Options{Kernel: "/boot/vmlinuz"}, false},
-		{"an unknown arch", Options{Kernel: "amd64=/k/a.deb,vax=/k/v"}, false},
-		{"an empty path", Options{Kernel: "amd64="}, false},
-		{"one init per arch", Options{Init: "x86_64=/i/a,arm64=/i/b"}, true},
-		{"one init", Options{Init: "/i/c2vm-init"}, false},
-		{"one EFI stub per arch", Options{EFIStub: "amd64=/s/x64.stub,arm64=/s/aa64.stub"}, true},
-		{"one EFI stub", Options{EFIStub: "/s/linuxx64.efi.stub"}, false},
+		{"debian suite", Options{Kernel: ParseByArch("debian:bookworm")}, true},
+		{"debian pinned", Options{Kernel: ParseByArch("debian:bookworm=6.1.0-28")}, true},
+		{"kernel image", Options{Kernel: ParseByArch("docker://example.com/kernels:6.6")}, true},
+		{"one kernel per arch", Options{Kernel: ParseByArch("amd64=/k/a.deb,aarch64=/k/b.deb")}, true},
+		{"a kernel file", Options{Kernel: ParseByArch("/boot/vmlinuz")}, false},
+		{"an unknown arch", Options{Kernel: ParseByArch("amd64=/k/a.deb,vax=/k/v")}, false},
+		{"an empty path", Options{Kernel: ParseByArch("amd64=")}, false},
+		{"one init per arch", Options{Init: ParseByArch("x86_64=/i/a,arm64=/i/b")}, true},
+		{"one init", Options{Init: ParseByArch("/i/c2vm-init")}, false},
+		{"one EFI stub per arch", Options{EFIStub: ParseByArch("amd64=/s/x64.stub,arm64=/s/aa64.stub")}, true},
+		{"one EFI stub", Options{EFIStub: ParseByArch("/s/linuxx64.efi.stub")}, false},
 		{"--vm-arch", Options{VMArch: "amd64"}, false},
 		{"--binfmt-interpreter", Options{BinfmtInterpreter: "/usr/bin/qemu-aarch64-static"}, false},
 	} {
@@ -84,19 +89,21 @@ func TestCheckMulti(t *testing.T) {
 			}
 		})
 	}
-	multi := Options{Kernel: "amd64=/k/a.deb,aarch64=/k/b.deb", EFIStub: "amd64=/s/x64,arm64=/s/aa64,riscv64=/s/rv"}
-	pa, err := perArchPaths(multi)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kernels, stubs := ParseByArch("amd64=/k/a.deb,aarch64=/k/b.deb"), ParseByArch("amd64=/s/x64,arm64=/s/aa64,riscv64=/s/rv")
 	for _, tc := range []struct{ arch, kernel, stub, err string }{
-		{"amd64", "/k/a.deb", "/s/x64", ""}, {"arm64", "/k/b.deb", "/s/aa64", ""}, {"riscv64", "", "", "--kernel names no file for riscv64"},
+		{"amd64", "/k/a.deb", "/s/x64", ""}, {"arm64", "/k/b.deb", "/s/aa64", ""}, {"riscv64", "", "/s/rv", "--kernel names no file for riscv64"},
 	} {
-		o := multi
-		err := pa.pick(&o, tc.arch)
-		if tc.err != "" && (err == nil || err.Error() != tc.err) || tc.err == "" && (err != nil || o.Kernel != tc.kernel || o.Init != "" || o.EFIStub != tc.stub) {
-			t.Errorf("%s: kernel %q init %q stub %q, %v; want %q %q or %q", tc.arch, o.Kernel, o.Init, o.EFIStub, err, tc.kernel, tc.stub, tc.err)
+		k, err := kernels.For("--kernel", tc.arch)
+		s, _ := stubs.For("--efi-stub", tc.arch)
+		if tc.err != "" && (err == nil || err.Error() != tc.err) || tc.err == "" && (err != nil || k != tc.kernel) || s != tc.stub {
+			t.Errorf("%s: kernel %q stub %q, %v; want %q %q or %q", tc.arch, k, s, err, tc.kernel, tc.stub, tc.err)
 		}
+	}
+	if k, err := One("/k/vmlinuz").For("--kernel", "arm64"); k != "/k/vmlinuz" || err != nil {
+		t.Errorf("One: %q, %v", k, err)
+	}
+	if k, err := ByArch(nil).For("--kernel", "arm64"); k != "" || err != nil {
+		t.Errorf("none: %q, %v", k, err)
 	}
 }
 
@@ -226,7 +233,7 @@ func TestConvertAllMatchesSingle(t *testing.T) {
 				t.Errorf("no progress line prefixed with linux/%s:\n%s", arch, progress.String())
 			}
 			single := filepath.Join(t.TempDir(), arch+".vm")
-			if _, err := Convert(context.Background(), Options{Image: ref, Platform: "linux/" + arch, NoKernel: true, Output: single, Version: "test"}); err != nil {
+			if _, err := Convert(context.Background(), Options{Image: ref, Platform: &ocispec.Platform{OS: "linux", Architecture: arch}, NoKernel: true, Output: single, Version: "test"}); err != nil {
 				t.Fatal(err)
 			}
 			sameDirs(t, single, filepath.Join(out, e.Dir))

@@ -180,12 +180,12 @@ func (c *conversion) kernelPart(version, debArch string) (part, error) {
 		p.annotations = map[string]string{"mirror": d.Mirror, "suite": d.Suite, "inRelease.sha256": d.InRelease, "packages.sha256": d.Packages}
 	case c.kernelImage != nil:
 		p.uri, p.sha256 = c.kernelImage.Ref, digest.Digest(c.kernelImage.ManifestDigest).Encoded()
-	case c.o.Kernel != "" && isRegular(c.o.Kernel):
-		a, err := vmdir.DigestFile(c.o.Kernel)
+	case c.kernelRef != "" && isRegular(c.kernelRef):
+		a, err := vmdir.DigestFile(c.kernelRef)
 		if err != nil {
 			return p, err
 		}
-		p.sha256, p.uri, p.fileName = a.SHA256, c.o.Kernel, filepath.Base(c.o.Kernel)
+		p.sha256, p.uri, p.fileName = a.SHA256, c.kernelRef, filepath.Base(c.kernelRef)
 		if f := strings.Split(strings.TrimSuffix(p.fileName, ".deb"), "_"); strings.HasSuffix(p.fileName, ".deb") && len(f) == 3 {
 			v, _ := url.PathUnescape(f[1])
 			p.name, p.version = f[0], v
