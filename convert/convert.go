@@ -122,22 +122,16 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	defer img.Close()
 	o.progress("image: %s %s, %d layers", platformString(img), short(img.ManifestDigest.String()), len(img.Layers))
 
-	st, err := newStage(o.Output)
+	var c *conversion
+	dir, err := build(o.Output, func(st *stage) error {
+		c = &conversion{o: o, img: img, st: st}
+		return c.run(ctx)
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer st.abortOnPanic()
-	c := &conversion{o: o, img: img, st: st}
-	if err := c.run(ctx); err != nil {
-		st.abort()
-		return nil, err
-	}
-	if err := st.commit(); err != nil {
-		st.abort()
-		return nil, err
-	}
-	o.progress("done: %s", st.target)
-	return &Result{Dir: st.target, Manifest: c.manifest}, nil
+	o.progress("done: %s", dir)
+	return &Result{Dir: dir, Manifest: c.manifest}, nil
 }
 
 // checkOptions refuses, before any work, a root filesystem format or an

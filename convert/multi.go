@@ -131,14 +131,43 @@ func ConvertAll(ctx context.Context, o Options, want []ocispec.Platform) (*Multi
 	if o.Output == "" {
 		o.Output = defaultOutput(o.Image)
 	}
-	x, err := image.OpenIndex(ctx, o.Image, image.Options{Creds: o.Creds, InsecureTLS: o.InsecureTLS, Meter: o.Meter, SpoolDir: filepath.Dir(o.Output)})
+	x, sel, skipped, err := openIndex(ctx, o, want)
 	if err != nil {
 		return nil, err
 	}
 	defer x.Close()
+	var r *MultiResult
+	dir, err := build(o.Output, func(top *stage) error {
+		// An earlier one-platform output in DIR may hold the VM's data
+		// disks, which replacing it would delete.
+		if err := (&conversion{o: o, st: top}).checkOldDisks(); err != nil {
+			return err
+		}
+		var err error
+		if r, err = convertEach(ctx, o, x, sel, top); err != nil {
+			return err
+		}
+		r.Manifest.Skipped = skipped
+		return vmdir.WriteJSON(top.path(vmdir.ManifestFile), r.Manifest)
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.progress("done: %s", dir)
+	return r, nil
+}
+
+// openIndex opens the image's index and selects the platforms to convert
+// (selectPlatforms).
+func openIndex(ctx context.Context, o Options, want []ocispec.Platform) (*image.Index, []int, []vmdir.SkippedPlatform, error) {
+	x, err := image.OpenIndex(ctx, o.Image, image.Options{Creds: o.Creds, InsecureTLS: o.InsecureTLS, Meter: o.Meter, SpoolDir: filepath.Dir(o.Output)})
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	sel, skipped, err := selectPlatforms(x, want)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", o.Image, err)
+		x.Close()
+		return nil, nil, nil, fmt.Errorf("image %s: %w", o.Image, err)
 	}
 	for _, s := range skipped {
 		o.progress("skipping %s: %s", platforms.Format(s.Platform), s.Reason)
@@ -148,33 +177,7 @@ func ConvertAll(ctx context.Context, o Options, want []ocispec.Platform) (*Multi
 		index = " " + short(x.Digest.String())
 	}
 	o.progress("image: %s%s, platforms %s", o.Image, index, formatList(x, sel))
-	top, err := newStage(o.Output)
-	if err != nil {
-		return nil, err
-	}
-	defer top.abortOnPanic()
-	// An earlier one-platform output in DIR may hold the VM's data disks,
-	// which replacing it would delete.
-	if err := (&conversion{o: o, st: top}).checkOldDisks(); err != nil {
-		top.abort()
-		return nil, err
-	}
-	r, err := convertEach(ctx, o, x, sel, top)
-	if err != nil {
-		top.abort()
-		return nil, err
-	}
-	r.Manifest.Skipped = skipped
-	if err := vmdir.WriteJSON(top.path(vmdir.ManifestFile), r.Manifest); err != nil {
-		top.abort()
-		return nil, err
-	}
-	if err := top.commit(); err != nil {
-		top.abort()
-		return nil, err
-	}
-	o.progress("done: %s", top.target)
-	return r, nil
+	return x, sel, skipped, nil
 }
 
 // convertEach converts the platforms x.Platforms[sel] into top's

@@ -68,6 +68,26 @@ func checkReplaceable(abs string) error {
 	return nil
 }
 
+// build fills a new stage for target and moves it into place; on an
+// error (or a panic) the stage is removed and target is left as it was.
+// It returns target's absolute path.
+func build(target string, fill func(st *stage) error) (string, error) {
+	st, err := newStage(target)
+	if err != nil {
+		return "", err
+	}
+	defer st.abortOnPanic()
+	if err := fill(st); err != nil {
+		st.abort()
+		return "", err
+	}
+	if err := st.commit(); err != nil {
+		st.abort()
+		return "", err
+	}
+	return st.target, nil
+}
+
 func (s *stage) path(name string) string { return filepath.Join(s.dir, name) }
 
 // commit moves the finished directory into place, replacing an earlier
