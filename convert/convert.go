@@ -4,7 +4,20 @@
 //	      → initramfs → vmconfig → output directory + manifest.json
 //
 // Every artifact is written into a temporary directory beside the target,
-// which is renamed into place only when complete.
+// which is renamed into place only when complete. The directory's
+// contract (names, manifest.json, reading it back) is package vmdir's;
+// what convert writes beside the root filesystem, kernel and initramfs
+// is a table of outputs (outputs.go).
+//
+// Library callers pass values, not the CLI's strings:
+//
+//	r, err := convert.Convert(ctx, convert.Options{Image: "alpine.tar", Output: "alpine.vm",
+//		Platform: &ocispec.Platform{OS: "linux", Architecture: "arm64"},
+//		Kernel:   convert.One("debian:bookworm"), // or ByArch{"arm64": "k.deb"}
+//		Disk:     disk.QCOW2})
+//
+// Several platforms: ConvertAll(ctx, o, []ocispec.Platform{...}), nil for
+// every one the image has, with Kernel, Init and EFIStub per arch.
 package convert
 
 import (
