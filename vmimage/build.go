@@ -42,6 +42,11 @@ func (b *builder) image(vm *vmdir.VM) (v1.Image, error) {
 	disk := []entry{dirEntry(DiskDir), fileEntry(DiskDir, dir, m.Disk.File, DiskMode, DiskOwner)}
 	rest := []entry{dirEntry(ArtifactDir)}
 	names := append(slices.Sorted(maps.Keys(m.Artifacts)), vmdir.ManifestFile)
+	if m.Provenance != "" {
+		// Written after manifest.json (which names it) and covering it:
+		// pulled with the rest, c2vm verify checks the copy.
+		names = append(names, m.Provenance)
+	}
 	slices.Sort(names)
 	for _, n := range names {
 		if n == m.Disk.File {

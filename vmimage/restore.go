@@ -124,7 +124,7 @@ func onlyArtifacts(vm *vmdir.VM) error {
 		return err
 	}
 	for _, e := range entries {
-		if _, ok := vm.Artifacts[e.Name()]; !ok && e.Name() != vmdir.ManifestFile {
+		if _, ok := vm.Artifacts[e.Name()]; !ok && e.Name() != vmdir.ManifestFile && e.Name() != vm.Provenance {
 			return fmt.Errorf("%s: not an artifact %s lists", e.Name(), vmdir.ManifestFile)
 		}
 	}
