@@ -45,6 +45,7 @@ func (a *app) pushCmd() *cobra.Command {
 KubeVirt containerDisk (the --disk image alone in /disk/, 107:107, 0440) and
 also carries every other artifact in /c2vm/, so c2vm pull restores the
 directory byte for byte. A --platform all directory is one image index.
+Each VOLUME's data disk is pushed too, as an image of its own (TAG-data-N).
 Blobs go first, the manifest (or index) last: a failed push leaves no tag.
 Pushing the same directory again gives the same digest and uploads nothing.`,
 		Args: twoArgs("DIR and docker://REF"),
@@ -55,7 +56,7 @@ Pushing the same directory again gives the same digest and uploads nothing.`,
 	fs := cmd.Flags()
 	registryFlags(fs, &p.ro.Platform, &p.ro.Creds, &p.ro.InsecureTLS)
 	fs.MarkHidden("platform") // refused: a push takes every platform of DIR
-	fs.StringVar(&p.kubevirt, "kubevirt", "", "also write KubeVirt manifests (VirtualMachine pinned by digest, Service for EXPOSEd ports) to `FILE`; - for stdout (then the digest is not printed)")
+	fs.StringVar(&p.kubevirt, "kubevirt", "", "also write KubeVirt manifests (VirtualMachine pinned by digest, a CDI DataVolume per VOLUME, Service for EXPOSEd ports) to `FILE`; - for stdout (then the digest is not printed)")
 	fs.BoolVarP(&p.quiet, "quiet", "q", false, "no progress lines (nor bars)")
 	fs.BoolVar(&p.json, "json", false, "print one JSON document on stdout: ref, digest, pinned reference, platforms, bytes uploaded ({\"error\": ...} on failure)")
 	cmd.MarkFlagDirname("output")
