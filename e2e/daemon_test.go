@@ -280,6 +280,9 @@ func TestDetachedIdle(t *testing.T) {
 	for end := time.Now().Add(3 * time.Minute); b.psLine("idle", false) != "" && time.Now().Before(end); {
 		time.Sleep(500 * time.Millisecond)
 	}
+	if b.psLine("idle", false) != "" {
+		t.Fatalf("the VM still runs %s after the exec began", time.Since(start).Round(time.Second))
+	}
 	t.Logf("stopped by itself %s after the exec began", time.Since(start).Round(100*time.Millisecond))
 	if ps := b.psLine("idle", true); !strings.Contains(ps, " exited (7) ") {
 		t.Errorf("ps -a: %q, want exited (7): the TERM handler's status", ps)
