@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +95,28 @@ func TestStartNeedsAgent(t *testing.T) {
 	}
 	if _, err := s.Get("old"); !errors.Is(err, state.ErrNoSuchVM) {
 		t.Errorf("a refused VM was recorded: %v", err)
+	}
+}
+
+// TestSpecRoundTrip: every run flag reaches the supervisor (run.json
+// keeps each option but the writers and the start hook).
+func TestSpecRoundTrip(t *testing.T) {
+	s := testStore(t)
+	if _, lock, err := s.Create(state.Record{Name: "spec"}); err != nil {
+		t.Fatal(err)
+	} else {
+		defer lock.Close()
+	}
+	o := launch.Options{Dir: "/vm", Timeout: time.Hour, Accel: "tcg", Memory: 256, CPUs: 2, Debug: true,
+		Cmd: []string{"sh", "-c", "echo hi"}, QEMU: "/usr/bin/qemu", StopTimeout: 3 * time.Second,
+		Publish:    []plan.Forward{{HostIP: "127.0.0.1", HostPort: 8080, GuestPort: 80, Proto: "tcp"}},
+		PublishAll: true, NoPublish: true, Shares: []launch.Share{{Host: "/srv", Guest: "/data", ReadOnly: true}},
+		QMPSocket: "/q", AgentSocket: "/a", IdleTimeout: time.Minute}
+	if err := writeSpec(s, "spec", o); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readSpec(s, "spec")
+	if err != nil || !reflect.DeepEqual(got, o) {
+		t.Errorf("read back %+v, %v; want %+v", got, err, o)
 	}
 }

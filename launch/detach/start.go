@@ -112,12 +112,8 @@ func servesExec(dir string) error {
 // spawn writes the VM's launch options and starts its supervisor with
 // the lock; the channel gets the supervisor's end.
 func spawn(s *state.Store, name string, lock *os.File, o Options) (<-chan error, error) {
-	b, err := json.Marshal(o.Launch)
-	if err != nil {
+	if err := writeSpec(s, name, o.Launch); err != nil {
 		return nil, err
-	}
-	if err := os.WriteFile(s.Path(name, specFile), b, 0o600); err != nil {
-		return nil, fmt.Errorf("state of %s: %w", name, err)
 	}
 	logf, err := os.OpenFile(s.Path(name, state.SupervisorLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -191,4 +187,16 @@ func ended(s *state.Store, name string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "c2vm run -d: %s ended; its last messages:\n%s", name, last)
 	}
 	return fmt.Errorf("%w: %s (c2vm logs %s; c2vm rm %s)", ErrNotReady, strings.TrimSpace(rec.Error), name, name)
+}
+
+// writeSpec records the launch options the supervisor of name runs.
+func writeSpec(s *state.Store, name string, o launch.Options) error {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(s.Path(name, specFile), b, 0o600); err != nil {
+		return fmt.Errorf("state of %s: %w", name, err)
+	}
+	return nil
 }
