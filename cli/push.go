@@ -100,6 +100,10 @@ func (p *pushArgs) push(ctx context.Context, a *app, dir, ref string) error {
 		fmt.Fprintf(a.stderr, "c2vm: pushing %s to %s\n", dir, ref)
 		o.Meter = terminalMeter(a.stderr)
 	}
+	// The SBOM and provenance go along as referrers of the VM.
+	if o.Referrers, err = vmimage.SupplyChain(dir); err != nil {
+		return err
+	}
 	res, err := vmimage.Push(ctx, dir, ref, o, p.ro)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -414,5 +415,61 @@ func TestPushVolumes(t *testing.T) {
 	}
 	if strings.Join(names, ",") != "disk/ 0 755,disk/data-0.img 107 440" {
 		t.Errorf("the data image holds %q", names)
+	}
+}
+
+// TestSupplyChainReferrers: push attaches the directory's SBOM and signed
+// provenance as referrers, each typed, holding the file's bytes.
+func TestSupplyChainReferrers(t *testing.T) {
+	host, _ := testRegistry(t)
+	dir := vmDir(t, t.TempDir(), "amd64", "disk.qcow2")
+	files := map[string]string{vmdir.SBOM: `{"spdxVersion":"SPDX-2.3"}`, vmdir.SignedProvenance: `{"payloadType":"application/vnd.in-toto+json"}`}
+	for n, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := vmdir.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SBOM, m.Provenance = vmdir.SBOM, vmdir.SignedProvenance
+	m.Artifacts[vmdir.SBOM], _ = vmdir.DigestFile(filepath.Join(dir, vmdir.SBOM))
+	writeJSONFile(t, filepath.Join(dir, vmdir.ManifestFile), m)
+	refs, err := SupplyChain(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Push(context.Background(), dir, "docker://"+host+"/vm/supply:1", Options{Referrers: refs}, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := name.NewDigest(res.Pinned)
+	idx, err := remote.Referrers(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	got := map[string]string{}
+	for _, desc := range im.Manifests {
+		img, err := remote.Image(d.Context().Digest(desc.Digest.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, _ := img.Layers()
+		rc, _ := ls[0].Uncompressed()
+		b, _ := io.ReadAll(rc)
+		got[desc.ArtifactType] = string(b)
+	}
+	want := map[string]string{SPDXType: files[vmdir.SBOM], DSSEType: files[vmdir.SignedProvenance]}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("referrers of %s: %v, want %v", res.Pinned, got, want)
+	} // The provenance, which manifest.json cannot list, is pulled too.
+	out := filepath.Join(t.TempDir(), "pulled")
+	if _, err := Pull(context.Background(), "docker://"+res.Pinned, out, image.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, vmdir.SignedProvenance)); err != nil || string(b) != files[vmdir.SignedProvenance] {
+		t.Errorf("pulled %s: %q, %v", vmdir.SignedProvenance, b, err)
 	}
 }
