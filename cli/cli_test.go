@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -208,7 +209,8 @@ func TestTLSVerifyFlag(t *testing.T) {
 			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 			var p, c string
 			var insecure bool
-			registryFlags(fs, &p, &c, &insecure)
+			var stall time.Duration
+			registryFlags(fs, &p, &c, &insecure, &stall)
 			if err := fs.Parse(tc.args); err != nil || insecure != tc.insecure {
 				t.Errorf("insecure %v, err %v; want %v", insecure, err, tc.insecure)
 			}

@@ -62,7 +62,7 @@ func (a *app) convertCmd() *cobra.Command {
 // flags defines convert's flags on fs. Lists are StringArrays, one value
 // per flag, as --env A=1,2 must stay one variable.
 func (c *convertArgs) flags(fs *pflag.FlagSet) {
-	registryFlags(fs, &c.platform, &c.o.Creds, &c.o.InsecureTLS)
+	registryFlags(fs, &c.platform, &c.o.Creds, &c.o.InsecureTLS, &c.o.StallTimeout)
 	fs.Lookup("platform").Usage = "image platform os/arch[/variant]; all or a comma list converts each into DIR/<os>-<arch>[-<variant>]/ (default: the image's only one, else the host's)"
 	fs.StringVar(&c.kernel, "kernel", "", "kernel: image file, linux-image .deb, directory, debian:SUITE[=VERSION], or a kernel image oci:/oci-archive:/docker-archive:/docker://REF (LinuxKit or distro layout); with several platforms ARCH=PATH,... (default: one the image carries, else Debian's, fetched once into $C2VM_CACHE)")
 	fs.StringVar(&c.o.KernelMirror, "kernel-mirror", os.Getenv("C2VM_DEBIAN_MIRROR"), "Debian archive the default kernel comes from (default: $C2VM_DEBIAN_MIRROR, else "+kernel.DefaultMirror+")")

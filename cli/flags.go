@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/c2vm/c2vm/arch"
+	"github.com/c2vm/c2vm/image"
 )
 
 // usageError is a command-line mistake: exit status 2, like flag's.
@@ -98,7 +100,7 @@ func clusterEndsWithValueFlag(fs *pflag.FlagSet, cluster string) bool {
 
 // registryFlags are the image-selection flags convert and inspect share.
 // --platform stays a plain string: convert reads "all" and comma lists.
-func registryFlags(fs *pflag.FlagSet, platform, creds *string, insecure *bool) {
+func registryFlags(fs *pflag.FlagSet, platform, creds *string, insecure *bool, stall *time.Duration) {
 	fs.StringVar(platform, "platform", "", "image platform os/arch[/variant] (default: the image's only one, else the host's)")
 	fs.Func("creds", "`USER:PASSWORD` for a docker:// registry (default: as skopeo and Docker find them: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json)", func(v string) error {
 		if user, _, ok := strings.Cut(v, ":"); !ok || user == "" {
@@ -111,6 +113,7 @@ func registryFlags(fs *pflag.FlagSet, platform, creds *string, insecure *bool) {
 	// Bare --tls-verify means true, as skopeo's; a separate "false" would
 	// be an argument, as it was with Go's flag.
 	fs.Lookup("tls-verify").NoOptDefVal = "true"
+	fs.DurationVar(stall, "stall-timeout", 0, fmt.Sprintf("fail a docker:// transfer that makes no progress for this long, naming the blob (default %s)", image.DefaultStallTimeout))
 }
 
 // completeRegistryFlags offers values for registryFlags in a shell:

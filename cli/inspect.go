@@ -45,7 +45,7 @@ func (a *app) inspectCmd() *cobra.Command {
 			return a.inspect(cmd.Context(), args[0], o, asJSON)
 		},
 	}
-	registryFlags(cmd.Flags(), &o.Platform, &o.Creds, &o.InsecureTLS)
+	registryFlags(cmd.Flags(), &o.Platform, &o.Creds, &o.InsecureTLS, &o.StallTimeout)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document ({\"error\": ...} on failure)")
 	completeRegistryFlags(cmd)
 	return cmd

@@ -54,7 +54,7 @@ Pushing the same directory again gives the same digest and uploads nothing.`,
 		},
 	}
 	fs := cmd.Flags()
-	registryFlags(fs, &p.ro.Platform, &p.ro.Creds, &p.ro.InsecureTLS)
+	registryFlags(fs, &p.ro.Platform, &p.ro.Creds, &p.ro.InsecureTLS, &p.ro.StallTimeout)
 	fs.MarkHidden("platform") // refused: a push takes every platform of DIR
 	fs.StringVar(&p.kubevirt, "kubevirt", "", "also write KubeVirt manifests (VirtualMachine pinned by digest, a CDI DataVolume per VOLUME, Service for EXPOSEd ports) to `FILE`; - for stdout (then the digest is not printed)")
 	fs.BoolVarP(&p.quiet, "quiet", "q", false, "no progress lines (nor bars)")
@@ -74,7 +74,7 @@ func (a *app) pullCmd() *cobra.Command {
 		},
 	}
 	fs := cmd.Flags()
-	registryFlags(fs, &p.ro.Platform, &p.ro.Creds, &p.ro.InsecureTLS)
+	registryFlags(fs, &p.ro.Platform, &p.ro.Creds, &p.ro.InsecureTLS, &p.ro.StallTimeout)
 	fs.Lookup("platform").Usage = "the platform os/arch[/variant] to fetch from a multi-platform VM (default: every platform, each in DIR/<os>-<arch>[-<variant>]/)"
 	fs.StringVarP(&p.output, "output", "o", "", "output directory (required)")
 	fs.BoolVarP(&p.quiet, "quiet", "q", false, "no progress lines")

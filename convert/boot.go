@@ -220,7 +220,7 @@ func isImageRef(ref string) bool {
 func (c *conversion) imageKernel(ctx context.Context, vm arch.Arch) (*kernel.Kernel, error) {
 	// The same registry credentials as the image: one --creds, one login.
 	img, err := image.OpenContext(ctx, c.kernelRef, image.Options{Platform: "linux/" + vm.GOARCH,
-		Creds: c.o.Creds, InsecureTLS: c.o.InsecureTLS, Meter: c.o.Meter})
+		Creds: c.o.Creds, InsecureTLS: c.o.InsecureTLS, StallTimeout: c.o.StallTimeout, Meter: c.o.Meter})
 	if err != nil {
 		return nil, fmt.Errorf("kernel image: %w", err)
 	}

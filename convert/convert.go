@@ -49,6 +49,9 @@ type Options struct {
 	Platform    *ocispec.Platform
 	Creds       string // USER:PASSWORD for a docker:// registry; "" = as skopeo and Docker find them
 	InsecureTLS bool   // plain HTTP or unverified TLS for a docker:// registry (--tls-verify=false)
+	// StallTimeout fails a docker:// transfer making no progress for that
+	// long; 0 = image.DefaultStallTimeout.
+	StallTimeout time.Duration
 	// Kernel is, per VM arch, a kernel file, .deb, directory,
 	// debian:SUITE[=VERSION] or kernel image (oci:..., docker://...);
 	// none = one the image carries, else Debian's.
@@ -128,7 +131,7 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	if o.Output == "" {
 		o.Output = defaultOutput(o.Image)
 	}
-	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: formatPlatform(o.Platform), Creds: o.Creds, InsecureTLS: o.InsecureTLS, Meter: o.Meter, SpoolDir: filepath.Dir(o.Output)})
+	img, err := image.OpenContext(ctx, o.Image, image.Options{Platform: formatPlatform(o.Platform), Creds: o.Creds, InsecureTLS: o.InsecureTLS, StallTimeout: o.StallTimeout, Meter: o.Meter, SpoolDir: filepath.Dir(o.Output)})
 	if err != nil {
 		return nil, err
 	}

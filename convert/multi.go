@@ -160,7 +160,7 @@ func ConvertAll(ctx context.Context, o Options, want []ocispec.Platform) (*Multi
 // openIndex opens the image's index and selects the platforms to convert
 // (selectPlatforms).
 func openIndex(ctx context.Context, o Options, want []ocispec.Platform) (*image.Index, []int, []vmdir.SkippedPlatform, error) {
-	x, err := image.OpenIndex(ctx, o.Image, image.Options{Creds: o.Creds, InsecureTLS: o.InsecureTLS, Meter: o.Meter, SpoolDir: filepath.Dir(o.Output)})
+	x, err := image.OpenIndex(ctx, o.Image, image.Options{Creds: o.Creds, InsecureTLS: o.InsecureTLS, StallTimeout: o.StallTimeout, Meter: o.Meter, SpoolDir: filepath.Dir(o.Output)})
 	if err != nil {
 		return nil, nil, nil, err
 	}

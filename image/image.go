@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -44,6 +45,9 @@ type Options struct {
 	// dir. Convert gives the output's parent, which must have room for
 	// the output anyway.
 	SpoolDir string
+	// StallTimeout fails a docker:// transfer (blob, manifest, token)
+	// that makes no progress for that long; 0 = DefaultStallTimeout.
+	StallTimeout time.Duration
 }
 
 // Image is one resolved image: a manifest, its config and layers.

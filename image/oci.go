@@ -18,6 +18,7 @@ const (
 	mediaTypeDockerManifestList  = "application/vnd.docker.distribution.manifest.list.v2+json"
 	mediaTypeDockerSchema1       = "application/vnd.docker.distribution.manifest.v1+json"
 	mediaTypeDockerSchema1Signed = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+	mediaTypeDockerConfig        = "application/vnd.docker.container.image.v1+json"
 	annotationContainerdName     = "io.containerd.image.name"
 	maxIndexDepth                = 8
 	// maxDescriptors bounds the index entries walked below the selected
@@ -279,6 +280,9 @@ func loadManifest(s store, c candidate) (*Image, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("manifest %s: %w: %w", c.desc.Digest, ErrCorrupt, err)
 	}
+	if err := checkArtifact(m); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", c.desc.Digest, err)
+	}
 	if len(m.Layers) > maxLayers {
 		return nil, fmt.Errorf("manifest %s has %d layers, over the limit of %d: %w", c.desc.Digest, len(m.Layers), maxLayers, ErrTooLarge)
 	}
@@ -315,6 +319,32 @@ func loadManifest(s store, c candidate) (*Image, error) {
 		img.Layers = append(img.Layers, Layer{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType, DiffID: diffID, s: s, path: p})
 	}
 	return img, nil
+}
+
+// artifacts names the config media types of OCI artifacts that are not
+// container images, as their projects register them.
+var artifacts = map[string]string{
+	"application/vnd.cncf.helm.config.v1+json":         "a Helm chart",
+	"application/vnd.wasm.config.v0+json":              "a WASM module",
+	"application/vnd.module.wasm.config.v1+json":       "a WASM module",
+	"application/vnd.dev.cosign.simplesigning.v1+json": "a cosign signature",
+	"application/vnd.sylabs.sif.config.v1+json":        "a Singularity image",
+	"application/vnd.oci.empty.v1+json":                "an OCI artifact",
+}
+
+// checkArtifact refuses a manifest whose config is not an image config,
+// naming what it is, before its config or layers are read.
+func checkArtifact(m ocispec.Manifest) error {
+	mt := m.Config.MediaType
+	switch {
+	case mt == ocispec.MediaTypeImageConfig || mt == mediaTypeDockerConfig || mt == "" && m.ArtifactType == "":
+		return nil
+	case artifacts[mt] != "":
+		return fmt.Errorf("%s (config %s), not a container image: %w", artifacts[mt], mt, ErrNotImage)
+	case m.ArtifactType != "":
+		return fmt.Errorf("an artifact of type %s, not a container image: %w", m.ArtifactType, ErrNotImage)
+	}
+	return fmt.Errorf("config of media type %s, not a container image's: %w", mt, ErrNotImage)
 }
 
 // checkDiffIDs refuses a diff_id no layer can have before a layer is

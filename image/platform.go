@@ -102,6 +102,9 @@ func configPlatform(s store, d ocispec.Descriptor) (ocispec.Platform, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return ocispec.Platform{}, fmt.Errorf("manifest %s: %w: %w", d.Digest, ErrCorrupt, err)
 	}
+	if err := checkArtifact(m); err != nil {
+		return ocispec.Platform{}, fmt.Errorf("manifest %s: %w", d.Digest, err)
+	}
 	cb, err := readBlob(s, m.Config)
 	if err != nil {
 		return ocispec.Platform{}, fmt.Errorf("config: %w", err)

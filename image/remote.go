@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -108,8 +110,9 @@ func newRemoteStore(ctx context.Context, ref string, opts Options) (*remoteStore
 }
 
 // RemoteOptions are the registry client's options, for pulls and pushes
-// alike: credentials as Docker and skopeo find them (or --creds), and TLS
-// as --tls-verify says.
+// alike: credentials as Docker and skopeo find them (or --creds), TLS as
+// --tls-verify says, and the guards of guard.go (manifest bound, redirect
+// chain, stall timeout).
 func RemoteOptions(ctx context.Context, opts Options) ([]remote.Option, error) {
 	o := []remote.Option{remote.WithContext(ctx), remote.WithUserAgent("c2vm")}
 	if opts.Creds != "" {
@@ -121,12 +124,15 @@ func RemoteOptions(ctx context.Context, opts Options) ([]remote.Option, error) {
 	} else {
 		o = append(o, remote.WithAuthFromKeychain(Keychain))
 	}
+	t := remote.DefaultTransport.(*http.Transport).Clone()
 	if opts.InsecureTLS {
-		t := remote.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // --tls-verify=false asked for it
-		o = append(o, remote.WithTransport(t))
 	}
-	return o, nil
+	stall := opts.StallTimeout
+	if stall <= 0 {
+		stall = DefaultStallTimeout
+	}
+	return append(o, remote.WithTransport(guard{inner: t, stall: stall})), nil
 }
 
 // open serves index.json, oci-layout, and blobs by digest.
@@ -226,14 +232,49 @@ func (s *remoteStore) openBlob(d digest.Digest) (*os.File, error) {
 	return os.Open(p)
 }
 
+// blobTries bounds the downloads of one blob whose body broke off (a
+// connection reset, a short body): go-containerregistry retries a request
+// that fails, not a body that breaks after its headers.
+const blobTries = 3
+
+// download fetches blob d into p, again (after 1 s, then 3 s, as the
+// request retries wait) when its body breaks off.
 func (s *remoteStore) download(d digest.Digest, p string) error {
+	wait := time.Second
+	for try := 1; ; try++ {
+		err := s.downloadOnce(d, p)
+		switch {
+		case err == nil:
+			return nil
+		case !brokenOff(err):
+			return s.explain(err)
+		case try == blobTries:
+			return fmt.Errorf("%d tries: %w", blobTries, s.explain(err))
+		}
+		select {
+		case <-s.ctx.Done():
+			return s.ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 3
+	}
+}
+
+// brokenOff is a body cut short by the network: worth fetching again.
+func brokenOff(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE)
+}
+
+// downloadOnce fetches blob d into p; its errors are the client's own,
+// for download to judge and explain.
+func (s *remoteStore) downloadOnce(d digest.Digest, p string) error {
 	l, err := remote.Layer(s.repo.Digest(d.String()), s.opts...)
 	if err != nil {
-		return s.explain(err)
+		return err
 	}
 	rc, err := l.Compressed()
 	if err != nil {
-		return s.explain(err)
+		return err
 	}
 	defer rc.Close()
 	f, err := os.Create(p)
@@ -254,7 +295,7 @@ func (s *remoteStore) download(d digest.Digest, p string) error {
 		if strings.Contains(err.Error(), "error verifying") {
 			return fmt.Errorf("%w: %w", ErrDigestMismatch, err) // the caller names the blob
 		}
-		return fmt.Errorf("downloading: %w", s.explain(err))
+		return fmt.Errorf("downloading: %w", err)
 	}
 	return nil
 }
@@ -286,6 +327,8 @@ func ExplainRegistry(repo name.Repository, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
+	case errors.Is(err, ErrStalled), errors.Is(err, ErrTooLarge), errors.Is(err, ErrRedirects): // guard.go's
+		return fmt.Errorf("registry %s: %w", registry, err)
 	case errors.As(err, &ue), errors.As(err, &he), errors.As(err, &ce), errors.As(err, &re),
 		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"), strings.Contains(err.Error(), "tls: "),
 		strings.Contains(err.Error(), "HTTP request to an HTTPS server"): // a TLS-only registry's answer to the plain-HTTP try (loopback)
