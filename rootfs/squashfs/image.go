@@ -81,7 +81,8 @@ func (im *image) add(dirs map[string]*dnode, e rootfs.Entry) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.Path, err)
 	}
-	n := &dnode{name: path.Base(e.Path), rec: rec}
+	// The name alone, not the walk's whole path, stays in memory.
+	n := &dnode{name: strings.Clone(path.Base(e.Path)), rec: rec}
 	if e.Inode.Type == rootfs.TypeDir {
 		rec.dir = n
 		dirs[e.Path] = n
