@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/c2vm/c2vm/vmdir"
 )
@@ -16,6 +18,7 @@ import (
 type stage struct {
 	dir    string // temp dir
 	target string // absolute final path
+	lock   *outputLock
 }
 
 func newStage(target string) (*stage, error) {
@@ -23,22 +26,62 @@ func newStage(target string) (*stage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", target, err)
 	}
-	if err := checkReplaceable(abs); err != nil {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return nil, fmt.Errorf("output %s: %w", abs, err)
+	}
+	lock, err := lockOutput(abs)
+	if err != nil {
 		return nil, err
 	}
-	parent := filepath.Dir(abs)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("output parent: %w", err)
+	st := &stage{target: abs, lock: lock}
+	if err := st.start(); err != nil {
+		lock.release()
+		return nil, err
 	}
-	dir, err := os.MkdirTemp(parent, "."+filepath.Base(abs)+".tmp-")
+	return st, nil
+}
+
+// start, under the output's lock, removes what a killed run into the
+// same place left (its temp dir, an old output it had moved aside) and
+// makes the temp dir.
+func (s *stage) start() error {
+	if err := checkReplaceable(s.target); err != nil {
+		return err
+	}
+	if err := removeStale(s.target); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(s.target), tempPrefix(s.target))
 	if err != nil {
-		return nil, fmt.Errorf("output: %w", err)
+		return fmt.Errorf("output %s: %w", s.target, err)
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("output: %w", err)
+		return fmt.Errorf("output %s: %w", s.target, err)
 	}
-	return &stage{dir: dir, target: abs}, nil
+	s.dir = dir
+	return nil
+}
+
+// tempPrefix names the temp dirs of an output: .NAME.tmp-RANDOM (and
+// .NAME.tmp-RANDOM.old, the earlier output moved aside by commit).
+func tempPrefix(abs string) string { return "." + filepath.Base(abs) + ".tmp-" }
+
+// removeStale removes the temp dirs of target's earlier runs. The caller
+// holds target's lock, so no live run owns them.
+func removeStale(abs string) error {
+	entries, err := os.ReadDir(filepath.Dir(abs))
+	if err != nil {
+		return fmt.Errorf("output %s: %w", abs, err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tempPrefix(abs)) {
+			if err := os.RemoveAll(filepath.Join(filepath.Dir(abs), e.Name())); err != nil {
+				return fmt.Errorf("output %s: removing an earlier run's temp dir: %w", abs, err)
+			}
+		}
+	}
+	return nil
 }
 
 // checkReplaceable refuses to overwrite a directory that is not a previous
@@ -79,6 +122,9 @@ func build(target string, fill func(st *stage) error) (string, error) {
 	defer st.abortOnPanic()
 	if err := fill(st); err != nil {
 		st.abort()
+		if errors.Is(err, syscall.ENOSPC) { // the error names the temp dir
+			return "", fmt.Errorf("output %s: %w", st.target, err)
+		}
 		return "", err
 	}
 	if err := st.commit(); err != nil {
@@ -109,10 +155,14 @@ func (s *stage) commit() error {
 	if old != "" {
 		os.RemoveAll(old)
 	}
+	s.lock.release()
 	return nil
 }
 
-func (s *stage) abort() { os.RemoveAll(s.dir) }
+func (s *stage) abort() {
+	os.RemoveAll(s.dir)
+	s.lock.release()
+}
 
 // abortOnPanic, deferred, keeps a panic from leaving a half-written
 // .tmp-* directory behind.

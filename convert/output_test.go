@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,4 +58,67 @@ func TestDefaultOutput(t *testing.T) {
 			t.Errorf("%s: %s, want %s", in, got, want)
 		}
 	}
+}
+
+// TestStageLock: a second stage of one output fails at once with a line
+// saying another c2vm is writing it; once the first is done, the lock
+// file is gone and a new stage starts.
+func TestStageLock(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	first, err := newStage(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = newStage(out)
+	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "output "+out+": another c2vm is writing it") {
+		t.Fatalf("second stage: %v, want %v", err, ErrBusy)
+	}
+	if err := first.commit(); err != nil {
+		t.Fatal(err)
+	}
+	if names := entries(t, dir); strings.Join(names, " ") != "out" {
+		t.Errorf("after commit the output's parent holds %q, want only out", names)
+	}
+	again, err := newStage(out)
+	if err != nil {
+		t.Fatalf("stage after the first committed: %v", err)
+	}
+	again.abort()
+	if names := entries(t, dir); strings.Join(names, " ") != "out" {
+		t.Errorf("after abort the output's parent holds %q, want only out", names)
+	}
+}
+
+// TestStageRemovesStale: what a killed run left beside the output (its
+// temp dir, the earlier output it had moved aside) is removed by the next
+// run into the same place, and nothing of another output's.
+func TestStageRemovesStale(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{".out.tmp-123", ".out.tmp-123.old", ".other.tmp-9"} {
+		if err := os.MkdirAll(filepath.Join(dir, d, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := newStage(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.abort()
+	if names := entries(t, dir); strings.Join(names, " ") != ".other.tmp-9" {
+		t.Errorf("left %q, want only .other.tmp-9", names)
+	}
+}
+
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
 }

@@ -45,6 +45,7 @@ func volumeConversion(t *testing.T, dir string, volumes []string, o Options) *co
 		t.Fatal(err)
 	}
 	t.Cleanup(st.abort)
+	st.lock.release() // these tests hold several stages of one output at once
 	if o.DataSize == 0 {
 		o.DataSize = 32 << 20
 	}
