@@ -46,11 +46,12 @@ const (
 
 // outputs are convert's outputs, written in this order within a phase.
 var outputs = []output{
-	verityOutput,     // verity.go
-	configsOutput,    // vmconfig.go: one per vmconfig.All() target
-	diskOutput,       // disk.go
-	sbomOutput,       // supply.go
-	provenanceOutput, // supply.go
+	verityOutput,       // verity.go
+	configsOutput,      // vmconfig.go: one per vmconfig.All() target
+	diskOutput,         // disk.go
+	sbomOutput,         // supply.go
+	attestationsOutput, // supply.go
+	provenanceOutput,   // supply.go
 }
 
 // checkOutputs checks every wanted output's options.

@@ -48,6 +48,10 @@ func (p part) resource() provenance.Resource {
 // sbomOutput is sbom.spdx.json, written with every conversion.
 var sbomOutput = output{name: "sbom", phase: beforeManifest, write: (*conversion).writeSBOM}
 
+// attestationsOutput is buildkit-<n>.intoto.json, the statements
+// BuildKit attached to the image, when it attached any.
+var attestationsOutput = output{name: "attestations", phase: beforeManifest, write: (*conversion).writeAttestations}
+
 // provenanceOutput is the provenance (provenance.intoto.json, or
 // provenance.dsse.json signed), written with every conversion over
 // every artifact and manifest.json.
@@ -204,4 +208,23 @@ func (c *conversion) kernelPart(version, debArch string) (part, error) {
 func isRegular(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular()
+}
+
+// writeAttestations keeps the in-toto statements BuildKit attached to the
+// image (its SBOM, its provenance) beside c2vm's own, as
+// buildkit-<n>.intoto.json in the attestation manifest's order: artifacts
+// like the others, so the provenance covers them too.
+func (c *conversion) writeAttestations(context.Context) error {
+	atts, err := c.img.Attestations()
+	if err != nil {
+		return fmt.Errorf("image attestations: %w", err)
+	}
+	for i, a := range atts {
+		name := vmdir.BuildKitAttestation(i)
+		if err := os.WriteFile(c.st.path(name), a.Data, 0o644); err != nil {
+			return err
+		}
+		c.o.progress("attestation: %s kept as %s", a.PredicateType, name)
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/internal/testkernel"
+	"github.com/opencontainers/go-digest"
 )
 
 // debianNginx is a debootstrap minbase of bookworm with nginx-light.
@@ -235,4 +236,60 @@ func flipByte(t *testing.T, p string) {
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestBuildKitAttestations: an image whose index carries a BuildKit
+// attestation manifest (laid out as BuildKit's attestation storage
+// documents it, added here to the umoci-made busybox layout, as no
+// BuildKit runs offline) keeps its in-toto statement beside c2vm's, an
+// artifact the provenance covers.
+func TestBuildKitAttestations(t *testing.T) {
+	fixtures.NeedTools(t, "cp")
+	layout := filepath.Join(t.TempDir(), "oci")
+	runTool(t, "", "cp", "-r", filepath.Join(fixtures.Dir(t), "busybox-amd64"), layout)
+	var idx struct {
+		SchemaVersion int              `json:"schemaVersion"`
+		Manifests     []map[string]any `json:"manifests"`
+	}
+	b, _ := os.ReadFile(filepath.Join(layout, "index.json"))
+	if err := json.Unmarshal(b, &idx); err != nil || len(idx.Manifests) != 1 {
+		t.Fatalf("fixture index.json: %v", err)
+	}
+	img := idx.Manifests[0]["digest"].(string)
+	statement := []byte(`{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://spdx.dev/Document",` +
+		`"subject":[{"name":"pkg:docker/busybox","digest":{"sha256":"` + strings.TrimPrefix(img, "sha256:") + `"}}],"predicate":{"spdxVersion":"SPDX-2.3"}}`)
+	st := addBlob(t, layout, statement)
+	cfgBytes := []byte(`{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":["` + st + `"]}}`)
+	man := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",` +
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + addBlob(t, layout, cfgBytes) + `","size":` + itoa(int64(len(cfgBytes))) + `},` +
+		`"layers":[{"mediaType":"application/vnd.in-toto+json","digest":"` + st + `","size":` + itoa(int64(len(statement))) + `,"annotations":{"in-toto.io/predicate-type":"https://spdx.dev/Document"}}]}`)
+	idx.Manifests = append(idx.Manifests, map[string]any{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+		"digest": addBlob(t, layout, man), "size": len(man), "platform": map[string]string{"architecture": "unknown", "os": "unknown"},
+		"annotations": map[string]string{"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": img}})
+	b, _ = json.Marshal(idx)
+	os.WriteFile(filepath.Join(layout, "index.json"), b, 0o644)
+
+	dir := filepath.Join(t.TempDir(), "vm")
+	mustConvert(t, "oci:"+layout, "--no-kernel", "-o", dir)
+	got, err := os.ReadFile(filepath.Join(dir, "buildkit-1.intoto.json"))
+	if err != nil || string(got) != string(statement) {
+		t.Fatalf("buildkit-1.intoto.json: %q, %v", got, err)
+	}
+	if code, stdout, stderr := runC2VM(t, "verify", dir); code != 0 || !strings.Contains(stdout, "artifacts match") {
+		t.Errorf("verify: exit %d\n%s%s", code, stdout, stderr)
+	}
+	prov, _ := os.ReadFile(filepath.Join(dir, "provenance.intoto.json"))
+	if !strings.Contains(string(prov), `"name": "buildkit-1.intoto.json"`) {
+		t.Errorf("the provenance has no subject buildkit-1.intoto.json:\n%s", prov)
+	}
+}
+
+// addBlob writes b into an OCI layout's blobs and returns its digest.
+func addBlob(t *testing.T, layout string, b []byte) string {
+	t.Helper()
+	d := digest.FromBytes(b)
+	if err := os.WriteFile(filepath.Join(layout, "blobs", "sha256", d.Encoded()), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
 }

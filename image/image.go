@@ -62,6 +62,9 @@ type Image struct {
 	Config    ocispec.Image
 	Layers    []Layer
 	store     store
+	// attestation is BuildKit's attestation manifest for this image
+	// (Attestations reads it).
+	attestation *ocispec.Descriptor
 }
 
 // Close releases the archive or directory the image is read from.

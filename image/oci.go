@@ -78,6 +78,9 @@ func readBlob(s store, d ocispec.Descriptor) ([]byte, error) {
 type candidate struct {
 	desc     ocispec.Descriptor
 	platform *ocispec.Platform
+	// attestation is BuildKit's attestation manifest for desc, when the
+	// index carries one.
+	attestation *ocispec.Descriptor
 }
 
 func resolveOCI(s store, name string, opts Options) (*Image, error) {
@@ -124,6 +127,7 @@ func listOCI(s store, name string) ([]candidate, digest.Digest, error) {
 	if len(w.out) == 0 {
 		return nil, "", fmt.Errorf("%w: the index lists no image manifest", ErrNotImage)
 	}
+	w.matchAttestations()
 	// What the reference resolves to: its one descriptor when index.json
 	// names one (a nested index, or a single manifest, which is also all
 	// a registry store's made-up index.json holds), else index.json.
@@ -190,6 +194,7 @@ type walk struct {
 	seen    map[string]bool // digest and claimed platform
 	visited int
 	out     []candidate
+	attest  []ocispec.Descriptor // BuildKit's attestation manifests
 }
 
 // collect walks index → index → manifest (as buildx nests them), verifying
@@ -213,6 +218,8 @@ func (w *walk) collect(d ocispec.Descriptor, depth int) error {
 		w.seen[key] = true
 		if !isAttestation(d) {
 			w.out = append(w.out, candidate{desc: d, platform: d.Platform})
+		} else {
+			w.attest = append(w.attest, d)
 		}
 		return nil
 	case isIndex(d.MediaType):
@@ -294,7 +301,7 @@ func loadManifest(s store, c candidate) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
 	}
-	img := &Image{ManifestDigest: c.desc.Digest, ConfigDigest: m.Config.Digest, Config: cfg, Platform: cfg.Platform}
+	img := &Image{ManifestDigest: c.desc.Digest, ConfigDigest: m.Config.Digest, Config: cfg, Platform: cfg.Platform, attestation: c.attestation}
 	if img.Platform.Architecture == "" && c.platform != nil {
 		img.Platform = *c.platform
 	}

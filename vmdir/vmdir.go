@@ -58,6 +58,10 @@ const (
 	LibvirtDisk    = "libvirt-disk.xml"
 )
 
+// BuildKitAttestation is the file of the n-th (from 0) in-toto statement
+// BuildKit attached to the image, kept beside c2vm's SBOM and provenance.
+func BuildKitAttestation(n int) string { return fmt.Sprintf("buildkit-%d.intoto.json", n+1) }
+
 // DataDisk is the file of the n-th volume's data disk (from 0).
 func DataDisk(n int) string { return fmt.Sprintf("data-%d.img", n) }
 
