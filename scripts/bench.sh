@@ -4,6 +4,9 @@
 # wall time, peak RSS (GNU time) and output size.
 #   c2vm convert --rootfs ext4        vs  umoci unpack + mkfs.ext4 -d
 #   c2vm convert --rootfs squashfs    vs  umoci unpack + mksquashfs -comp zstd, and tar2sqfs
+# Then issue 24's goals, each as a ratio against its yardstick: a Debian
+# minbase to squashfs against umoci unpack + mksquashfs (wall time and
+# size), and the peak RSS of a million empty files against 400 MiB.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 IMG=$(sh "$ROOT/testdata/mkfixtures.sh" big)/big/oci
@@ -48,3 +51,45 @@ if "$W/c2vm" convert -q --no-kernel --rootfs squashfs "oci:$IMG" -o "$W/probe" 2
 	L=$(jq -r '.layers[-1].digest' "$IMG/blobs/sha256/$L" | cut -d: -f2)
 	measure "tar2sqfs -c zstd (from the layer tar)" "$W/t.sqfs" sh -c "zcat $IMG/blobs/sha256/$L | tar2sqfs -q -c zstd -f $W/t.sqfs"
 fi
+
+# The goals (issue 24), each printed as a ratio against its yardstick,
+# measured in this one run (wall times under load are noisy: compare
+# ratios, not seconds). BENCH_FILES sets the empty-file count.
+BENCH=${C2VM_CACHE:-$HOME/.cache/c2vm}/bench
+FILES=${BENCH_FILES:-1000000}
+(cd "$ROOT" && go build -o "$W/bench" ./rootfs/bench)
+
+# minbase: a Debian bookworm minbase (debootstrap, as rootfs/squashfs/bench
+# expects it) as a one-layer OCI image, made once.
+if [ ! -f "$BENCH/minbase.tar" ]; then
+	mkdir -p "$BENCH"
+	[ -d "$BENCH/minbase/usr" ] || debootstrap --variant=minbase bookworm "$BENCH/minbase" http://deb.debian.org/debian >/dev/null
+	tar --xattrs --numeric-owner -C "$BENCH/minbase" -cf "$BENCH/minbase.tar.tmp" .
+	mv "$BENCH/minbase.tar.tmp" "$BENCH/minbase.tar"
+fi
+MB=$W/minbase-oci
+umoci init --layout "$MB" && umoci new --image "$MB:latest" && umoci raw add-layer --image "$MB:latest" "$BENCH/minbase.tar"
+
+# timed NAME CMD...: wall seconds and peak RSS KiB of CMD into $W/t-NAME.
+timed() {
+	name=$1
+	shift
+	sync
+	/usr/bin/time -f '%e %M' -o "$W/t-$name" "$@" >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
+}
+field() { cut -d' ' -f"$2" "$W/t-$1"; }
+goal() { printf '%-62s %8.3f  (goal %s)\n' "$1" "$(echo "scale=4; $2 / $3" | bc)" "$4"; }
+
+timed c2vm "$W/c2vm" convert -q --no-kernel --cmd true --rootfs squashfs "oci:$MB:latest" -o "$W/mb"
+rm -rf "$W/bundle"
+timed unpack umoci unpack --image "$MB:latest" "$W/bundle"
+timed mksq mksquashfs "$W/bundle/rootfs" "$W/mb.sqfs" -comp zstd -noappend -quiet -no-progress
+classic=$(echo "$(field unpack 1) + $(field mksq 1)" | bc)
+echo
+echo "goals (ratio against the yardstick):"
+goal "minbase → squashfs wall, c2vm / (umoci unpack + mksquashfs)" "$(field c2vm 1)" "$classic" "≤ 0.30"
+goal "minbase squashfs size, c2vm / mksquashfs -comp zstd" "$(stat -c %s "$W/mb/rootfs.img")" "$(stat -c %s "$W/mb.sqfs")" "≤ 1.05"
+"$W/bench" empty -n "$FILES" -tar "$W/empty.tar"
+timed empty "$W/bench" write -i "$W/empty.tar" -o "$W/empty.sqfs"
+rm -f "$W/empty.tar" "$W/empty.sqfs"
+goal "$FILES empty files → squashfs peak RSS / (400 MiB × files/1M)" "$(field empty 2)" "$((400 * 1024 * FILES / 1000000))" "≤ 1"
