@@ -3,7 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -289,4 +295,60 @@ func TestGoFlagForms(t *testing.T) {
 			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
 		}
 	}
+}
+
+// TestSecureBootFlags: the key and certificate go together and with
+// --disk (usage errors), and are read before any work: a key that is not
+// the certificate's, or not RSA, is an error naming both files.
+func TestSecureBootFlags(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, block *pem.Block) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Unix(0, 0), NotAfter: time.Unix(1<<33, 0)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &rsaKey.PublicKey, rsaKey)
+	cert := write("db.pem", &pem.Block{Type: "CERTIFICATE", Bytes: der})
+	k8, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
+	key := write("db.key", &pem.Block{Type: "PRIVATE KEY", Bytes: k8})
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	otherKey := write("other.key", &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(other)})
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	e8, _ := x509.MarshalPKCS8PrivateKey(edKey)
+	ed := write("ed.key", &pem.Block{Type: "PRIVATE KEY", Bytes: e8})
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		usage bool
+		want  string
+	}{
+		{"key alone", []string{"--disk", "raw", "--secure-boot-key", key}, true, "go together"},
+		{"no disk", []string{"--secure-boot-key", key, "--secure-boot-cert", cert}, true, "add --disk"},
+		{"another key", []string{"--disk", "raw", "--secure-boot-key", otherKey, "--secure-boot-cert", cert}, false, "not the certificate's"},
+		{"not RSA", []string{"--disk", "raw", "--secure-boot-key", ed, "--secure-boot-cert", cert}, false, "not RSA"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parse(t, append([]string{"convert", "x"}, tc.args...)...)
+			var ue usageError
+			if err == nil || !strings.Contains(err.Error(), tc.want) || errors.As(err, &ue) != tc.usage {
+				t.Errorf("err %v, want one with %q (usage error: %v)", err, tc.want, tc.usage)
+			}
+		})
+	}
+	p, err := parse(t, "convert", "x", "--disk", "raw", "--secure-boot-key", key, "--secure-boot-cert", cert)
+	if err != nil || p.convert.SecureBoot == nil || !p.convert.SecureBoot.Cert.Equal(mustCert(t, der)) {
+		t.Errorf("a matching pair: %v, %+v", err, p.convert)
+	}
+}
+
+func mustCert(t *testing.T, der []byte) *x509.Certificate {
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
