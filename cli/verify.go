@@ -51,10 +51,7 @@ func (a *app) verify(dir, keyFile string) error {
 		}
 	}
 	v := &verifier{dir: dir, pub: pub, sums: map[string]string{}, failed: map[string]bool{}}
-	ok, err := v.run()
-	if err != nil {
-		return err
-	}
+	ok := v.run()
 	for _, f := range v.failures {
 		fmt.Fprintf(a.stderr, "c2vm: verify: %s\n", f)
 	}
@@ -102,10 +99,15 @@ func (v *verifier) sum(name string) string {
 	return a.SHA256
 }
 
-func (v *verifier) run() (bool, error) {
+func (v *verifier) run() bool {
 	m, err := vmdir.ReadManifest(v.dir)
 	if err != nil {
-		return false, err
+		// A damaged manifest.json is a failure like any file's.
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		v.fail(vmdir.ManifestFile, "%v", err)
+		return false
 	}
 	v.m = m
 	for _, name := range slices.Sorted(maps.Keys(m.Artifacts)) {
@@ -118,7 +120,7 @@ func (v *verifier) run() (bool, error) {
 	if m.Provenance != "" {
 		v.summary += " and " + m.Provenance + signer
 	}
-	return len(v.failures) == 0, nil
+	return len(v.failures) == 0
 }
 
 // checkProvenance checks the provenance's signature (with a key) and its
