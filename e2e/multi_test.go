@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/c2vm/c2vm/internal/fixtures"
 	"github.com/c2vm/c2vm/internal/testkernel"
+	"github.com/c2vm/c2vm/provenance"
 	"github.com/c2vm/c2vm/vmdir"
 )
 
@@ -115,6 +117,9 @@ func sameOutputs(t *testing.T, want, got string) {
 			naming[e.Name()] = true
 			b = bytes.ReplaceAll(b, []byte(got), []byte(want))
 		}
+		if e.Name() == vmdir.Provenance {
+			continue // compared below, once every path-naming file is known
+		}
 		if e.Name() != "manifest.json" && !bytes.Equal(a, b) {
 			t.Errorf("%s differs from the single-platform conversion's", e.Name())
 		}
@@ -134,5 +139,40 @@ func sameOutputs(t *testing.T, want, got string) {
 	if !reflect.DeepEqual(wm, gm) {
 		t.Errorf("manifest.json: %+v\nsingle-platform: %+v", gm, wm)
 	}
+	sameProvenance(t, want, got, naming)
 	t.Logf("identical but for their own paths: %v", naming)
+}
+
+// sameProvenance checks that two provenance statements of one platform agree
+// but for what legitimately differs: the conversion's own flags
+// (externalParameters: --platform all against linux/ARCH) and the digests of
+// manifest.json and the files that name their directory.
+func sameProvenance(t *testing.T, want, got string, naming map[string]bool) {
+	t.Helper()
+	read := func(dir string) *provenance.Statement {
+		b, err := os.ReadFile(filepath.Join(dir, vmdir.Provenance))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s provenance.Statement
+		if err := json.Unmarshal(b, &s); err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		s.Predicate.BuildDefinition.ExternalParameters = nil
+		kept := s.Subject[:0]
+		for _, r := range s.Subject {
+			if r.Name != "manifest.json" && !naming[r.Name] {
+				kept = append(kept, r)
+			}
+		}
+		s.Subject = kept
+		return &s
+	}
+	w, g := read(want), read(got)
+	if len(w.Subject) == 0 {
+		t.Errorf("%s: no subjects left to compare", vmdir.Provenance)
+	}
+	if !reflect.DeepEqual(w, g) {
+		t.Errorf("%s differs from the single-platform conversion's beyond its flags:\n%+v\nsingle-platform: %+v", vmdir.Provenance, g, w)
+	}
 }
