@@ -201,19 +201,26 @@ func (r running) signal(t *testing.T, sig syscall.Signal, limit time.Duration) i
 func TestFaultKilled(t *testing.T) {
 	parent := t.TempDir()
 	writing(t, parent).signal(t, syscall.SIGKILL, 10*time.Second)
-	left, _ := os.ReadDir(parent)
-	for _, e := range left {
-		if !strings.HasPrefix(e.Name(), ".vm.tmp-") && e.Name() != ".vm.lock" {
-			t.Errorf("a killed run left %s, not a temp file", e.Name())
-		}
-	}
-	if len(left) == 0 {
+	if checkOnlyTemp(t, parent) == 0 {
 		t.Error("the killed run left no temp dir: it was not killed while writing")
 	}
 	if err := convertCmd(t, fixtureRef(t), filepath.Join(parent, "vm")).Run(); err != nil {
 		t.Fatalf("the next run: %v", err)
 	}
 	checkNothingLeft(t, parent, true)
+}
+
+// checkOnlyTemp: a killed run left nothing in parent but its temp dir
+// and lock file; it returns how many entries there are.
+func checkOnlyTemp(t *testing.T, parent string) int {
+	t.Helper()
+	left, _ := os.ReadDir(parent)
+	for _, e := range left {
+		if !strings.HasPrefix(e.Name(), ".vm.tmp-") && e.Name() != ".vm.lock" {
+			t.Errorf("a killed run left %s, not a temp file", e.Name())
+		}
+	}
+	return len(left)
 }
 
 // TestFaultSignalWriting: SIGINT or SIGTERM while writing ends the
@@ -233,8 +240,8 @@ func TestFaultSignalWriting(t *testing.T) {
 }
 
 // TestFaultSignalDownloading: SIGINT or SIGTERM while a registry holds a
-// layer (its config already spooled) ends the conversion within seconds, with no output, and no spooled
-// blob left in TMPDIR.
+// layer (its config already spooled) ends the conversion within seconds,
+// with no output; even after SIGKILL no spooled blob is left in TMPDIR.
 func TestFaultSignalDownloading(t *testing.T) {
 	reg := startRegistry(t)
 	reg.push(t, fixtureRef(t), "c2vm/busybox:latest")
@@ -250,7 +257,7 @@ func TestFaultSignalDownloading(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	ref := "docker://" + strings.TrimPrefix(srv.URL, "http://") + "/c2vm/busybox:latest"
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			parent, tmp := t.TempDir(), t.TempDir()
 			blobs.Store(0)
@@ -267,8 +274,12 @@ func TestFaultSignalDownloading(t *testing.T) {
 			if r.signal(t, sig, 5*time.Second) == 0 {
 				t.Fatal("exit 0 after the signal")
 			}
-			checkNothingLeft(t, parent, false)
 			checkNothingLeft(t, tmp, false)
+			if sig == syscall.SIGKILL {
+				checkOnlyTemp(t, parent)
+				return
+			}
+			checkNothingLeft(t, parent, false)
 		})
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,8 +62,7 @@ type remoteStore struct {
 	top       *remote.Descriptor      // the reference's own manifest, fetched first
 	sizes     map[digest.Digest]int64 // blob sizes the manifests give, for the meter
 	meter     func(string, int64) io.WriteCloser
-	spool     string // temp dir; "" until the first blob
-	spooled   map[digest.Digest]string
+	spooled   map[digest.Digest]*os.File // unnamed temp files
 }
 
 var _ store = (*remoteStore)(nil)
@@ -78,7 +76,7 @@ func newRemoteStore(ctx context.Context, ref string, opts Options) (*remoteStore
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotImage, err)
 	}
-	s := &remoteStore{ctx: ctx, repo: r.Context(), registry: r.Context().RegistryStr(), manifests: map[digest.Digest]bool{}, sizes: map[digest.Digest]int64{}, meter: opts.Meter, spooled: map[digest.Digest]string{}}
+	s := &remoteStore{ctx: ctx, repo: r.Context(), registry: r.Context().RegistryStr(), manifests: map[digest.Digest]bool{}, sizes: map[digest.Digest]int64{}, meter: opts.Meter, spooled: map[digest.Digest]*os.File{}}
 	s.opts, err = RemoteOptions(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -153,16 +151,7 @@ func (s *remoteStore) open(p string) (io.ReadCloser, int64, error) {
 	if isManifest {
 		return s.openManifest(d)
 	}
-	f, err := s.openBlob(d)
-	if err != nil {
-		return nil, 0, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, err
-	}
-	return f, fi.Size(), nil
+	return s.openBlob(d)
 }
 
 func blobDigest(p string) (digest.Digest, error) {
@@ -206,30 +195,41 @@ func (s *remoteStore) openManifest(d digest.Digest) (io.ReadCloser, int64, error
 	return io.NopCloser(bytes.NewReader(desc.Manifest)), int64(len(desc.Manifest)), nil
 }
 
-// openBlob downloads a blob once into the spool directory and opens it.
-// go-containerregistry hashes the body as it streams and fails the read at
-// EOF on a mismatch, so no unverified blob is kept; Layer.Open hashes the
-// spooled copy again before decoding it, as it does every local blob.
-func (s *remoteStore) openBlob(d digest.Digest) (*os.File, error) {
+// openBlob downloads a blob once into an unnamed temp file (removed as
+// soon as made, so gone however c2vm ends, SIGKILL included) and serves
+// it from there. go-containerregistry hashes the body as it streams and
+// fails the read at EOF on a mismatch, so no unverified blob is kept;
+// Layer.Open hashes the spooled copy again before decoding it, as it does
+// every local blob.
+func (s *remoteStore) openBlob(d digest.Digest) (io.ReadCloser, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p, ok := s.spooled[d]; ok {
-		return os.Open(p)
-	}
-	if s.spool == "" {
-		dir, err := os.MkdirTemp("", "c2vm-pull-")
-		if err != nil {
-			return nil, fmt.Errorf("spooling blob %s: %w", d, err)
+	f, ok := s.spooled[d]
+	if !ok {
+		var err error
+		if f, err = s.spoolBlob(d); err != nil {
+			return nil, 0, err
 		}
-		s.spool = dir
+		s.spooled[d] = f
 	}
-	p := filepath.Join(s.spool, d.Encoded())
-	if err := s.download(d, p); err != nil {
-		os.Remove(p)
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, fmt.Errorf("spooled blob %s: %w", d, err)
+	}
+	return io.NopCloser(io.NewSectionReader(f, 0, fi.Size())), fi.Size(), nil
+}
+
+func (s *remoteStore) spoolBlob(d digest.Digest) (*os.File, error) {
+	f, err := os.CreateTemp("", ".c2vm-pull-")
+	if err != nil {
+		return nil, fmt.Errorf("spooling blob %s: %w", d, err)
+	}
+	os.Remove(f.Name())
+	if err := s.download(d, f); err != nil {
+		f.Close()
 		return nil, err
 	}
-	s.spooled[d] = p
-	return os.Open(p)
+	return f, nil
 }
 
 // blobTries bounds the downloads of one blob whose body broke off (a
@@ -237,12 +237,12 @@ func (s *remoteStore) openBlob(d digest.Digest) (*os.File, error) {
 // that fails, not a body that breaks after its headers.
 const blobTries = 3
 
-// download fetches blob d into p, again (after 1 s, then 3 s, as the
+// download fetches blob d into f, again (after 1 s, then 3 s, as the
 // request retries wait) when its body breaks off.
-func (s *remoteStore) download(d digest.Digest, p string) error {
+func (s *remoteStore) download(d digest.Digest, f *os.File) error {
 	wait := time.Second
 	for try := 1; ; try++ {
-		err := s.downloadOnce(d, p)
+		err := s.downloadOnce(d, f)
 		switch {
 		case err == nil:
 			return nil
@@ -265,9 +265,9 @@ func brokenOff(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE)
 }
 
-// downloadOnce fetches blob d into p; its errors are the client's own,
+// downloadOnce fetches blob d into f, from its start; its errors are the client's own,
 // for download to judge and explain.
-func (s *remoteStore) downloadOnce(d digest.Digest, p string) error {
+func (s *remoteStore) downloadOnce(d digest.Digest, f *os.File) error {
 	l, err := remote.Layer(s.repo.Digest(d.String()), s.opts...)
 	if err != nil {
 		return err
@@ -277,8 +277,10 @@ func (s *remoteStore) downloadOnce(d digest.Digest, p string) error {
 		return err
 	}
 	defer rc.Close()
-	f, err := os.Create(p)
-	if err != nil {
+	if err := f.Truncate(0); err != nil {
+		return fmt.Errorf("spooling blob %s: %w", d, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("spooling blob %s: %w", d, err)
 	}
 	var src io.Reader = safeio.Reader(s.ctx, rc)
@@ -287,11 +289,7 @@ func (s *remoteStore) downloadOnce(d digest.Digest, p string) error {
 		defer m.Close()
 		src = io.TeeReader(src, m)
 	}
-	_, err = io.Copy(f, src)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if _, err = io.Copy(f, src); err != nil {
 		if strings.Contains(err.Error(), "error verifying") {
 			return fmt.Errorf("%w: %w", ErrDigestMismatch, err) // the caller names the blob
 		}
@@ -305,10 +303,10 @@ func (s *remoteStore) downloadOnce(d digest.Digest, p string) error {
 func (s *remoteStore) exists(string) bool { return true }
 
 func (s *remoteStore) Close() error {
-	if s.spool == "" {
-		return nil
+	for _, f := range s.spooled {
+		f.Close()
 	}
-	return os.RemoveAll(s.spool)
+	return nil
 }
 
 func (s *remoteStore) explain(err error) error { return ExplainRegistry(s.repo, err) }
