@@ -39,11 +39,22 @@ func (e *ExitError) Error() string { return e.Message }
 // Main runs the command line and returns the process exit status, printing
 // any error as one line on stderr.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	code, msg := exitStatus(Run(ctx, args, stdout, stderr))
+	code, msg := exitStatus(stopped(ctx, Run(ctx, args, stdout, stderr)))
 	if msg != "" {
 		fmt.Fprintf(stderr, "c2vm: %s\n", msg)
 	}
 	return code
+}
+
+// stopped says why a run whose context was canceled (main's SIGINT or
+// SIGTERM) stopped, when its error does not: "layer 1: context canceled"
+// alone does not tell a signal from a fault.
+func stopped(ctx context.Context, err error) error {
+	cause := context.Cause(ctx)
+	if err == nil || ctx.Err() == nil || !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), cause.Error()) {
+		return err
+	}
+	return fmt.Errorf("stopped: %v (%w)", cause, err)
 }
 
 // exitStatus maps an error to the exit status documented in the root help

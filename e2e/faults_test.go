@@ -191,8 +191,13 @@ func (r running) signal(t *testing.T, sig syscall.Signal, limit time.Duration) i
 		r.Process.Kill()
 		t.Fatalf("still running %v after %v", limit, sig)
 	}
-	t.Logf("ended %v after %v, peak RSS %d MiB: %s", time.Since(start).Round(time.Millisecond), sig, peakRSS(r.Cmd)>>10, strings.TrimSpace(r.Stderr.(*bytes.Buffer).String()))
-	return r.ProcessState.ExitCode()
+	stderr := r.Stderr.(*bytes.Buffer).String()
+	t.Logf("ended %v after %v, peak RSS %d MiB: %s", time.Since(start).Round(time.Millisecond), sig, peakRSS(r.Cmd)>>10, strings.TrimSpace(stderr))
+	code := r.ProcessState.ExitCode()
+	if sig != syscall.SIGKILL && code != 0 {
+		checkOneLine(t, code, stderr, sig.String()+" signal received", false)
+	}
+	return code
 }
 
 // TestFaultKilled: a conversion SIGKILLed while writing leaves only its
