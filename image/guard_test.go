@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -406,5 +407,52 @@ func TestRegistryArtifacts(t *testing.T) {
 				t.Errorf("%d blobs fetched before the media type was checked", n)
 			}
 		})
+	}
+}
+
+// TestRegistryEndlessBlob: a blob that streams on past the size its
+// manifest gives (no Content-Length) is cut off there, naming the blob,
+// rather than spooled until the disk is full.
+func TestRegistryEndlessBlob(t *testing.T) {
+	h := newHostile(t, nil, func(h *hostile, w http.ResponseWriter, r *http.Request) bool {
+		if !h.isLayer(r) {
+			return false
+		}
+		chunk := make([]byte, 64<<10)
+		for r.Context().Err() == nil {
+			if _, err := w.Write(chunk); err != nil {
+				break
+			}
+		}
+		return true
+	})
+	err := h.pullFails(t, Options{}, ErrCorrupt, 10*time.Second)
+	namesLayer(t, err, h)
+	if !strings.Contains(err.Error(), fmt.Sprintf("more than the %d bytes", h.size)) {
+		t.Errorf("error does not give the size: %v", err)
+	}
+}
+
+// TestRegistryDeepIndex: an index nested deeper than maxIndexDepth in a
+// registry is refused, naming the index, before its image is read.
+func TestRegistryDeepIndex(t *testing.T) {
+	var idx v1.ImageIndex = mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: randomImage(t)})
+	for i := 0; i < maxIndexDepth+2; i++ {
+		idx = mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: idx})
+	}
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/c2vm/deep:latest"
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenContext(context.Background(), "docker://"+ref, Options{})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("nested more than %d deep", maxIndexDepth)) {
+		t.Fatalf("got %v, want the index refused as nested too deep", err)
 	}
 }

@@ -60,7 +60,8 @@ type remoteStore struct {
 	mu        sync.Mutex
 	manifests map[digest.Digest]bool  // digests to fetch as manifests
 	top       *remote.Descriptor      // the reference's own manifest, fetched first
-	sizes     map[digest.Digest]int64 // blob sizes the manifests give, for the meter
+	sizes     map[digest.Digest]int64 // layer sizes the manifests give, for the meter
+	bounds    map[digest.Digest]int64 // every blob's size the manifests give
 	meter     func(string, int64) io.WriteCloser
 	spooled   map[digest.Digest]*os.File // unnamed temp files
 }
@@ -76,7 +77,7 @@ func newRemoteStore(ctx context.Context, ref string, opts Options) (*remoteStore
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotImage, err)
 	}
-	s := &remoteStore{ctx: ctx, repo: r.Context(), registry: r.Context().RegistryStr(), manifests: map[digest.Digest]bool{}, sizes: map[digest.Digest]int64{}, meter: opts.Meter, spooled: map[digest.Digest]*os.File{}}
+	s := &remoteStore{ctx: ctx, repo: r.Context(), registry: r.Context().RegistryStr(), manifests: map[digest.Digest]bool{}, sizes: map[digest.Digest]int64{}, bounds: map[digest.Digest]int64{}, meter: opts.Meter, spooled: map[digest.Digest]*os.File{}}
 	s.opts, err = RemoteOptions(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -180,6 +181,7 @@ func (s *remoteStore) openManifest(d digest.Digest) (io.ReadCloser, int64, error
 	}
 	var m struct {
 		Manifests []ref `json:"manifests"`
+		Config    ref   `json:"config"`
 		Layers    []ref `json:"layers"`
 	}
 	if json.Unmarshal(desc.Manifest, &m) == nil {
@@ -189,7 +191,9 @@ func (s *remoteStore) openManifest(d digest.Digest) (io.ReadCloser, int64, error
 		}
 		for _, l := range m.Layers {
 			s.sizes[l.Digest] = l.Size
+			s.bounds[l.Digest] = l.Size
 		}
+		s.bounds[m.Config.Digest] = m.Config.Size
 		s.mu.Unlock()
 	}
 	return io.NopCloser(bytes.NewReader(desc.Manifest)), int64(len(desc.Manifest)), nil
@@ -289,7 +293,15 @@ func (s *remoteStore) downloadOnce(d digest.Digest, f *os.File) error {
 		defer m.Close()
 		src = io.TeeReader(src, m)
 	}
-	if _, err = io.Copy(f, src); err != nil {
+	bound, bounded := s.bounds[d]
+	if bounded { // a registry that sends more than the manifest says is cut off there
+		src = io.LimitReader(src, bound+1)
+	}
+	n, err := io.Copy(f, src)
+	if err == nil && bounded && n > bound {
+		return fmt.Errorf("more than the %d bytes its manifest gives: %w", bound, ErrCorrupt)
+	}
+	if err != nil {
 		if strings.Contains(err.Error(), "error verifying") {
 			return fmt.Errorf("%w: %w", ErrDigestMismatch, err) // the caller names the blob
 		}
