@@ -51,7 +51,11 @@ func (g guard) RoundTrip(r *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(r.Context())
 	w := &watchdog{cancel: cancel, stall: g.stall}
 	w.timer = time.AfterFunc(g.stall, w.fire)
-	resp, err := g.inner.RoundTrip(r.WithContext(ctx))
+	r = r.WithContext(ctx)
+	if r.Body != nil && r.Body != http.NoBody { // an upload makes progress as it is read
+		r.Body = &uploadBody{ReadCloser: r.Body, w: w}
+	}
+	resp, err := g.inner.RoundTrip(r)
 	if err != nil {
 		w.stop()
 		return nil, w.explain(err)
@@ -126,11 +130,32 @@ func (w *watchdog) explain(err error) error {
 
 func (w *watchdog) Read(p []byte) (int, error) {
 	n, err := w.body.Read(p)
-	if n > 0 && !w.stalled.Load() {
-		w.timer.Reset(w.stall)
+	if n > 0 {
+		w.progress()
 	}
 	if err != nil && err != io.EOF {
 		err = w.explain(err)
+	}
+	return n, err
+}
+
+// progress puts off the stall for another period.
+func (w *watchdog) progress() {
+	if !w.stalled.Load() {
+		w.timer.Reset(w.stall)
+	}
+}
+
+// uploadBody is a request body: each read of it is progress.
+type uploadBody struct {
+	io.ReadCloser
+	w *watchdog
+}
+
+func (u *uploadBody) Read(p []byte) (int, error) {
+	n, err := u.ReadCloser.Read(p)
+	if n > 0 {
+		u.w.progress()
 	}
 	return n, err
 }

@@ -456,3 +456,50 @@ func TestRegistryDeepIndex(t *testing.T) {
 		t.Fatalf("got %v, want the index refused as nested too deep", err)
 	}
 }
+
+// TestGuardSlowUpload: an upload read slowly, for longer than the stall
+// timeout in all, is progress, not a stall (the transport below stands in
+// for a slow network: it reads the body 1 KiB per 100 ms); one that stops
+// being read is a stall.
+func TestGuardSlowUpload(t *testing.T) {
+	c := &http.Client{Transport: guard{inner: slowNet{}, stall: time.Second}}
+	body := func() io.Reader { return io.LimitReader(neverEnding{}, 24<<10) } // 2.4 s
+	resp, err := c.Post("http://registry.invalid/slow", "application/octet-stream", body())
+	if err != nil {
+		t.Fatalf("a slow upload: %v", err)
+	}
+	resp.Body.Close()
+	start := time.Now()
+	_, err = c.Post("http://registry.invalid/stop", "application/octet-stream", body())
+	if !errors.Is(err, ErrStalled) {
+		t.Fatalf("an upload no longer read: %v, want %v", err, ErrStalled)
+	}
+	t.Logf("stalled upload failed in %v: %v", time.Since(start).Round(time.Millisecond), err)
+}
+
+// slowNet reads a request's body 1 KiB per 100 ms (on /stop, 1 KiB and
+// then nothing until the request is canceled), then answers 200.
+type slowNet struct{}
+
+func (slowNet) RoundTrip(r *http.Request) (*http.Response, error) {
+	buf := make([]byte, 1024)
+	for {
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			break
+		}
+		if r.URL.Path == "/stop" {
+			<-r.Context().Done()
+			return nil, r.Context().Err()
+		}
+		select {
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+}
+
+type neverEnding struct{}
+
+func (neverEnding) Read(p []byte) (int, error) { return len(p), nil }
