@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/c2vm/c2vm/kernel"
 	"github.com/c2vm/c2vm/provenance"
 	"github.com/c2vm/c2vm/sbom"
 	"github.com/c2vm/c2vm/vmdir"
@@ -171,8 +172,8 @@ func (c *conversion) addPart(p part, data []byte) {
 
 // kernelPart describes where the kernel came from: Debian's package (with
 // the InRelease and Packages.xz it was checked against), a kernel image,
-// a file given by --kernel (a .deb named NAME_VERSION_ARCH.deb gives its
-// package), or the image's own /boot (the output kernel's digest).
+// a file given by --kernel (a .deb: the package its control file names),
+// or the image's own /boot (the output kernel's digest).
 func (c *conversion) kernelPart(version, debArch string) (part, error) {
 	p := part{role: "kernel", name: "linux", version: version, purpose: "OPERATING-SYSTEM"}
 	switch {
@@ -189,11 +190,15 @@ func (c *conversion) kernelPart(version, debArch string) (part, error) {
 		if err != nil {
 			return p, err
 		}
-		p.sha256, p.uri, p.fileName = a.SHA256, c.kernelRef, filepath.Base(c.kernelRef)
-		if f := strings.Split(strings.TrimSuffix(p.fileName, ".deb"), "_"); strings.HasSuffix(p.fileName, ".deb") && len(f) == 3 {
-			v, _ := url.PathUnescape(f[1])
-			p.name, p.version = f[0], v
-			p.purl = "pkg:deb/debian/" + f[0] + "@" + url.PathEscape(v) + "?arch=" + f[2]
+		p.sha256, p.uri = a.SHA256, c.kernelRef
+		if d, err := kernel.DebControl(c.kernelRef); err == nil {
+			// Named by its control file, as Debian names it, whatever the
+			// file is called here (/kernel.deb in a container).
+			p.name, p.version = d.Package, d.Version
+			p.fileName = d.Package + "_" + d.Version + "_" + d.Architecture + ".deb"
+			p.purl = "pkg:deb/debian/" + d.Package + "@" + url.PathEscape(d.Version) + "?arch=" + d.Architecture
+		} else {
+			p.fileName = filepath.Base(c.kernelRef)
 		}
 	default:
 		a, err := c.digest(vmdir.Kernel)

@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -69,6 +73,17 @@ func TestDockerfile(t *testing.T) {
 			}
 		})
 	}
+	// The SBOM names the image as it was given; the kernel package by its
+	// control file, whatever its file is called (/kernel.deb inside).
+	t.Run(vmdir.SBOM, func(t *testing.T) {
+		got, want := spdxBut(t, filepath.Join(out, "busybox.vm"), "oci:/fixtures/busybox-arm64"), spdxBut(t, host, "oci:"+filepath.Join(fix, "busybox-arm64"))
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s differs beyond the image reference:\n%v\n%v", vmdir.SBOM, got, want)
+		}
+		if !strings.Contains(fmt.Sprint(got["packages"]), "pkg:deb/debian/linux-image-") {
+			t.Errorf("%s names no Debian kernel package: %v", vmdir.SBOM, got["packages"])
+		}
+	})
 	// The manifest names the image and the kernel as they were given, and
 	// libvirt.xml, xl.cfg and firecracker.json name the output directory:
 	// those paths differ.
@@ -89,7 +104,7 @@ func TestDockerfile(t *testing.T) {
 		}
 		got.Image.Ref, want.Image.Ref = "", ""
 		got.Kernel.Source, want.Kernel.Source = "", ""
-		for _, f := range []string{"libvirt.xml", "xl.cfg", "firecracker.json"} {
+		for _, f := range []string{"libvirt.xml", "xl.cfg", "firecracker.json", vmdir.SBOM} {
 			delete(got.Artifacts, f)
 			delete(want.Artifacts, f)
 		}
@@ -216,4 +231,23 @@ func runTool(t *testing.T, dir, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
 	}
 	return string(out)
+}
+
+// spdxBut reads DIR's SBOM as JSON with the image reference ref, and the
+// namespace made from it, taken out.
+func spdxBut(t *testing.T, dir, ref string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, vmdir.SBOM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(bytes.ReplaceAll(b, []byte(strconv.Quote(ref)), []byte(`"IMAGE"`)), &doc); err != nil {
+		t.Fatalf("%s: %v", dir, err)
+	}
+	if doc["name"] != "IMAGE" {
+		t.Errorf("%s: the SBOM is named %v, want the image reference %q", dir, doc["name"], ref)
+	}
+	delete(doc, "documentNamespace")
+	return doc
 }
