@@ -6,14 +6,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/c2vm/c2vm/internal/fixtures"
 )
 
 // TestDebControl reads packages that dpkg-deb built, under a file name that
 // says nothing of them, with each of its control.tar compressions.
 func TestDebControl(t *testing.T) {
-	if _, err := exec.LookPath("dpkg-deb"); err != nil {
-		t.Skip("dpkg-deb not installed")
-	}
+	fixtures.NeedTools(t, "dpkg-deb")
 	want := DebPackage{Package: "linux-image-6.1.0-99-cloud-amd64", Version: "6.1.999-1+deb12u1", Architecture: "amd64"}
 	for _, z := range []string{"xz", "gzip", "zstd", "none"} {
 		t.Run(z, func(t *testing.T) {
