@@ -152,29 +152,9 @@ func BuildUKI(stub []byte, goarch string, u UKISections) ([]byte, error) {
 	va := alignUp(p.endVA, p.secAlign)
 	var initSize uint32
 	for i, s := range secs {
-		if len(s.Name) > maxSectionName {
-			return nil, fmt.Errorf("PE section name %q is longer than 8 bytes", s.Name)
+		if out, va, err = p.appendSection(out, i, s, va); err != nil {
+			return nil, err
 		}
-		if uint64(len(s.Data)) > 1<<31 {
-			return nil, fmt.Errorf("PE section %s: %d bytes is too big", s.Name, len(s.Data))
-		}
-		raw := alignUp(uint32(len(s.Data)), p.fileAlign)
-		off := alignUp(uint32(len(out)), p.fileAlign)
-		out = append(out, make([]byte, int(off)-len(out))...)
-		out = append(out, s.Data...)
-		out = append(out, make([]byte, int(off+raw)-len(out))...)
-		h := out[p.sectionTable+(p.nsections+i)*sectionHdrSize:][:sectionHdrSize]
-		copy(h, s.Name)
-		binary.LittleEndian.PutUint32(h[8:], uint32(len(s.Data))) // VirtualSize
-		binary.LittleEndian.PutUint32(h[12:], va)                 // VirtualAddress
-		binary.LittleEndian.PutUint32(h[16:], raw)                // SizeOfRawData
-		binary.LittleEndian.PutUint32(h[20:], off)                // PointerToRawData
-		flags := uint32(scnInitRead)
-		if s.Name == ".linux" {
-			flags = scnCodeRead
-		}
-		binary.LittleEndian.PutUint32(h[36:], flags) // Characteristics
-		va = alignUp(va+uint32(len(s.Data)), p.secAlign)
 		initSize += uint32(len(s.Data))
 	}
 	binary.LittleEndian.PutUint16(out[coff+2:], uint16(p.nsections+len(secs)))
@@ -184,6 +164,35 @@ func BuildUKI(stub []byte, goarch string, u UKISections) ([]byte, error) {
 	binary.LittleEndian.PutUint32(o[optSizeOfImage:], va)
 	binary.LittleEndian.PutUint32(o[optCheckSum:], pesign.Checksum(out, p.optHdr+optCheckSum))
 	return out, nil
+}
+
+// appendSection appends s's data, aligned to the file alignment, to out
+// and fills in its header, the stub's i-th new one, at virtual address va.
+// It returns out and the next section's virtual address.
+func (p *peFile) appendSection(out []byte, i int, s Section, va uint32) ([]byte, uint32, error) {
+	if len(s.Name) > maxSectionName {
+		return nil, 0, fmt.Errorf("PE section name %q is longer than 8 bytes", s.Name)
+	}
+	if uint64(len(s.Data)) > 1<<31 {
+		return nil, 0, fmt.Errorf("PE section %s: %d bytes is too big", s.Name, len(s.Data))
+	}
+	raw := alignUp(uint32(len(s.Data)), p.fileAlign)
+	off := alignUp(uint32(len(out)), p.fileAlign)
+	out = append(out, make([]byte, int(off)-len(out))...)
+	out = append(out, s.Data...)
+	out = append(out, make([]byte, int(off+raw)-len(out))...)
+	h := out[p.sectionTable+(p.nsections+i)*sectionHdrSize:][:sectionHdrSize]
+	copy(h, s.Name)
+	binary.LittleEndian.PutUint32(h[8:], uint32(len(s.Data))) // VirtualSize
+	binary.LittleEndian.PutUint32(h[12:], va)                 // VirtualAddress
+	binary.LittleEndian.PutUint32(h[16:], raw)                // SizeOfRawData
+	binary.LittleEndian.PutUint32(h[20:], off)                // PointerToRawData
+	flags := uint32(scnInitRead)
+	if s.Name == ".linux" {
+		flags = scnCodeRead
+	}
+	binary.LittleEndian.PutUint32(h[36:], flags) // Characteristics
+	return out, alignUp(va+uint32(len(s.Data)), p.secAlign), nil
 }
 
 func alignUp(n, a uint32) uint32 { return (n + a - 1) / a * a }

@@ -224,49 +224,64 @@ func (w *walk) collect(d ocispec.Descriptor, depth int) error {
 		return nil
 	case isIndex(d.MediaType):
 		w.seen[key] = true
-		if depth >= maxIndexDepth {
-			return fmt.Errorf("index %s: nested more than %d deep: %w", d.Digest, maxIndexDepth, ErrCorrupt)
-		}
-		b, err := readBlob(w.s, d)
-		if err != nil {
-			return err
-		}
-		var idx ocispec.Index
-		if err := json.Unmarshal(b, &idx); err != nil {
-			return fmt.Errorf("index %s: %w: %w", d.Digest, ErrCorrupt, err)
-		}
-		for _, c := range idx.Manifests {
-			if c.Platform == nil && d.Platform != nil && isManifest(c.MediaType) {
-				c.Platform = d.Platform
-			}
-			if err := w.collect(c, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
+		return w.index(d, depth)
 	case d.MediaType == mediaTypeDockerSchema1 || d.MediaType == mediaTypeDockerSchema1Signed:
 		return fmt.Errorf("manifest %s: Docker schema 1 (%s): %w", d.Digest, d.MediaType, ErrUnsupported)
 	case d.MediaType == "":
 		// Some writers omit the media type: sniff the blob.
-		b, err := readBlob(w.s, d)
-		if err != nil {
+		if err := w.sniff(&d); err != nil {
 			return err
-		}
-		var probe struct {
-			MediaType string            `json:"mediaType"`
-			Manifests []json.RawMessage `json:"manifests"`
-		}
-		if err := json.Unmarshal(b, &probe); err != nil {
-			return fmt.Errorf("blob %s: %w: %w", d.Digest, ErrCorrupt, err)
-		}
-		d.MediaType = ocispec.MediaTypeImageManifest
-		if probe.Manifests != nil {
-			d.MediaType = ocispec.MediaTypeImageIndex
 		}
 		w.visited--
 		return w.collect(d, depth)
 	}
 	return nil // other artifacts (signatures, SBOMs) are not images
+}
+
+// index reads the index d and collects what it lists; a manifest without
+// a platform of its own takes the one d was listed with.
+func (w *walk) index(d ocispec.Descriptor, depth int) error {
+	if depth >= maxIndexDepth {
+		return fmt.Errorf("index %s: nested more than %d deep: %w", d.Digest, maxIndexDepth, ErrCorrupt)
+	}
+	b, err := readBlob(w.s, d)
+	if err != nil {
+		return err
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return fmt.Errorf("index %s: %w: %w", d.Digest, ErrCorrupt, err)
+	}
+	for _, c := range idx.Manifests {
+		if c.Platform == nil && d.Platform != nil && isManifest(c.MediaType) {
+			c.Platform = d.Platform
+		}
+		if err := w.collect(c, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sniff gives d, listed without a media type, the one its blob's shape
+// says: an index when it lists manifests, else an image manifest.
+func (w *walk) sniff(d *ocispec.Descriptor) error {
+	b, err := readBlob(w.s, *d)
+	if err != nil {
+		return err
+	}
+	var probe struct {
+		MediaType string            `json:"mediaType"`
+		Manifests []json.RawMessage `json:"manifests"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return fmt.Errorf("blob %s: %w: %w", d.Digest, ErrCorrupt, err)
+	}
+	d.MediaType = ocispec.MediaTypeImageManifest
+	if probe.Manifests != nil {
+		d.MediaType = ocispec.MediaTypeImageIndex
+	}
+	return nil
 }
 
 // isAttestation recognises BuildKit's attestation manifests.
