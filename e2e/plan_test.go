@@ -11,6 +11,7 @@ import (
 	"github.com/c2vm/c2vm/bootcfg/plan"
 	"github.com/c2vm/c2vm/initramfs"
 	"github.com/c2vm/c2vm/internal/fixtures"
+	"github.com/c2vm/c2vm/vmdir"
 )
 
 // specCheck prints what the runtime spec's restrictions look like from
@@ -138,6 +139,36 @@ func appendPlan(t *testing.T, dir string, p *plan.Plan) {
 	fi, _ := f.Stat()
 	pad := make([]byte, (4-fi.Size()%4)%4)
 	if _, err := f.Write(append(pad, cpio.Bytes()...)); err != nil {
+		t.Fatal(err)
+	}
+	rerecord(t, dir, vmdir.Initramfs)
+}
+
+// rerecord records artifact name's new size and sha256 in dir's
+// manifest.json, as whoever edits a VM directory by hand must: c2vm run
+// refuses an artifact that is not what the manifest says. Every other
+// field is kept as it was.
+func rerecord(t *testing.T, dir, name string) {
+	t.Helper()
+	a, err := vmdir.DigestFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := filepath.Join(dir, vmdir.ManifestFile)
+	b, err := os.ReadFile(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	arts, ok := m["artifacts"].(map[string]any)
+	if !ok || arts[name] == nil {
+		t.Fatalf("%s lists no artifact %s", mp, name)
+	}
+	arts[name] = a
+	if err := vmdir.WriteJSON(mp, m); err != nil {
 		t.Fatal(err)
 	}
 }
