@@ -55,7 +55,8 @@ bench: deps
 	sh rootfs/squashfs/bench/compare.sh
 	sh rootfs/erofs/bench/compare.sh
 
-# Every fuzz target for FUZZTIME each (go test runs one -fuzz target at a
+# Every fuzz target for FUZZTIME each, a duration (30s) or a count of inputs
+# (1000x: CI, see .ci/run) (go test runs one -fuzz target at a
 # time); `make test` already runs each target's seed corpus.
 FUZZTIME ?= 30s
 fuzz:
