@@ -45,13 +45,16 @@ type engine struct {
 	name   string
 }
 
+// dockerSocket is Docker's default endpoint (a variable for tests).
+var dockerSocket = "unix:///var/run/docker.sock"
+
 // engineAddrs are the endpoints tried in order: $DOCKER_HOST alone when
 // set, else Docker's socket, then Podman's (rootless, then rootful).
 func engineAddrs() []string {
 	if h := os.Getenv("DOCKER_HOST"); h != "" {
 		return []string{h}
 	}
-	addrs := []string{"unix:///var/run/docker.sock"}
+	addrs := []string{dockerSocket}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		addrs = append(addrs, "unix://"+filepath.Join(d, "podman", "podman.sock"))
 	}
