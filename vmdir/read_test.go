@@ -122,6 +122,11 @@ func TestRead(t *testing.T) {
 	if err := vm.Bootable(); err != nil {
 		t.Error(err)
 	}
+	// ReadExact, for what ships the directory, holds the writable disks
+	// to their sha256 too.
+	if _, err := ReadExact(dir); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), DataDisk(0)+": changed since the conversion") {
+		t.Errorf("ReadExact of a changed data disk: %v", err)
+	}
 }
 
 // TestReadMulti: the top directory of several platforms is read with

@@ -29,7 +29,7 @@ func Restore(img v1.Image, target string) error {
 		if err := unpack(img, dir); err != nil {
 			return err
 		}
-		vm, err := readVM(dir)
+		vm, err := vmdir.ReadExact(dir)
 		if err != nil {
 			return err
 		}
@@ -178,7 +178,7 @@ func extractTar(tr *tar.Reader, prefix, dir string) error {
 			continue
 		}
 		p, name := path.Split(h.Name)
-		if h.Typeflag != tar.TypeReg || p != prefix+"/" || !plainName(name) {
+		if h.Typeflag != tar.TypeReg || p != prefix+"/" || !vmdir.IsPlainName(name) {
 			return fmt.Errorf("unexpected entry %q (type %c): a VM image holds only files in /%s/", h.Name, h.Typeflag, prefix)
 		}
 		if err := writeFile(filepath.Join(dir, name), tr, h.Mode); err != nil {
@@ -229,7 +229,7 @@ func unpackIndex(idx v1.ImageIndex, dir string) error {
 	}
 	// Each platform's manifest.json against the top one, every artifact
 	// against its own, and nothing else in any directory.
-	multi, err := readMulti(dir)
+	multi, err := vmdir.ReadMultiExact(dir)
 	if err != nil {
 		return err
 	}
@@ -242,7 +242,7 @@ func unpackIndex(idx v1.ImageIndex, dir string) error {
 }
 
 func unpackPlatform(idx v1.ImageIndex, im *v1.IndexManifest, p vmdir.PlatformEntry, dir string) error {
-	if !plainName(p.Dir) {
+	if !vmdir.IsPlainName(p.Dir) {
 		return fmt.Errorf("directory %q is not a file name", p.Dir)
 	}
 	desc, err := findPlatform(im, p.Platform)

@@ -138,7 +138,7 @@ func (vm *VM) build(dir string, o Options) error {
 	}
 	b := &builder{o: o, tmp: vm.tmp, uploaded: vm.uploaded}
 	defer func() { vm.Manifest, vm.Volumes = b.first, b.vols }()
-	one, err := readVM(dir)
+	one, err := vmdir.ReadExact(dir)
 	switch {
 	case err == nil:
 		vm.Image, err = b.image(one)
@@ -146,7 +146,7 @@ func (vm *VM) build(dir string, o Options) error {
 	case !errors.Is(err, vmdir.ErrMultiPlatform):
 		return err
 	}
-	multi, err := readMulti(dir)
+	multi, err := vmdir.ReadMultiExact(dir)
 	if err != nil {
 		return err
 	}
