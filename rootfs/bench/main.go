@@ -3,7 +3,7 @@
 //
 //	bench gen -tar FILE -dir DIR                write the generated benchmark tree as a tar and extracted
 //	bench empty -n N -tar FILE                  write a tar of N empty files, 1000 to a directory
-//	bench write [-format F] [-comp C] [-cpuprofile P] -i TAR -o IMG   tar → rootfs.Flatten → squashfs (zstd, gzip, xz)
+//	bench write [-format F] [-comp C] [-cpuprofile P] [-peakprofile P] -i TAR -o IMG   tar → rootfs.Flatten → squashfs (zstd, gzip, xz)
 //	                                            or erofs (lz4hc, lz4, none), as c2vm convert does
 package main
 
@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"time"
@@ -46,6 +47,7 @@ func run(args []string) error {
 	n := fs.Int("n", 1000000, "files (empty)")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the command to this file")
 	memProf := fs.String("memprofile", "", "write an allocation profile of the command to this file")
+	peakProf := fs.String("peakprofile", "", "write a heap profile taken when the heap in use peaked to this file")
 	comp := fs.String("comp", "", "squashfs: zstd (default), gzip or xz; erofs: lz4hc (default), lz4 or none (write)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -59,6 +61,9 @@ func run(args []string) error {
 	}
 	if *memProf != "" {
 		defer writeAllocs(*memProf)
+	}
+	if *peakProf != "" {
+		defer peakHeap(*peakProf)()
 	}
 	switch args[0] {
 	case "gen":
@@ -166,15 +171,52 @@ func cpuProfile(p string) (func(), error) {
 
 // writeAllocs writes the allocation profile (go tool pprof -sample_index
 // alloc_space); failing to is reported, not fatal.
-func writeAllocs(p string) {
+func writeAllocs(p string) { writeProfile(p, "allocs") }
+
+// writeProfile writes the named runtime/pprof profile to p; failing to is
+// reported, not fatal.
+func writeProfile(p, name string) {
 	f, err := os.Create(p)
 	if err == nil {
-		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		err = pprof.Lookup(name).WriteTo(f, 0)
 		f.Close()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: memory profile:", err)
 	}
+}
+
+// peakHeap watches the heap and, each time it has grown by a quarter over
+// the last live size, collects garbage (the heap profile only shows what
+// the last completed collection saw) and writes a heap profile to p if
+// more is live than ever before: p ends up showing what was live at
+// about the peak. It returns what stops the watch.
+func peakHeap(p string) func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		var live, best uint64
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if runtime.ReadMemStats(&ms); ms.HeapAlloc < live+live/4 {
+				continue
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			if live = ms.HeapAlloc; live > best {
+				best = live
+				writeProfile(p, "heap")
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
 }
 
 type tarLayer string

@@ -27,7 +27,7 @@ type tables struct {
 // writeTree writes the inodes of d's subtree, children first, then d's
 // listing and d's inode. parent is the inode number of d's parent.
 func (im *image) writeTree(d *dnode, parent uint32, t *tables) error {
-	for _, c := range d.children {
+	for _, c := range d.rec.dir.children {
 		var err error
 		switch {
 		case c.rec.dir != nil:
@@ -40,7 +40,7 @@ func (im *image) writeTree(d *dnode, parent uint32, t *tables) error {
 		}
 	}
 	block, offset := t.dirs.pos()
-	size, index := writeListing(d, t.dirs)
+	size, index := writeListing(d.rec.dir.children, t.dirs)
 	return im.writeDirInode(d.rec, parent, uint32(block), uint32(offset), size+3, index, t)
 }
 
@@ -57,22 +57,22 @@ func (im *image) writeInode(r *irec, t *tables) error {
 // group is the entries under one directory header.
 type group struct{ from, to int }
 
-// writeListing writes d's entries into the directory table and returns
-// the listing's size and its index.
-func writeListing(d *dnode, dt *metaWriter) (uint32, []dirIndex) {
+// writeListing writes a directory's entries into the directory table and
+// returns the listing's size and its index.
+func writeListing(children []*dnode, dt *metaWriter) (uint32, []dirIndex) {
 	startU := dt.upos()
 	indexed := startU / metaSize
 	var index []dirIndex
-	for _, g := range groups(d.children, startU) {
+	for _, g := range groups(children, startU) {
 		block, _ := dt.pos()
 		u := dt.upos()
 		if u/metaSize != indexed { // the first header in a new block
 			indexed = u / metaSize
-			index = append(index, dirIndex{uint32(u - startU), uint32(block), d.children[g.from].name})
+			index = append(index, dirIndex{uint32(u - startU), uint32(block), children[g.from].name})
 		}
-		first := d.children[g.from].rec
+		first := children[g.from].rec
 		dt.write(le(nil).u32(uint32(g.to - g.from - 1)).u32(uint32(first.ref >> 16)).u32(first.num))
-		for _, c := range d.children[g.from:g.to] {
+		for _, c := range children[g.from:g.to] {
 			r := c.rec
 			e := le(nil).u16(uint16(r.ref)).u16(uint16(int16(int32(r.num) - int32(first.num)))).
 				u16(basicType[r.ino.Type]).u16(uint16(len(c.name) - 1)).str(c.name)

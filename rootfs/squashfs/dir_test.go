@@ -31,14 +31,14 @@ func unblock(t *testing.T, b []byte) []byte {
 // entry per block it enters, each pointing at a header whose first name
 // is the index's name.
 func TestDirectoryIndex(t *testing.T) {
-	d := &dnode{}
+	var children []*dnode
 	for i := range 3000 {
 		r := &irec{ino: &rootfs.Inode{Type: rootfs.TypeRegular}, num: uint32(i + 1), ref: uint64(i/200)<<16 | uint64(i%200*32)}
-		d.children = append(d.children, &dnode{name: "name-" + itoa(100000+i), rec: r})
+		children = append(children, &dnode{name: "name-" + itoa(100000+i), rec: r})
 	}
 	dt := &metaWriter{comp: store{}}
 	dt.write(make([]byte, 5000)) // start mid-block, after other listings
-	size, index := writeListing(d, dt)
+	size, index := writeListing(children, dt)
 	b, err := dt.finish()
 	if err != nil {
 		t.Fatal(err)

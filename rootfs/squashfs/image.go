@@ -11,24 +11,27 @@ import (
 
 const noIndex = 0xFFFFFFFF // "none" for fragment and xattr indexes
 
-// dnode is one name in the image.
+// dnode is one name in the image. It and irec are made per file, so
+// they are kept small (24 and 48 bytes: a million files hold both).
 type dnode struct {
-	name     string
-	rec      *irec
-	children []*dnode // a directory's entries, sorted by name
+	name string
+	rec  *irec
 }
 
 // irec is one inode in the image; hardlinked names share it.
 type irec struct {
 	ino            *rootfs.Inode
-	num            uint32 // inode number, 1-based
 	ref            uint64 // inode reference, once written
-	written        bool
-	uidIdx, gidIdx uint16
-	xattr          uint32
 	file           *fileRec
-	dir            *dnode
+	dir            *listing // a directory's entries; nil for other types
+	num            uint32   // inode number, 1-based
+	xattr          uint32
+	uidIdx, gidIdx uint16
+	written        bool
 }
+
+// listing is a directory's entries, sorted by name.
+type listing struct{ children []*dnode }
 
 // fileRec is where a regular file's data went.
 type fileRec struct {
@@ -84,7 +87,7 @@ func (im *image) add(dirs map[string]*dnode, e rootfs.Entry) error {
 	// The name alone, not the walk's whole path, stays in memory.
 	n := &dnode{name: strings.Clone(path.Base(e.Path)), rec: rec}
 	if e.Inode.Type == rootfs.TypeDir {
-		rec.dir = n
+		rec.dir = &listing{}
 		dirs[e.Path] = n
 	}
 	if e.Path == "." {
@@ -95,7 +98,7 @@ func (im *image) add(dirs map[string]*dnode, e rootfs.Entry) error {
 	if parent == nil {
 		return fmt.Errorf("%s: parent not walked first", e.Path)
 	}
-	parent.children = append(parent.children, n)
+	parent.rec.dir.children = append(parent.rec.dir.children, n)
 	return nil
 }
 
@@ -189,7 +192,7 @@ func (im *image) xattrs(x map[string]string) (uint32, error) {
 // directory's children (subtrees first) before the directory, so the root
 // is last and siblings get close numbers for the directory headers.
 func (im *image) number(d *dnode) {
-	for _, c := range d.children {
+	for _, c := range d.rec.dir.children {
 		if c.rec.dir != nil {
 			im.number(c)
 		} else if c.rec.num == 0 {
