@@ -81,7 +81,7 @@ func (t *Tree) Add(p string, ino *Inode) error {
 	if ino.Type == TypeDir {
 		n.children = map[string]*node{}
 	}
-	parent.children[name] = n
+	parent.children[strings.Clone(name)] = n
 	return nil
 }
 
@@ -123,11 +123,11 @@ func (t *Tree) Clear(p string) {
 func (t *Tree) Walk(fn WalkFunc) error {
 	t.countLinks()
 	seen := map[*Inode]string{}
-	return t.walk(".", t.root, seen, fn)
+	return t.walk(".", ".", t.root, seen, fn)
 }
 
-func (t *Tree) walk(p string, n *node, seen map[*Inode]string, fn WalkFunc) error {
-	e := Entry{Path: p, Inode: n.inode}
+func (t *Tree) walk(p, name string, n *node, seen map[*Inode]string, fn WalkFunc) error {
+	e := Entry{Path: p, Name: name, Inode: n.inode}
 	// Only an inode with several names is met again: remembering every
 	// file's path would hold a map entry and a path per file (78 MB of
 	// a million empty files' 411 MB at the squashfs writer's peak).
@@ -146,7 +146,7 @@ func (t *Tree) walk(p string, n *node, seen map[*Inode]string, fn WalkFunc) erro
 		if p != "." {
 			cp = p + "/" + name
 		}
-		if err := t.walk(cp, n.children[name], seen, fn); err != nil {
+		if err := t.walk(cp, name, n.children[name], seen, fn); err != nil {
 			return err
 		}
 	}

@@ -197,7 +197,9 @@ func (t *Tree) create(dir *node, base string, h *tar.Header, ino *Inode) error {
 	case ino.Type == TypeDir:
 		n.children = map[string]*node{}
 	}
-	dir.children[base] = n
+	// A name held by the tree is cloned: base is a piece of the entry's
+	// whole cleaned path, which it would otherwise keep alive.
+	dir.children[strings.Clone(base)] = n
 	return nil
 }
 

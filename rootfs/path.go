@@ -111,7 +111,7 @@ func (t *Tree) mkdirs(els []string) (*node, error) {
 				return nil, err
 			}
 			c = &node{inode: &Inode{Type: TypeDir, Mode: 0o755, ModTime: t.created}, children: map[string]*node{}}
-			n.children[el] = c
+			n.children[strings.Clone(el)] = c
 		}
 		if c.children == nil {
 			return nil, fmt.Errorf("parent %s: %w", strings.Join(els[:i+1], "/"), ErrNotDir)

@@ -106,7 +106,10 @@ type Content interface {
 type Entry struct {
 	// Path is slash-separated, relative to the root, without a leading
 	// slash; the root itself is ".".
-	Path  string
+	Path string
+	// Name is Path's last element ("." for the root): a string the tree
+	// holds, so a writer may keep it without a copy of its own.
+	Name  string
 	Inode *Inode
 	// LinkTarget, when set, is the Path of an earlier entry (in Walk
 	// order) with the same Inode: a writer emits this entry as a hardlink.

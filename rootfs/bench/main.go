@@ -8,7 +8,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bufio"
 	"context"
 	"flag"
@@ -18,7 +17,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
 	"time"
 
 	"github.com/c2vm/c2vm/rootfs"
@@ -105,21 +103,7 @@ func empty(tarPath string, n int) error {
 	}
 	defer f.Close()
 	bw := bufio.NewWriterSize(f, 1<<20)
-	tw := tar.NewWriter(bw)
-	when := time.Unix(1700000000, 0)
-	for i := range n {
-		dir := "d" + strconv.Itoa(i/1000)
-		if i%1000 == 0 {
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: when}); err != nil {
-				return err
-			}
-		}
-		h := &tar.Header{Typeflag: tar.TypeReg, Name: dir + "/f" + strconv.Itoa(i), Mode: 0o644, ModTime: when}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
+	if err := benchtree.WriteEmpty(bw, n); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {

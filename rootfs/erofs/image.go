@@ -96,7 +96,7 @@ func (im *image) add(dirs map[string]*node, e rootfs.Entry) error {
 		n.parent = parent
 		dirs[e.Path] = n
 	}
-	parent.dir = append(parent.dir, dirent{name: path.Base(e.Path), n: n})
+	parent.dir = append(parent.dir, dirent{name: e.Name, n: n})
 	return nil
 }
 

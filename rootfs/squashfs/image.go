@@ -84,8 +84,8 @@ func (im *image) add(dirs map[string]*dnode, e rootfs.Entry) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.Path, err)
 	}
-	// The name alone, not the walk's whole path, stays in memory.
-	n := &dnode{name: strings.Clone(path.Base(e.Path)), rec: rec}
+	// The tree's own name string, not the walk's path, stays in memory.
+	n := &dnode{name: e.Name, rec: rec}
 	if e.Inode.Type == rootfs.TypeDir {
 		rec.dir = &listing{}
 		dirs[e.Path] = n

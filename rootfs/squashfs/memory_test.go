@@ -20,3 +20,24 @@ func TestBoundedMemory(t *testing.T) {
 		t.Errorf("heap grows with the data: %d MiB for 16 MiB, %d MiB for 192 MiB", small>>20, big>>20)
 	}
 }
+
+// TestImageBytesPerFile: what the writer holds per file besides the tree
+// until the image is written: a dnode (24 bytes), an irec (48) and a
+// slot in its directory's listing; names are the tree's own strings.
+func TestImageBytesPerFile(t *testing.T) {
+	const n = 50000
+	tr := rt.EmptyFiles(t, n)
+	o, _ := Options{}.normalize()
+	grow := rt.HeapGrowth(func() any {
+		im, err := newImage(tr, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return im
+	})
+	per := grow / n
+	t.Logf("%d bytes per empty file", per)
+	if per > 84 {
+		t.Errorf("the image holds %d bytes per empty file, want at most 84", per)
+	}
+}

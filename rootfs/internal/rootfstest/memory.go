@@ -1,6 +1,7 @@
 package rootfstest
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/rootfs"
+	"github.com/c2vm/c2vm/rootfs/internal/benchtree"
 )
 
 // RandContent streams Size pseudo-random bytes without holding them.
@@ -89,4 +91,37 @@ func PeakHeap(t testing.TB, w rootfs.Writer, tr *rootfs.Tree) uint64 {
 		t.Fatal(err)
 	}
 	return peak
+}
+
+// HeapGrowth returns how many bytes more the heap holds, garbage
+// collected, while what make returns is still alive: the memory a
+// structure costs, counted by the allocator, not by a clock.
+func HeapGrowth(make func() any) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	v := make()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(v)
+	if after.HeapAlloc < before.HeapAlloc {
+		return 0
+	}
+	return after.HeapAlloc - before.HeapAlloc
+}
+
+// EmptyFiles flattens a tar of n empty files, 1000 to a directory (the
+// benchmark's per-file shape, benchtree.WriteEmpty).
+func EmptyFiles(t testing.TB, n int) *rootfs.Tree {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := benchtree.WriteEmpty(&buf, n); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := rootfs.Flatten(context.Background(), []rootfs.Layer{Data(buf.Bytes())}, rootfs.FlattenOptions{SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
 }
