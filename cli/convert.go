@@ -64,6 +64,7 @@ func (a *app) convertCmd() *cobra.Command {
 func (c *convertArgs) flags(fs *pflag.FlagSet) {
 	registryFlags(fs, &c.platform, &c.o.Creds, &c.o.InsecureTLS, &c.o.StallTimeout)
 	fs.Lookup("platform").Usage = "image platform os/arch[/variant]; all or a comma list converts each into DIR/<os>-<arch>[-<variant>]/ (default: the image's only one, else the host's)"
+	fs.IntVarP(&c.o.Jobs, "jobs", "j", 0, "with several platforms, convert up to N at once (default: the number of CPUs)")
 	fs.StringVar(&c.kernel, "kernel", "", "kernel: image file, linux-image .deb, directory, debian:SUITE[=VERSION], or a kernel image oci:/oci-archive:/docker-archive:/docker://REF (LinuxKit or distro layout); with several platforms ARCH=PATH,... (default: one the image carries, else Debian's, fetched once into $C2VM_CACHE)")
 	fs.StringVar(&c.o.KernelMirror, "kernel-mirror", os.Getenv("C2VM_DEBIAN_MIRROR"), "Debian archive the default kernel comes from (default: $C2VM_DEBIAN_MIRROR, else "+kernel.DefaultMirror+")")
 	fs.StringVar(&c.o.KernelKeyring, "kernel-keyring", "", "OpenPGP keyring the Debian archive's InRelease is checked against (default: Debian's archive keys shipped with c2vm)")
@@ -209,8 +210,9 @@ func readSignKey(p string) (crypto.Signer, error) {
 }
 
 // notParameters are flags the provenance leaves out: secrets, where the
-// output goes, how progress is shown.
-var notParameters = map[string]bool{"creds": true, "output": true, "quiet": true, "json": true, "sign-key": true, "secure-boot-key": true}
+// output goes, how progress is shown, how many platforms convert at once
+// (the bytes are the same).
+var notParameters = map[string]bool{"creds": true, "output": true, "quiet": true, "json": true, "sign-key": true, "secure-boot-key": true, "jobs": true}
 
 // parameters are the flags given, by name, for the provenance: the
 // image, then each flag set on the command line with its value as typed
@@ -286,6 +288,8 @@ func (c *convertArgs) typed(o *convert.Options) error {
 		return usagef("--disk needs a kernel: drop --no-kernel")
 	case c.efiStub != "" && c.disk == "":
 		return usagef("--efi-stub is only used with --disk")
+	case o.Jobs < 0:
+		return usagef("--jobs %d: want 1 or more (0: the number of CPUs)", o.Jobs)
 	}
 	return nil
 }

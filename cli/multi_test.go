@@ -52,6 +52,7 @@ func TestConvertAllUsage(t *testing.T) {
 		{[]string{"--platform", "all", "--kernel", "/boot/vmlinuz"}, "ARCH=PATH"},
 		{[]string{"--platform", "linux/amd64,,linux/arm64"}, "empty entry"},
 		{[]string{"--platform", "all", "--disk", "raw", "--efi-stub", os.Args[0]}, "an EFI stub serves one arch"},
+		{[]string{"--platform", "all", "--jobs", "-1"}, "--jobs -1: want 1 or more"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "never.vm")

@@ -156,6 +156,7 @@ func TestConvertForms(t *testing.T) {
 			o.Image, o.Overrides.Hostname, o.Output = "x", "-json", "-q"
 		}},
 		{"-- ends the flags", []string{"-q", "--", "-image.tar"}, func(o *convert.Options) { o.Image = "-image.tar" }},
+		{"jobs", []string{"-j", "2", "x"}, func(o *convert.Options) { o.Image, o.Jobs = "x", 2 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := convert.Options{Version: Version, Epoch: time.Unix(0, 0).UTC()}
@@ -180,15 +181,19 @@ func withoutParameters(p parsed) *convert.Options {
 }
 
 // TestProvenanceParameters: the provenance records the flags as given,
-// but not the registry password or the output directory.
+// but not the registry password, the output directory or --jobs (which
+// changes no byte).
 func TestProvenanceParameters(t *testing.T) {
-	p, err := parse(t, "convert", "--creds", "u:secret", "-o", "out", "-e", "A=1", "-e", "B=2", "--verity", "--memory=256", "img")
+	p, err := parse(t, "convert", "--creds", "u:secret", "-o", "out", "-e", "A=1", "-e", "B=2", "--verity", "--memory=256", "-j", "3", "img")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]any{"image": "img", "env": []string{"A=1", "B=2"}, "verity": "true", "memory": "256"}
 	if !reflect.DeepEqual(p.convert.Parameters, want) {
 		t.Errorf("parameters %v, want %v", p.convert.Parameters, want)
+	}
+	if p.convert.Jobs != 3 {
+		t.Errorf("-j 3 gives Jobs %d", p.convert.Jobs)
 	}
 }
 

@@ -108,8 +108,11 @@ type Options struct {
 	// Parameters are the conversion's flags as given, the provenance's
 	// external parameters (the CLI leaves out --creds and the output).
 	Parameters map[string]any
-	Progress   io.Writer // one line per stage; nil = silent
-	Meter      Meter     // live display of layer downloads and reads (a terminal's); nil = none
+	// Jobs is how many platforms ConvertAll converts at once; 0 =
+	// GOMAXPROCS (jobs).
+	Jobs     int
+	Progress io.Writer // one line per stage; nil = silent
+	Meter    Meter     // live display of layer downloads and reads (a terminal's); nil = none
 
 	// label prefixes each progress line: the platform, when ConvertAll
 	// converts several.

@@ -117,10 +117,12 @@ type MultiResult struct {
 // names the platforms (ParsePlatforms); nil means every Linux platform
 // of the index c2vm can make a VM for. The image is opened once: one
 // archive index or registry session for all, and a registry blob two
-// platforms share is downloaded once (image.Index). Platforms are
-// converted one after the other, in the index's order. The whole
+// platforms share is downloaded once (image.Index). Up to o.Jobs
+// platforms are converted at once, started in the index's order; each
+// writes the bytes it would alone (progress lines carry its name). The whole
 // directory appears only when every platform succeeded; an error names
-// the platform that failed and leaves o.Output as it was.
+// the platform that failed, stops the others and leaves o.Output as it
+// was.
 func ConvertAll(ctx context.Context, o Options, want []ocispec.Platform) (*MultiResult, error) {
 	if err := CheckMulti(o); err != nil {
 		return nil, err
@@ -131,6 +133,10 @@ func ConvertAll(ctx context.Context, o Options, want []ocispec.Platform) (*Multi
 	if o.Output == "" {
 		o.Output = defaultOutput(o.Image)
 	}
+	// One platform's failure cancels the others, their registry
+	// downloads included: the index's store reads under this ctx.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	x, sel, skipped, err := openIndex(ctx, o, want)
 	if err != nil {
 		return nil, err
@@ -144,7 +150,7 @@ func ConvertAll(ctx context.Context, o Options, want []ocispec.Platform) (*Multi
 			return err
 		}
 		var err error
-		if r, err = convertEach(ctx, o, x, sel, top); err != nil {
+		if r, err = convertEach(ctx, cancel, o, x, sel, top); err != nil {
 			return err
 		}
 		r.Manifest.Skipped = skipped
@@ -181,23 +187,30 @@ func openIndex(ctx context.Context, o Options, want []ocispec.Platform) (*image.
 }
 
 // convertEach converts the platforms x.Platforms[sel] into top's
-// subdirectories and gathers the top manifest.
-func convertEach(ctx context.Context, o Options, x *image.Index, sel []int, top *stage) (*MultiResult, error) {
+// subdirectories, up to o.jobs() at once (eachPlatform), and gathers the
+// top manifest in sel's order, whatever order they finished in.
+func convertEach(ctx context.Context, cancel context.CancelFunc, o Options, x *image.Index, sel []int, top *stage) (*MultiResult, error) {
 	r := &MultiResult{Dir: top.target, Manifest: vmdir.MultiManifest{SchemaVersion: vmdir.SchemaVersion, C2VMVersion: o.Version, Image: vmdir.IndexInfo{Ref: o.Image, IndexDigest: x.Digest.String()}}}
-	for _, i := range sel {
+	res := make([]*Result, len(sel))
+	jobs := o.jobs(len(sel))
+	shared := o.shared(jobs)
+	err := eachPlatform(ctx, cancel, jobs, len(sel), func(k int) error {
+		var err error
+		res[k], err = convertOne(ctx, shared, x, sel[k], top)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for k, i := range sel {
 		p := x.Platforms[i]
-		name := platforms.Format(platforms.Normalize(p))
-		res, err := convertOne(ctx, o, x, i, top)
-		if err != nil {
-			return nil, fmt.Errorf("platform %s: %w", name, err)
-		}
 		a, err := vmdir.DigestFile(filepath.Join(top.dir, subdir(p), vmdir.ManifestFile))
 		if err != nil {
-			return nil, fmt.Errorf("platform %s: %w", name, err)
+			return nil, fmt.Errorf("platform %s: %w", platforms.Format(platforms.Normalize(p)), err)
 		}
-		r.Platforms = append(r.Platforms, *res)
+		r.Platforms = append(r.Platforms, *res[k])
 		r.Manifest.Platforms = append(r.Manifest.Platforms, vmdir.PlatformEntry{Platform: p, Dir: subdir(p),
-			ManifestDigest: res.Manifest.Image.ManifestDigest, ConfigDigest: res.Manifest.Image.ConfigDigest, Manifest: a})
+			ManifestDigest: res[k].Manifest.Image.ManifestDigest, ConfigDigest: res[k].Manifest.Image.ConfigDigest, Manifest: a})
 	}
 	return r, nil
 }
@@ -209,22 +222,23 @@ func convertEach(ctx context.Context, o Options, x *image.Index, sel []int, top 
 func convertOne(ctx context.Context, o Options, x *image.Index, i int, top *stage) (*Result, error) {
 	p := x.Platforms[i]
 	o.Platform = &p
-	o.label = platforms.Format(platforms.Normalize(p)) + ": "
+	name := platforms.Format(platforms.Normalize(p))
+	o.label = name + ": "
 	o.Meter = labelMeter(o.Meter, o.label)
 	st := &stage{dir: filepath.Join(top.dir, subdir(p)), target: filepath.Join(top.target, subdir(p))}
 	o.Output = st.target
 	if err := os.Mkdir(st.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("output: %w", err)
+		return nil, fmt.Errorf("platform %s: output: %w", name, err)
 	}
 	img, err := x.Image(i)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("platform %s: %w", name, err)
 	}
 	defer img.Close()
 	o.progress("image: %s %s, %d layers", platformString(img), short(img.ManifestDigest.String()), len(img.Layers))
 	c := &conversion{o: o, img: img, st: st}
 	if err := c.run(ctx); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("platform %s: %w", name, err)
 	}
 	return &Result{Dir: st.target, Manifest: c.manifest}, nil
 }

@@ -260,7 +260,8 @@ func sameDirs(t *testing.T, want, got string) {
 }
 
 // TestConvertAllAtomic: a platform that fails (a corrupt layer only arm64
-// has) fails the whole run naming that platform, after amd64 was written:
+// has) fails the whole run naming that platform, after amd64 was written
+// or while it is (two jobs):
 // nothing new appears, an earlier output stays as it was, no temp
 // directory is left, and a directory that is not c2vm's is never replaced.
 func TestConvertAllAtomic(t *testing.T) {
@@ -291,15 +292,20 @@ func TestConvertAllAtomic(t *testing.T) {
 	os.MkdirAll(mine, 0o755)
 	os.WriteFile(filepath.Join(mine, "notes.txt"), []byte("x"), 0o644)
 
-	for _, tc := range []struct{ name, out, want string }{
-		{"fresh", filepath.Join(parent, "fresh.vm"), "platform linux/arm64: "},
-		{"over an earlier output", earlier, "platform linux/arm64: "},
-		{"over someone's directory", mine, "not a c2vm output"},
-		{"over an output holding a data disk", withData, "data-0.img, the VM's data"},
+	for _, tc := range []struct {
+		name, out, want string
+		jobs            int
+	}{
+		{"fresh", filepath.Join(parent, "fresh.vm"), "platform linux/arm64: ", 1},
+		{"fresh, at once", filepath.Join(parent, "fresh.vm"), "platform linux/arm64: ", 2},
+		{"over an earlier output", earlier, "platform linux/arm64: ", 1},
+		{"over an earlier output, at once", earlier, "platform linux/arm64: ", 2},
+		{"over someone's directory", mine, "not a c2vm output", 2},
+		{"over an output holding a data disk", withData, "data-0.img, the VM's data", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := listTree(t, parent)
-			_, err := ConvertAll(context.Background(), Options{Image: "oci:" + dir, NoKernel: true, Output: tc.out}, nil)
+			_, err := ConvertAll(context.Background(), Options{Image: "oci:" + dir, NoKernel: true, Output: tc.out, Jobs: tc.jobs}, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("got %v; want one line naming %q", err, tc.want)
 			}
