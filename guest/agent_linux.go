@@ -23,15 +23,26 @@ import (
 // connection at a time (QEMU's socket chardev takes one client).
 type agent struct {
 	s    *initState
-	port *os.File
+	port port
 	proc specs.Process // the container's process: what an exec starts from
 	out  chan outFrame // to writeLoop, the port's one writer
 	gen  atomic.Uint64 // the host connection; frames of an older one are dropped
 	idle *idler
 
+	greeted atomic.Uint64 // the last connection whose Hello was answered
+	helloed bool          // serve's: the connection has said Hello
+
 	mu       sync.Mutex
 	sessions map[uint32]*session
 }
+
+// port is the agent's end of the channel: a virtio-serial port's device.
+type port interface {
+	io.ReadWriter
+	SetWriteDeadline(time.Time) error
+}
+
+var _ port = (*os.File)(nil)
 
 type outFrame struct {
 	gen uint64
@@ -107,28 +118,31 @@ func findPort(name string) string {
 	}
 }
 
-// serve runs host connections one after the other. A closed connection
-// ends its sessions; a protocol error drops the rest of that connection.
+// serve reads the port for the VM's life. Each host's connection starts
+// with its Hello, which ends the previous host's sessions. The port reads
+// as EOF while no host is connected; the driver signals SIGIO when one
+// connects, and the tick covers a missed signal.
+//
+// An EOF right after a new host's Hello can be stale: its bytes can come
+// before the driver has seen it connect. So an EOF ends a host's sessions
+// only once the Hello's answer has been written (the write waits for the
+// driver to see the host): were it the end, the answer would be dropped
+// and the host would wait for nothing.
 func (a *agent) serve() {
 	hostIO := make(chan os.Signal, 1)
 	signal.Notify(hostIO, unix.SIGIO)
 	a.notifyHost()
 	go a.writeLoop()
-	var hello *wire.Frame
+	r := wire.NewReader(a.port)
 	for {
-		next, err := a.conn(wire.NewReader(a.port), hello)
-		a.hangup()
-		if hello = next; hello != nil {
-			// A new host's hello: the old one left without the port
-			// reading as closed in between (a quick reconnect).
-			continue
-		}
-		if err != nil {
+		if err := a.read(r); err != nil {
 			fmt.Fprintf(a.s.console, "%sagent: %v\n", plan.LogPrefix, err)
+			a.hangup()
 			io.Copy(io.Discard, a.port) // until the host goes
+			r = wire.NewReader(a.port)
+		} else if a.greeted.Load() == a.gen.Load() {
+			a.hangup() // the host has gone
 		}
-		// The port reads as EOF until a host connects; the driver
-		// signals SIGIO when one does. The tick covers a missed one.
 		select {
 		case <-hostIO:
 		case <-time.After(100 * time.Millisecond):
@@ -139,7 +153,11 @@ func (a *agent) serve() {
 // notifyHost asks for SIGIO on the port's host connection changes
 // (virtio_console sends it on VIRTIO_CONSOLE_PORT_OPEN).
 func (a *agent) notifyHost() {
-	rc, err := a.port.SyscallConn()
+	f, ok := a.port.(*os.File)
+	if !ok {
+		return
+	}
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return
 	}
@@ -153,14 +171,16 @@ func (a *agent) notifyHost() {
 
 // writeLoop is the port's one writer. A frame of a closed connection is
 // dropped; hangup aborts one being written (the deadline), so nothing of
-// it reaches the next host.
+// it reaches the next host. A Hello written marks its connection greeted.
 func (a *agent) writeLoop() {
 	for f := range a.out {
 		a.port.SetWriteDeadline(time.Time{})
 		if f.gen != a.gen.Load() {
 			continue
 		}
-		a.port.Write(f.b)
+		if _, err := a.port.Write(f.b); err == nil && wire.Type(f.b[4]) == wire.Hello {
+			a.greeted.Store(f.gen)
+		}
 	}
 }
 
@@ -175,6 +195,7 @@ func (a *agent) send(gen uint64, f wire.Frame) {
 // hangup ends the connection: its sessions are killed, its frames dropped.
 func (a *agent) hangup() {
 	a.gen.Add(1)
+	a.helloed = false
 	a.port.SetWriteDeadline(time.Now())
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -184,38 +205,43 @@ func (a *agent) hangup() {
 	}
 }
 
-// conn serves one host connection: hello (read already, or first),
-// then sessions, until the port reads as closed or another host's hello
-// comes, which it returns.
-func (a *agent) conn(r *wire.Reader, hello *wire.Frame) (*wire.Frame, error) {
-	gen := a.gen.Load()
-	if hello == nil {
-		f, err := r.Next()
-		if err != nil {
-			return nil, eofNil(err)
-		}
-		hello = &f
-	}
-	if hello.Type != wire.Hello {
-		return nil, fmt.Errorf("the host spoke %s before hello", hello.Type)
-	}
-	a.send(gen, wire.Frame{Type: wire.Hello, Payload: wire.HelloPayload()})
-	if v, err := wire.ParseHello(hello.Payload); err != nil || v != wire.Version {
-		return nil, fmt.Errorf("the host speaks protocol version %d, this agent %d: %v", v, wire.Version, err)
-	}
+// read serves frames until the port reads as EOF (nil) or a frame breaks
+// the protocol.
+func (a *agent) read(r *wire.Reader) error {
 	for {
 		f, err := r.Next()
+		switch {
+		case err != nil:
+			return eofNil(err)
+		case f.Type == wire.Hello:
+			err = a.hello(f.Payload)
+		case !a.helloed:
+			err = fmt.Errorf("the host spoke %s before hello", f.Type)
+		default:
+			err = a.frame(a.gen.Load(), f)
+		}
 		if err != nil {
-			return nil, eofNil(err)
-		}
-		if f.Type == wire.Hello {
-			f.Payload = append([]byte{}, f.Payload...)
-			return &f, nil
-		}
-		if err := a.frame(gen, f); err != nil {
-			return nil, err
+			return err
 		}
 	}
+}
+
+// hello starts a host's connection: the previous host's sessions end, and
+// the answer echoes the host's nonce. A host of another version gets
+// version 1's answer, which it can read to say so, and nothing more.
+func (a *agent) hello(p []byte) error {
+	a.hangup()
+	v, nonce, err := wire.ParseHello(p)
+	if err != nil {
+		return err
+	}
+	if v != wire.Version {
+		fmt.Fprintf(a.s.console, "%sagent: the host speaks protocol version %d, this agent %d\n", plan.LogPrefix, v, wire.Version)
+		nonce = nil
+	}
+	a.send(a.gen.Load(), wire.Frame{Type: wire.Hello, Payload: wire.HelloPayload(nonce)})
+	a.helloed = v == wire.Version
+	return nil
 }
 
 func eofNil(err error) error {

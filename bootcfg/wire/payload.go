@@ -12,15 +12,30 @@ import (
 // magic starts a Hello payload.
 const magic = "c2vm-agent"
 
-// HelloPayload is a Hello frame's payload for this Version.
-func HelloPayload() []byte { return binary.BigEndian.AppendUint16([]byte(magic), Version) }
+// NonceSize is the length of a Hello's nonce.
+const NonceSize = 8
 
-// ParseHello checks a Hello payload and returns its version.
-func ParseHello(p []byte) (int, error) {
-	if len(p) != len(magic)+2 || string(p[:len(magic)]) != magic {
-		return 0, fmt.Errorf("hello: %w: not a c2vm agent's (%q)", ErrPayload, clip(p))
+// HelloPayload is a Hello frame's payload: magic, Version and the nonce.
+// The guest's Hello echoes the host's nonce, so that a host tells its own
+// answer from one the agent wrote to a host that has left. A nil nonce
+// makes the payload of version 1 (a guest answering a host that speaks
+// another version: that host can still read the version).
+func HelloPayload(nonce []byte) []byte {
+	return append(binary.BigEndian.AppendUint16([]byte(magic), Version), nonce...)
+}
+
+// ParseHello checks a Hello payload and returns its version and nonce.
+// A payload of this Version has a nonce of NonceSize bytes; one of another
+// version is only read for its version.
+func ParseHello(p []byte) (int, []byte, error) {
+	if len(p) < len(magic)+2 || string(p[:len(magic)]) != magic {
+		return 0, nil, fmt.Errorf("hello: %w: not a c2vm agent's (%q)", ErrPayload, clip(p))
 	}
-	return int(binary.BigEndian.Uint16(p[len(magic):])), nil
+	v, nonce := int(binary.BigEndian.Uint16(p[len(magic):])), p[len(magic)+2:]
+	if v == Version && len(nonce) != NonceSize {
+		return v, nil, fmt.Errorf("hello: %w: a nonce of %d bytes, want %d", ErrPayload, len(nonce), NonceSize)
+	}
+	return v, nonce, nil
 }
 
 // Process is a Start frame's payload: what to run, and how. Empty fields

@@ -4,8 +4,8 @@
 //
 //	frame := length uint32 (big-endian; of what follows) | type uint8 | session uint32 | payload
 //
-// The host opens the stream with Hello (the version) and the guest answers
-// with its own; then the host starts sessions (Start, a JSON Process) and
+// The host opens the stream with Hello (the version and a nonce) and the
+// guest answers with its own, echoing the nonce; then the host starts sessions (Start, a JSON Process) and
 // feeds them (Stdin, CloseStdin, Resize, Signal), and the guest answers with
 // Stdout, Stderr, Window (stdin credit) and, last, Exit. Ping/Pong check the
 // agent is alive. Session 0 is the connection's own.
@@ -29,8 +29,10 @@ import (
 const PortName = "org.c2vm.agent.0"
 
 // Version is the protocol version; Hello carries it and both sides must
-// speak the same.
-const Version = 1
+// speak the same. 2: Hello carries a nonce the guest echoes (1 had none).
+// Both ends ship in one c2vm binary; a VM converted by another c2vm can
+// speak another version, and exec then says so.
+const Version = 2
 
 // MaxPayload bounds one frame's payload.
 const MaxPayload = 64 << 10

@@ -11,7 +11,7 @@ import (
 
 func TestRoundTrip(t *testing.T) {
 	frames := []Frame{
-		{Type: Hello, Payload: HelloPayload()},
+		{Type: Hello, Payload: HelloPayload([]byte("12345678"))},
 		{Type: Ping, Payload: []byte("12345678")},
 		{Type: Stdin, Session: 7, Payload: bytes.Repeat([]byte{0xff}, MaxPayload)},
 		{Type: CloseStdin, Session: 7, Payload: []byte{}},
@@ -79,11 +79,23 @@ func TestWriteOversize(t *testing.T) {
 }
 
 func TestPayloads(t *testing.T) {
-	if v, err := ParseHello(HelloPayload()); err != nil || v != Version {
-		t.Errorf("hello: %d, %v", v, err)
+	if v, n, err := ParseHello(HelloPayload([]byte("nonce-42"))); err != nil || v != Version || string(n) != "nonce-42" {
+		t.Errorf("hello: %d, %q, %v", v, n, err)
 	}
-	if _, err := ParseHello([]byte("SSH-2.0-OpenSSH")); !errors.Is(err, ErrPayload) {
-		t.Errorf("foreign hello: %v", err)
+	// Another version's hello is read for its version: version 1 had no
+	// nonce, and a guest answers a host of another version so.
+	if v, _, err := ParseHello([]byte("c2vm-agent\x00\x01")); err != nil || v != 1 {
+		t.Errorf("a version 1 hello: %d, %v", v, err)
+	}
+	for name, bad := range map[string][]byte{
+		"foreign":       []byte("SSH-2.0-OpenSSH"),
+		"no nonce":      HelloPayload(nil),
+		"a short nonce": HelloPayload([]byte("1234567")),
+		"no version":    []byte("c2vm-agent\x00"),
+	} {
+		if _, _, err := ParseHello(bad); !errors.Is(err, ErrPayload) {
+			t.Errorf("%s hello: %v", name, err)
+		}
 	}
 	if r, c, err := ParseSize(Size(50, 132)); r != 50 || c != 132 || err != nil {
 		t.Errorf("size: %d %d %v", r, c, err)
@@ -136,7 +148,7 @@ func TestProcess(t *testing.T) {
 // the bytes it read.
 func FuzzReader(f *testing.F) {
 	var seed bytes.Buffer
-	Write(&seed, Frame{Type: Hello, Payload: HelloPayload()})
+	Write(&seed, Frame{Type: Hello, Payload: HelloPayload([]byte("nonce-42"))})
 	Write(&seed, Frame{Type: Stdout, Session: 3, Payload: []byte("hello\n")})
 	Write(&seed, Frame{Type: Exit, Session: 3, Payload: ExitPayload(0, "")})
 	f.Add(seed.Bytes())

@@ -34,15 +34,22 @@ func fakeGuest(t *testing.T, greet bool, script func(r *wire.Reader, w net.Conn)
 		}
 		defer c.Close()
 		r := wire.NewReader(c)
-		if greet {
-			if f, err := r.Next(); err != nil || f.Type != wire.Hello {
-				return
-			}
-			wire.Write(c, wire.Frame{Type: wire.Hello, Payload: wire.HelloPayload()})
+		if greet && !answerHello(r, c) {
+			return
 		}
 		script(r, c)
 	}()
 	return sock
+}
+
+// answerHello reads the client's Hello and answers it as the agent does.
+func answerHello(r *wire.Reader, w io.Writer) bool {
+	f, err := r.Next()
+	if err != nil || f.Type != wire.Hello {
+		return false
+	}
+	_, nonce, err := wire.ParseHello(f.Payload)
+	return err == nil && wire.Write(w, wire.Frame{Type: wire.Hello, Payload: wire.HelloPayload(nonce)}) == nil
 }
 
 // nextStart reads frames until a Start and returns its session.
@@ -194,6 +201,26 @@ func TestHello(t *testing.T) {
 			}
 		})
 	}
+	// What the agent wrote for a client that has left comes first: frames,
+	// and a Hello answering another nonce. The client waits for its own.
+	t.Run("a previous client's answer", func(t *testing.T) {
+		sock := fakeGuest(t, false, func(r *wire.Reader, w net.Conn) {
+			f, _ := r.Next()
+			_, nonce, _ := wire.ParseHello(f.Payload)
+			wire.Write(w, wire.Frame{Type: wire.Exit, Session: 9, Payload: wire.ExitPayload(0, "")})
+			wire.Write(w, wire.Frame{Type: wire.Hello, Payload: wire.HelloPayload([]byte("previous"))})
+			wire.Write(w, wire.Frame{Type: wire.Hello, Payload: wire.HelloPayload(nonce)})
+			if f, err := r.Next(); err == nil && f.Type == wire.Ping {
+				wire.Write(w, wire.Frame{Type: wire.Pong, Payload: f.Payload})
+			}
+			io.Copy(io.Discard, w)
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := dial(t, sock).Ping(ctx); err != nil {
+			t.Fatalf("ping after the previous client's answer was skipped: %v", err)
+		}
+	})
 	t.Run("silent", func(t *testing.T) {
 		sock := fakeGuest(t, false, func(r *wire.Reader, w net.Conn) { io.Copy(io.Discard, w) })
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
