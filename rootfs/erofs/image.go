@@ -26,20 +26,21 @@ const (
 	flatInline     = 2 // the last partial block sits right after the inode
 )
 
-// node is one inode of the image; hardlinked names share it.
+// node is one inode of the image; hardlinked names share it. A million
+// files hold a million nodes, so it is kept to 96 bytes: no path (pathOf
+// finds one for an error), small numbers in 32 bits.
 type node struct {
 	ino    *rootfs.Inode
-	path   string // first name, for errors
-	num    uint32 // i_ino: 1-based, in write order
 	nid    uint64
-	ext    bool   // extended inode
-	layout uint8  // data layout
-	xattrs []byte // inline xattr body: header and entries, or nil
 	size   int64  // i_size
-	tail   int    // bytes of data inline after the inode
-	meta   int    // bytes in the metadata area
+	xattrs []byte // inline xattr body: header and entries, or nil
 	dir    []dirent
 	parent *node
+	num    uint32 // i_ino: 1-based, in write order
+	tail   int32  // bytes of data inline after the inode
+	meta   int32  // bytes in the metadata area
+	ext    bool   // extended inode
+	layout uint8  // data layout
 }
 
 // dirent is one name in a directory.
@@ -68,7 +69,7 @@ func newImage(t *rootfs.Tree, o Options) (*image, error) {
 	}
 	for _, n := range im.nodes {
 		if err := im.plan(n); err != nil {
-			return nil, fmt.Errorf("%s: %w", n.path, err)
+			return nil, fmt.Errorf("%s: %w", im.pathOf(n), err)
 		}
 	}
 	im.place()
@@ -78,9 +79,12 @@ func newImage(t *rootfs.Tree, o Options) (*image, error) {
 func (im *image) add(dirs map[string]*node, e rootfs.Entry) error {
 	n := im.byIno[e.Inode]
 	if n == nil {
-		n = &node{ino: e.Inode, path: e.Path, num: uint32(len(im.nodes) + 1)}
-		im.byIno[e.Inode] = n
+		n = &node{ino: e.Inode, num: uint32(len(im.nodes) + 1)}
 		im.nodes = append(im.nodes, n)
+		// Only an inode with several names is met again.
+		if e.Inode.Nlink > 1 && e.Inode.Type != rootfs.TypeDir {
+			im.byIno[e.Inode] = n
+		}
 	}
 	if e.Path == "." {
 		n.parent = n
@@ -127,15 +131,19 @@ func (im *image) plan(n *node) error {
 		head = extSize
 	}
 	head += len(n.xattrs)
-	n.meta = head
+	n.meta = int32(head)
 	switch {
 	case ino.Type == rootfs.TypeRegular && im.o.Compression != None && n.size > blockSize:
 		n.layout = compressedFull
-		n.meta = indexStart(head) + 8*int(lclusters(n.size))
+		meta := int64(indexStart(head)) + 8*lclusters(n.size)
+		if meta > math.MaxInt32 {
+			return fmt.Errorf("file of %d bytes too large", n.size)
+		}
+		n.meta = int32(meta)
 	case n.size%blockSize != 0 && head+int(n.size%blockSize) <= blockSize:
 		n.layout = flatInline
-		n.tail = int(n.size % blockSize)
-		n.meta = head + n.tail
+		n.tail = int32(n.size % blockSize)
+		n.meta = int32(head) + n.tail
 	default:
 		n.layout = flatPlain
 	}
@@ -213,6 +221,34 @@ func (a *allocator) alloc(size int64) int64 {
 		}
 	}
 	return at
+}
+
+// pathOf finds a name of n for an error message: nodes keep no path, as
+// a million of them would cost a million strings. It searches the whole
+// image, which only a failing write does.
+func (im *image) pathOf(n *node) string {
+	var find func(d *node, p string) string
+	find = func(d *node, p string) string {
+		for _, e := range d.dir {
+			if e.name == "." || e.name == ".." {
+				continue
+			}
+			cp := path.Join(p, e.name)
+			if e.n == n {
+				return cp
+			}
+			if e.n.ino.Type == rootfs.TypeDir {
+				if found := find(e.n, cp); found != "" {
+					return found
+				}
+			}
+		}
+		return ""
+	}
+	if n == im.root {
+		return "."
+	}
+	return find(im.root, "")
 }
 
 func roundUp(v, to int64) int64 { return (v + to - 1) / to * to }

@@ -74,11 +74,11 @@ func (im *image) write(ctx context.Context, f *os.File) error {
 		}
 		rec, err := im.writeNode(n, out, pl)
 		if err != nil {
-			return fmt.Errorf("%s: %w", n.path, err)
+			return fmt.Errorf("%s: %w", im.pathOf(n), err)
 		}
 		out.sum.Write(rec)
 		if _, err := f.WriteAt(rec, int64(n.nid)*slotSize); err != nil {
-			return fmt.Errorf("writing inode of %s: %w", n.path, err)
+			return fmt.Errorf("writing inode of %s: %w", im.pathOf(n), err)
 		}
 	}
 	if err := out.w.Flush(); err != nil {
@@ -113,7 +113,7 @@ func (im *image) writeNode(n *node, out *output, pl *pipeline.Pipeline[pcluster]
 // flat stores data (i_size bytes) in blocks, its tail inline when the
 // layout says so.
 func (n *node) flat(out *output, data []byte) ([]byte, error) {
-	full := len(data) - n.tail
+	full := len(data) - int(n.tail)
 	at := uint32(0)
 	if full > 0 {
 		var err error
@@ -148,7 +148,7 @@ func (n *node) flatFile(out *output) ([]byte, error) {
 		}
 		done += int64(len(b))
 	}
-	tail := make([]byte, n.tail)
+	tail := make([]byte, int(n.tail))
 	if err := rootfs.ReadContent(rc, tail); err != nil {
 		return nil, err
 	}

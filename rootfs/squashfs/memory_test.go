@@ -3,6 +3,8 @@ package squashfs
 import (
 	"testing"
 
+	"github.com/c2vm/c2vm/rootfs"
+
 	rt "github.com/c2vm/c2vm/rootfs/internal/rootfstest"
 )
 
@@ -25,19 +27,6 @@ func TestBoundedMemory(t *testing.T) {
 // until the image is written: a dnode (24 bytes), an irec (48) and a
 // slot in its directory's listing; names are the tree's own strings.
 func TestImageBytesPerFile(t *testing.T) {
-	const n = 50000
-	tr := rt.EmptyFiles(t, n)
 	o, _ := Options{}.normalize()
-	grow := rt.HeapGrowth(func() any {
-		im, err := newImage(tr, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return im
-	})
-	per := grow / n
-	t.Logf("%d bytes per empty file", per)
-	if per > 84 {
-		t.Errorf("the image holds %d bytes per empty file, want at most 84", per)
-	}
+	rt.CheckHeapPerFile(t, 84, func(tr *rootfs.Tree) (any, error) { return newImage(tr, o) })
 }

@@ -125,3 +125,26 @@ func EmptyFiles(t testing.TB, n int) *rootfs.Tree {
 	t.Cleanup(func() { tr.Close() })
 	return tr
 }
+
+// CheckHeapPerFile fails t when what build makes of a tree of 50,000
+// empty files holds more than limit bytes of heap per file (the tree
+// itself not counted): a writer's per-file cost, which a million-file
+// image pays a million times.
+func CheckHeapPerFile(t *testing.T, limit uint64, build func(*rootfs.Tree) (any, error)) {
+	t.Helper()
+	const n = 50000
+	tr := EmptyFiles(t, n)
+	var err error
+	per := HeapGrowth(func() any {
+		var v any
+		v, err = build(tr)
+		return v
+	}) / n
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d bytes per empty file", per)
+	if per > limit {
+		t.Errorf("%d bytes of heap per empty file, want at most %d", per, limit)
+	}
+}
