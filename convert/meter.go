@@ -88,10 +88,20 @@ func (mc meteredContent) Open() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
+	tee := io.TeeReader(rc, mc.w)
+	if s, ok := rc.(io.Seeker); ok {
+		// Bytes sought past are not metered: a writer seeks to a tail
+		// it reads later.
+		return struct {
+			io.Reader
+			io.Seeker
+			io.Closer
+		}{tee, s, rc}, nil
+	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{io.TeeReader(rc, mc.w), rc}, nil
+	}{tee, rc}, nil
 }
 
 // cappedMeter forwards at most left bytes to w, from any goroutine (the

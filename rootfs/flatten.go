@@ -313,9 +313,15 @@ type spoolContent struct {
 	off, size int64
 }
 
+// Open returns a reader that can also seek: a writer that comes back for
+// a file's tail seeks to it instead of reading what comes before.
 func (s spoolContent) Open() (io.ReadCloser, error) {
-	return io.NopCloser(io.NewSectionReader(s.f, s.off, s.size)), nil
+	return sectionCloser{io.NewSectionReader(s.f, s.off, s.size)}, nil
 }
+
+type sectionCloser struct{ *io.SectionReader }
+
+func (sectionCloser) Close() error { return nil }
 
 // shortName keeps an entry's name readable in a one-line error: a hostile
 // name can be thousands of bytes long, so its middle is elided.

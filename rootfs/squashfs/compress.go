@@ -16,11 +16,18 @@ type compressor interface {
 	compress(dst, src []byte) ([]byte, error)
 }
 
-// newCompressor returns a compressor for data blocks, or for metadata
-// when meta is set: metadata is about 1% of an image, and zstd's strongest
-// level keeps 32 MiB of match tables per encoder, so metadata uses the
-// next level down.
-func newCompressor(c Compression, blockSize int, meta bool) (compressor, error) {
+// blockKind says what a compressor is for: zstd spends its strongest
+// level where it pays most for its CPU.
+type blockKind int
+
+const (
+	dataBlock blockKind = iota // a file's full blocks
+	fragBlock                  // file tails packed together
+	metaBlock                  // inode, directory and lookup tables
+)
+
+// newCompressor returns a compressor for blocks of one kind.
+func newCompressor(c Compression, blockSize int, kind blockKind) (compressor, error) {
 	switch c {
 	case Gzip:
 		return &zlibComp{}, nil
@@ -29,12 +36,8 @@ func newCompressor(c Compression, blockSize int, meta bool) (compressor, error) 
 	}
 	// The kernel sizes its zstd window to the block size
 	// (fs/squashfs/zstd_wrapper.c), so frames must not ask for more.
-	level := zstdLevel
-	if meta {
-		level = zstd.SpeedBetterCompression
-	}
 	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(level),
+		zstd.WithEncoderLevel(zstdLevel[kind]),
 		zstd.WithEncoderConcurrency(1),
 		zstd.WithWindowSize(blockSize),
 		zstd.WithEncoderCRC(false),
@@ -45,15 +48,32 @@ func newCompressor(c Compression, blockSize int, meta bool) (compressor, error) 
 	return zstdComp{enc}, nil
 }
 
-// zstdLevel trades size for speed; see bench/ for the measurements. On
-// a Debian minbase (+nginx-light, 219 MB in 1800 blocks; December 2026)
-// the levels give, in CPU seconds and data bytes: Best 20.5 s, 103.2 MB;
-// Better 5.2 s, 106.0 MB (+2.8%); Default 2.4 s, 107.2 MB (+3.9%). The
-// image at Best is already 1.045× mksquashfs -comp zstd (its level 15),
-// so Better's fourfold saving would break the 1.05× size goal. Blocks
-// that do not compress cost Best only 0.6 s of the 20.5: testing them
-// first with the fastest level (1.6 s) costs more than it saves.
-var zstdLevel = zstd.SpeedBestCompression
+// zstdLevel trades size for speed by block kind. On a Debian bookworm
+// minbase (188 MB of distinct file data: 991 full blocks, and 5195 tails
+// in 642 fragment blocks; December 2026), one core's CPU seconds (noisy:
+// a shared machine) and compressed bytes:
+//
+//	           full blocks         fragment blocks
+//	Best       5.5-6.5 s 60.54 MB  3.0-3.6 s 28.56 MB
+//	Better     0.9-1.3 s 61.95 MB  0.4-0.6 s 29.47 MB
+//	Default    0.7-0.8 s 62.70 MB  0.3-0.4 s 29.82 MB
+//
+// with the fragments in the order of sortTails (in walk order they are
+// 0.9-1.3 MB larger at every level). mksquashfs -comp zstd (its level 15)
+// makes an 86.5 MB image, and the 1.05× size goal leaves 90.8 MB: Best
+// everywhere makes 89.1 MB of data for ~9 s, Better everywhere 91.4 MB
+// for ~1.5 s, and Best on fragment blocks only 90.5 MB for ~4 s (image
+// 1.048×). No cheap predictor picks the data blocks where Best pays: its
+// gain per CPU second is flat across Better's ratios. Best's cost is
+// mostly cache misses in its 32 MiB match table (a copy of the encoder
+// with a 1 MiB table runs 2.2× faster for +0.02%), a constant of
+// klauspost/compress. Metadata, ~0.2% of an image, is compressed by one
+// goroutine after the data.
+var zstdLevel = [...]zstd.EncoderLevel{
+	dataBlock: zstd.SpeedBetterCompression,
+	fragBlock: zstd.SpeedBestCompression,
+	metaBlock: zstd.SpeedBetterCompression,
+}
 
 type zstdComp struct{ enc *zstd.Encoder }
 

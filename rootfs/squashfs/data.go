@@ -2,10 +2,16 @@ package squashfs
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
+	"path"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/c2vm/c2vm/internal/sparse"
@@ -141,13 +147,18 @@ loop:
 	return ctx.Err()
 }
 
-// writeData streams every distinct file through the compression pipeline
-// and writes data and fragment blocks in file order.
+// writeData streams every distinct file through the compression pipeline:
+// the files' full blocks in file order, then their tails packed into
+// fragment blocks in the order of sortTails.
 func (im *image) writeData(ctx context.Context, out *output) ([]fragEntry, error) {
 	bs := im.o.BlockSize
 	newEnc := func() (pipeline.Encoder[block], error) {
-		c, err := newCompressor(im.o.Compression, bs, false)
-		return encoder{c}, err
+		data, err := newCompressor(im.o.Compression, bs, dataBlock)
+		if err != nil {
+			return nil, err
+		}
+		frag, err := newCompressor(im.o.Compression, bs, fragBlock)
+		return encoder{data, frag}, err
 	}
 	p, err := pipeline.Start(ctx, pipeline.Options{Workers: im.o.Workers, InSize: bs, OutSize: bs + bs/8 + 64},
 		newEnc, func(q *pipeline.Queue[block]) error { return (&producer{im: im, q: q}).run() })
@@ -178,14 +189,18 @@ func (im *image) writeData(ctx context.Context, out *output) ([]fragEntry, error
 }
 
 // encoder compresses a block, or marks it sparse or stored as is.
-type encoder struct{ c compressor }
+type encoder struct{ data, frag compressor }
 
 func (e encoder) Encode(j *job) error {
-	if j.Tag.file != nil && sparse.IsZero(j.In) {
-		j.Tag.zero = true
-		return nil
+	c := e.frag
+	if j.Tag.file != nil {
+		if sparse.IsZero(j.In) {
+			j.Tag.zero = true
+			return nil
+		}
+		c = e.data
 	}
-	out, err := e.c.compress(j.Out, j.In)
+	out, err := c.compress(j.Out, j.In)
 	if err != nil {
 		return fmt.Errorf("compressing block: %w", err)
 	}
@@ -221,8 +236,8 @@ func consume(out *output, j *job, frags *[]fragEntry) error {
 	return nil
 }
 
-// producer reads files in order, cuts them into blocks and packs their
-// tails into fragment blocks.
+// producer reads files in order and cuts them into blocks, then packs
+// their tails into fragment blocks.
 type producer struct {
 	im    *image
 	q     *pipeline.Queue[block]
@@ -231,47 +246,89 @@ type producer struct {
 }
 
 func (p *producer) run() error {
+	var tails []tail
 	for _, f := range p.im.files {
 		if f.dupOf != nil {
 			continue
 		}
-		if err := p.file(f); err != nil {
+		t, err := p.file(f)
+		if err != nil {
 			return fmt.Errorf("%s: %w", f.path, err)
+		}
+		if t.size > 0 {
+			tails = append(tails, t)
+		}
+	}
+	sortTails(tails)
+	for _, t := range tails {
+		if err := p.addTail(t); err != nil {
+			return fmt.Errorf("%s: %w", t.f.path, err)
 		}
 	}
 	return p.flushFrag()
 }
 
-func (p *producer) file(f *fileRec) error {
+// file queues f's full blocks and returns its tail, if it has one.
+func (p *producer) file(f *fileRec) (tail, error) {
 	r, err := f.ino.Content.Open()
 	if err != nil {
-		return fmt.Errorf("opening file: %w", err)
+		return tail{}, fmt.Errorf("opening file: %w", err)
 	}
 	defer r.Close()
 	bs := int64(p.im.o.BlockSize)
 	for i := int64(0); i < f.size/bs; i++ {
 		j, err := p.q.Get(int(bs))
 		if err != nil {
-			return err
+			return tail{}, err
 		}
 		j.Tag = block{file: f, first: i == 0}
 		if err := rootfs.ReadContent(r, j.In); err != nil {
-			return err
+			return tail{}, err
 		}
 		if err := p.q.Put(j); err != nil {
-			return err
+			return tail{}, err
 		}
 	}
-	tail := int(f.size % bs)
-	if tail == 0 {
-		return nil
+	t := tail{f: f, size: int(f.size % bs)}
+	if t.size == 0 {
+		return t, nil
 	}
-	return p.addTail(f, r, tail)
+	return t, rootfs.ReadContent(r, t.head[:min(t.size, len(t.head))])
 }
 
-// addTail reads a file's last tail bytes into the fragment block.
-func (p *producer) addTail(f *fileRec, r io.Reader, tail int) error {
-	if p.frag != nil && len(p.frag.In)+tail > p.im.o.BlockSize {
+// tail is the last, partial block of a file: what sortTails orders.
+type tail struct {
+	f    *fileRec
+	size int
+	head [16]byte // its first bytes
+}
+
+// sortTails orders the tails for the fragment blocks: by the name's
+// extension, then by their first bytes (a format's magic and header: all
+// the message catalogues of one domain, say), then by size. zstd sees one
+// fragment block at a time, so similar files side by side compress
+// together: on a Debian minbase this makes the fragment blocks 3.5%
+// smaller than walk order does. Readers do not care where a tail is.
+func sortTails(ts []tail) {
+	slices.SortStableFunc(ts, func(a, b tail) int {
+		return cmp.Or(strings.Compare(ext(a.f.path), ext(b.f.path)),
+			bytes.Compare(a.head[:], b.head[:]), cmp.Compare(a.size, b.size))
+	})
+}
+
+// ext is the extension of the last element of p, with its dot; "" for
+// none (and for a name that only starts with a dot).
+func ext(p string) string {
+	b := path.Base(p)
+	if i := strings.LastIndexByte(b, '.'); i > 0 {
+		return b[i:]
+	}
+	return ""
+}
+
+// addTail reads a file's tail into the fragment block.
+func (p *producer) addTail(t tail) error {
+	if p.frag != nil && len(p.frag.In)+t.size > p.im.o.BlockSize {
 		if err := p.flushFrag(); err != nil {
 			return err
 		}
@@ -284,9 +341,31 @@ func (p *producer) addTail(f *fileRec, r io.Reader, tail int) error {
 		p.frag = j
 	}
 	fb := p.frag.In
-	f.fragIdx, f.fragOff = p.nfrag, uint32(len(fb))
-	p.frag.In = fb[:len(fb)+tail]
-	return rootfs.ReadContent(r, p.frag.In[len(fb):])
+	t.f.fragIdx, t.f.fragOff = p.nfrag, uint32(len(fb))
+	p.frag.In = fb[:len(fb)+t.size]
+	return readAt(t.f, t.f.size-int64(t.size), p.frag.In[len(fb):])
+}
+
+// readAt fills b from f's content at off: by seeking when the content
+// can (the layer spool), else by reading past what comes before.
+func readAt(f *fileRec, off int64, b []byte) error {
+	r, err := f.ino.Content.Open()
+	if err != nil {
+		return fmt.Errorf("opening file: %w", err)
+	}
+	defer r.Close()
+	if s, ok := r.(io.Seeker); ok {
+		_, err = s.Seek(off, io.SeekStart)
+	} else {
+		_, err = io.CopyN(io.Discard, r, off)
+	}
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return ErrShortFile
+		}
+		return fmt.Errorf("reading file: %w", err)
+	}
+	return rootfs.ReadContent(r, b)
 }
 
 func (p *producer) flushFrag() error {

@@ -55,7 +55,7 @@ func (im *image) write(ctx context.Context, f *os.File) error {
 // and share one compressor.
 func (im *image) meta() (*metaWriter, error) {
 	if im.metaComp == nil {
-		c, err := newCompressor(im.o.Compression, im.o.BlockSize, true)
+		c, err := newCompressor(im.o.Compression, im.o.BlockSize, metaBlock)
 		if err != nil {
 			return nil, err
 		}
