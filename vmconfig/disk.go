@@ -50,8 +50,7 @@ func qemuDiskArgs(vm DiskVM, accel, memory, cpus, dir string) ([]string, error) 
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{}, a.QEMU.Args...)
-	return append(args,
+	return append(machineArgs(a, accel),
 		"-accel", accel,
 		"-m", memory,
 		"-smp", cpus,

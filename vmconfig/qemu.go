@@ -35,8 +35,7 @@ func qemuArgs(vm VM, accel, memory, cpus, dir, appendArgs string) ([]string, err
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{}, a.QEMU.Args...)
-	args = append(args,
+	args := append(machineArgs(a, accel),
 		"-accel", accel,
 		"-m", memory,
 		"-smp", cpus,
@@ -57,6 +56,22 @@ func qemuArgs(vm VM, accel, memory, cpus, dir, appendArgs string) ([]string, err
 		args = append(args, "-drive", drive)
 	}
 	return append(args, "-append", KernelCmdline(a.Console, vm.Cmdline, appendArgs)), nil
+}
+
+// machineArgs is -M and -cpu for accel: under TCG the arch's TCGCPU; in
+// a script, whose accelerator is known when it runs, its $cpu (accelTmpl).
+func machineArgs(a arch.Arch, accel string) []string {
+	args := append([]string{}, a.QEMU.Args...)
+	cpu := map[string]string{"tcg": a.QEMU.TCGCPU, phAccel: phCPU}[accel]
+	if a.QEMU.TCGCPU == "" || cpu == "" {
+		return args
+	}
+	for i := range args[:len(args)-1] {
+		if args[i] == "-cpu" {
+			args[i+1] = cpu
+		}
+	}
+	return args
 }
 
 // The KVM probe: /dev/kvm can exist and still hang guests (this project's
@@ -105,6 +120,7 @@ func joinArgs(parts ...string) string {
 // expressions. NUL cannot occur in a file name or argument.
 const (
 	phAccel  = "\x00accel\x00"
+	phCPU    = "\x00cpu\x00"
 	phMemory = "\x00memory\x00"
 	phCPUs   = "\x00cpus\x00"
 	phDir    = "\x00dir\x00"
@@ -121,6 +137,7 @@ func shellWord(s string, memory, cpus int) string {
 	s = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(s)
 	s = strings.NewReplacer(
 		phAccel, "$accel",
+		phCPU, "$cpu",
 		phMemory, fmt.Sprintf("${C2VM_MEMORY:-%d}", memory),
 		phCPUs, fmt.Sprintf("${C2VM_CPUS:-%d}", cpus),
 		phAgent, "${C2VM_AGENT_SOCKET:-$DIR/"+AgentSocket+"}",
@@ -195,6 +212,12 @@ if [ "$accel" = auto ]; then
 		fi
 	fi
 fi
+{{- if .TCGCPU}}
+cpu={{.CPU}}
+if [ "$accel" = tcg ]; then
+	cpu={{.TCGCPU}} # the same CPU, faster to emulate
+fi
+{{- end}}
 {{end}}`
 
 // withAccel parses a script's template after accelTmpl.
@@ -210,8 +233,8 @@ func probeData(vm VM, a arch.Arch) (map[string]any, error) {
 	}
 	return map[string]any{
 		"Uname": a.Uname, "Binary": a.QEMU.Binary, "ProbeSeconds": ProbeSeconds, "ProbeBanner": ProbeBanner,
-		"ProbeCache": ProbeCacheFile(vm.Arch),
-		"Probe":      strings.TrimSpace(strings.ReplaceAll(shellWords(probe, vm), " \\\n\t", " ")),
+		"ProbeCache": ProbeCacheFile(vm.Arch), "CPU": a.QEMU.CPU, "TCGCPU": a.QEMU.TCGCPU,
+		"Probe": strings.TrimSpace(strings.ReplaceAll(shellWords(probe, vm), " \\\n\t", " ")),
 	}, nil
 }
 

@@ -245,7 +245,7 @@ func TestQEMUScriptRuns(t *testing.T) {
 		t.Fatalf("qemu.sh: %v", err)
 	}
 	got := strings.Split(strings.TrimSpace(string(out)), "\n")
-	want := []string{"-M", "virt", "-cpu", "max", "-accel", "tcg", "-m", "1024", "-smp", "3",
+	want := []string{"-M", "virt", "-cpu", "max,pauth-impdef=on", "-accel", "tcg", "-m", "1024", "-smp", "3",
 		"-nographic", "-no-reboot",
 		"-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=udp:0.0.0.0:5353-:53",
 		"-device", "virtio-net-pci,netdev=net0",
@@ -260,6 +260,12 @@ func TestQEMUScriptRuns(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("qemu.sh ran\n%q\nwant\n%q", got, want)
 	}
+	// Under KVM the CPU is max: pauth-impdef is TCG's alone.
+	cmd = exec.Command("sh", filepath.Join(dir, "qemu.sh"))
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "C2VM_ACCEL=kvm")
+	if out, err = cmd.Output(); err != nil || !strings.HasPrefix(string(out), "-M\nvirt\n-cpu\nmax\n-accel\nkvm\n") {
+		t.Errorf("qemu.sh with KVM ran %q, %v; want -cpu max", out, err)
+	}
 }
 
 func TestQEMUArgs(t *testing.T) {
@@ -268,7 +274,7 @@ func TestQEMUArgs(t *testing.T) {
 		machine       []string
 	}{
 		{"amd64", "ttyS0", []string{"-M", "q35"}},
-		{"arm64", "ttyAMA0", []string{"-M", "virt", "-cpu", "max"}},
+		{"arm64", "ttyAMA0", []string{"-M", "virt", "-cpu", "max,pauth-impdef=on"}},
 		{"riscv64", "ttyS0", []string{"-M", "virt"}},
 	} {
 		t.Run(tc.arch, func(t *testing.T) {
@@ -288,6 +294,9 @@ func TestQEMUArgs(t *testing.T) {
 				}
 			}
 		})
+	}
+	if args, _ := QEMUArgs(VM{Arch: "arm64", Kernel: "k", Initrd: "i", Rootfs: "r"}, "kvm", "/d/", ""); strings.Join(args[:4], " ") != "-M virt -cpu max" {
+		t.Errorf("arm64 under KVM: %q, want -cpu max (pauth-impdef is TCG's alone)", args)
 	}
 	if _, err := QEMUArgs(VM{Arch: "s390x"}, "tcg", "", ""); err == nil {
 		t.Error("no error for s390x")

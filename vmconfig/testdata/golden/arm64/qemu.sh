@@ -37,9 +37,13 @@ if [ "$accel" = auto ]; then
 		fi
 	fi
 fi
+cpu=max
+if [ "$accel" = tcg ]; then
+	cpu=max,pauth-impdef=on # the same CPU, faster to emulate
+fi
 exec qemu-system-aarch64 \
 	-M virt \
-	-cpu max \
+	-cpu "$cpu" \
 	-accel "$accel" \
 	-m "${C2VM_MEMORY:-256}" \
 	-smp "${C2VM_CPUS:-2}" \
