@@ -3,6 +3,8 @@ package squashfs
 import (
 	"fmt"
 	"math"
+
+	"github.com/c2vm/c2vm/rootfs"
 )
 
 // Directory listing limits (squashfs_fs.h: SQUASHFS_DIR_COUNT): a header
@@ -24,24 +26,105 @@ type tables struct {
 	inodes, dirs *metaWriter
 }
 
-// writeTree writes the inodes of d's subtree, children first, then d's
-// listing and d's inode. parent is the inode number of d's parent.
-func (im *image) writeTree(d *dnode, parent uint32, t *tables) error {
-	for _, c := range d.rec.dir.children {
-		var err error
-		switch {
-		case c.rec.dir != nil:
-			err = im.writeTree(c, d.rec.num, t)
-		case !c.rec.written:
-			err = im.writeInode(c.rec, t)
+// inodeWriter is the state of writeInodes' walk.
+type inodeWriter struct {
+	im    *image
+	t     *tables
+	num   uint32 // the last inode number given
+	files int    // how many of im.files have been met
+	links map[*rootfs.Inode]dentry
+}
+
+// writeInodes walks the tree again and writes every inode and directory
+// listing as it goes: a file's inode when the walk meets it, a
+// directory's listing and inode when the walk leaves it (children first,
+// so the root is last). Inode numbers follow that order; a directory's
+// own number is known on entry from its count of inodes below
+// (newImage), so its children's listing can name their parent. Only the
+// open directories' listings and the inodes with several names are held.
+func (im *image) writeInodes(t *tables) error {
+	iw := &inodeWriter{im: im, t: t, links: map[*rootfs.Inode]dentry{}}
+	w := &dirWalk{leave: iw.leave}
+	err := im.tree.Walk(func(e rootfs.Entry) error {
+		parent, err := w.to(e)
+		if err == nil {
+			err = iw.entry(w, parent, e)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
+			return fmt.Errorf("%s: %w", e.Path, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	block, offset := t.dirs.pos()
-	size, index := writeListing(d.rec.dir.children, t.dirs)
-	return im.writeDirInode(d.rec, parent, uint32(block), uint32(offset), size+3, index, t)
+	return w.finish()
+}
+
+func (iw *inodeWriter) entry(w *dirWalk, parent *frame, e rootfs.Entry) error {
+	if e.LinkTarget != "" {
+		l, ok := iw.links[e.Inode]
+		if !ok {
+			return fmt.Errorf("hardlink to %s met before it", e.LinkTarget)
+		}
+		l.name = e.Name
+		parent.entries = append(parent.entries, l)
+		return nil
+	}
+	r, err := iw.im.rec(e.Inode, iw.nextFile)
+	if err != nil {
+		return err
+	}
+	if e.Inode.Type == rootfs.TypeDir {
+		r.num = iw.num + iw.im.subtree[e.Inode] + 1
+		w.push(e, r)
+		return nil
+	}
+	iw.num++
+	r.num = iw.num
+	if err := iw.im.writeInode(&r, iw.t); err != nil {
+		return err
+	}
+	d := dentry{name: e.Name, ref: r.ref, num: r.num, typ: e.Inode.Type}
+	if e.Inode.Nlink > 1 {
+		iw.links[e.Inode] = d
+	}
+	parent.entries = append(parent.entries, d)
+	return nil
+}
+
+// nextFile is the record newImage made for the next file with data.
+func (iw *inodeWriter) nextFile() (*fileRec, error) {
+	if iw.files >= len(iw.im.files) {
+		return nil, fmt.Errorf("a file with data the first walk did not see")
+	}
+	iw.files++
+	return iw.im.files[iw.files-1], nil
+}
+
+// leave writes directory d's listing and inode, now that its children's
+// are written, and adds it to its parent's listing.
+func (iw *inodeWriter) leave(d, parent *frame) error {
+	if iw.num+1 != d.rec.num {
+		return fmt.Errorf("%s: inode number %d, want %d: the tree changed between walks", d.path, iw.num+1, d.rec.num)
+	}
+	iw.num = d.rec.num
+	parentNum := iw.im.nInode + 1 // the root's, as mksquashfs writes it
+	if parent != nil {
+		parentNum = parent.rec.num
+	}
+	block, offset := iw.t.dirs.pos()
+	size, index := writeListing(d.entries, iw.t.dirs)
+	d.entries = nil
+	if err := iw.im.writeDirInode(&d.rec, parentNum, uint32(block), uint32(offset), size+3, index, iw.t); err != nil {
+		return fmt.Errorf("%s: %w", d.path, err)
+	}
+	if parent == nil {
+		iw.im.rootRef = d.rec.ref
+		return nil
+	}
+	parent.entries = append(parent.entries, dentry{name: d.name, ref: d.rec.ref, num: d.rec.num, typ: rootfs.TypeDir})
+	return nil
 }
 
 func (im *image) writeInode(r *irec, t *tables) error {
@@ -49,7 +132,7 @@ func (im *image) writeInode(r *irec, t *tables) error {
 	if err != nil {
 		return err
 	}
-	r.ref, r.written = t.inodes.ref(), true
+	r.ref = t.inodes.ref()
 	t.inodes.write(b)
 	return nil
 }
@@ -59,7 +142,7 @@ type group struct{ from, to int }
 
 // writeListing writes a directory's entries into the directory table and
 // returns the listing's size and its index.
-func writeListing(children []*dnode, dt *metaWriter) (uint32, []dirIndex) {
+func writeListing(children []dentry, dt *metaWriter) (uint32, []dirIndex) {
 	startU := dt.upos()
 	indexed := startU / metaSize
 	var index []dirIndex
@@ -70,12 +153,11 @@ func writeListing(children []*dnode, dt *metaWriter) (uint32, []dirIndex) {
 			indexed = u / metaSize
 			index = append(index, dirIndex{uint32(u - startU), uint32(block), children[g.from].name})
 		}
-		first := children[g.from].rec
+		first := children[g.from]
 		dt.write(le(nil).u32(uint32(g.to - g.from - 1)).u32(uint32(first.ref >> 16)).u32(first.num))
 		for _, c := range children[g.from:g.to] {
-			r := c.rec
-			e := le(nil).u16(uint16(r.ref)).u16(uint16(int16(int32(r.num) - int32(first.num)))).
-				u16(basicType[r.ino.Type]).u16(uint16(len(c.name) - 1)).str(c.name)
+			e := le(nil).u16(uint16(c.ref)).u16(uint16(int16(int32(c.num) - int32(first.num)))).
+				u16(basicType[c.typ]).u16(uint16(len(c.name) - 1)).str(c.name)
 			dt.write(e)
 		}
 	}
@@ -86,12 +168,11 @@ func writeListing(children []*dnode, dt *metaWriter) (uint32, []dirIndex) {
 // shared block or delta rules would break, after 256 entries, and when
 // the listing crosses into a new metadata block, so that every metadata
 // block holding the listing can be found from the index.
-func groups(cs []*dnode, u int) []group {
+func groups(cs []dentry, u int) []group {
 	var gs []group
 	var hdrU int
-	var base *irec
-	for i, c := range cs {
-		r := c.rec
+	var base dentry
+	for i, r := range cs {
 		if len(gs) == 0 || i-gs[len(gs)-1].from >= dirCount || r.ref>>16 != base.ref>>16 ||
 			int64(r.num)-int64(base.num) > math.MaxInt16 || int64(r.num)-int64(base.num) < math.MinInt16 ||
 			u/metaSize != hdrU/metaSize {
@@ -99,7 +180,7 @@ func groups(cs []*dnode, u int) []group {
 			hdrU, base = u, r
 			u += 12
 		}
-		u += 8 + len(c.name)
+		u += 8 + len(r.name)
 		gs[len(gs)-1].to = i + 1
 	}
 	return gs
@@ -121,7 +202,7 @@ func (im *image) writeDirInode(r *irec, parent, block, offset, size uint32, inde
 	} else {
 		b = r.header(typeDir).u32(block).u32(r.ino.Nlink).u16(uint16(size)).u16(uint16(offset)).u32(parent)
 	}
-	r.ref, r.written = t.inodes.ref(), true
+	r.ref = t.inodes.ref()
 	t.inodes.write(b)
 	return nil
 }

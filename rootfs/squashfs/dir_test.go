@@ -31,10 +31,10 @@ func unblock(t *testing.T, b []byte) []byte {
 // entry per block it enters, each pointing at a header whose first name
 // is the index's name.
 func TestDirectoryIndex(t *testing.T) {
-	var children []*dnode
+	var children []dentry
 	for i := range 3000 {
-		r := &irec{ino: &rootfs.Inode{Type: rootfs.TypeRegular}, num: uint32(i + 1), ref: uint64(i/200)<<16 | uint64(i%200*32)}
-		children = append(children, &dnode{name: "name-" + itoa(100000+i), rec: r})
+		children = append(children, dentry{name: "name-" + itoa(100000+i), typ: rootfs.TypeRegular,
+			num: uint32(i + 1), ref: uint64(i/200)<<16 | uint64(i%200*32)})
 	}
 	dt := &metaWriter{comp: store{}}
 	dt.write(make([]byte, 5000)) // start mid-block, after other listings

@@ -2,7 +2,6 @@ package squashfs
 
 import (
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 
@@ -11,27 +10,17 @@ import (
 
 const noIndex = 0xFFFFFFFF // "none" for fragment and xattr indexes
 
-// dnode is one name in the image. It and irec are made per file, so
-// they are kept small (24 and 48 bytes: a million files hold both).
-type dnode struct {
-	name string
-	rec  *irec
-}
-
-// irec is one inode in the image; hardlinked names share it.
+// irec is one inode being written: made when the walk meets it and
+// dropped once encoded, except for an inode with several names, whose
+// reference and number the later names need.
 type irec struct {
 	ino            *rootfs.Inode
 	ref            uint64 // inode reference, once written
 	file           *fileRec
-	dir            *listing // a directory's entries; nil for other types
-	num            uint32   // inode number, 1-based
+	num            uint32 // inode number, 1-based
 	xattr          uint32
 	uidIdx, gidIdx uint16
-	written        bool
 }
-
-// listing is a directory's entries, sorted by name.
-type listing struct{ children []*dnode }
 
 // fileRec is where a regular file's data went.
 type fileRec struct {
@@ -50,13 +39,17 @@ type fileRec struct {
 // so that a million empty files cost no million records.
 var emptyFile = &fileRec{fragIdx: noIndex}
 
-// image is the state of one write.
+// image is the state of one write. It keeps nothing per name: the tree is
+// walked twice, once to find the files with data and count each
+// directory's inodes, and once, after the data, to write the inode and
+// directory tables as the walk goes (see writeInodes).
 type image struct {
-	o      Options
-	root   *dnode
-	recs   map[*rootfs.Inode]*irec
-	nInode uint32
-	files  []*fileRec // data order: first name of each file in walk order
+	o       Options
+	tree    *rootfs.Tree
+	files   []*fileRec               // data order: first name of each file with data, in walk order
+	subtree map[*rootfs.Inode]uint32 // a directory's count of inodes below it
+	nInode  uint32
+	rootRef uint64
 
 	ids   []uint32
 	idIdx map[uint32]uint16
@@ -69,67 +62,69 @@ type image struct {
 }
 
 func newImage(t *rootfs.Tree, o Options) (*image, error) {
-	im := &image{o: o, recs: map[*rootfs.Inode]*irec{}, idIdx: map[uint32]uint16{}, xattrIdx: map[string]uint32{}}
-	dirs := map[string]*dnode{}
-	err := t.Walk(func(e rootfs.Entry) error { return im.add(dirs, e) })
+	im := &image{o: o, tree: t, subtree: map[*rootfs.Inode]uint32{}, idIdx: map[uint32]uint16{}, xattrIdx: map[string]uint32{}}
+	w := &dirWalk{leave: func(d, parent *frame) error {
+		im.subtree[d.rec.ino] = d.count
+		if parent == nil {
+			im.nInode = d.count + 1
+		} else {
+			parent.count += d.count + 1
+		}
+		return nil
+	}}
+	err := t.Walk(func(e rootfs.Entry) error {
+		parent, err := w.to(e)
+		switch {
+		case err != nil:
+			return err
+		case e.Inode.Type == rootfs.TypeDir:
+			w.push(e, irec{ino: e.Inode})
+		case e.LinkTarget == "":
+			parent.count++
+			return im.addFile(e)
+		}
+		return nil
+	})
+	if err == nil {
+		err = w.finish()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading tree: %w", err)
 	}
-	im.number(im.root)
 	return im, nil
 }
 
-func (im *image) add(dirs map[string]*dnode, e rootfs.Entry) error {
-	rec, err := im.rec(e.Path, e.Inode)
-	if err != nil {
-		return fmt.Errorf("%s: %w", e.Path, err)
-	}
-	// The tree's own name string, not the walk's path, stays in memory.
-	n := &dnode{name: e.Name, rec: rec}
-	if e.Inode.Type == rootfs.TypeDir {
-		rec.dir = &listing{}
-		dirs[e.Path] = n
-	}
-	if e.Path == "." {
-		im.root = n
+// addFile records a regular file that has data, in walk order.
+func (im *image) addFile(e rootfs.Entry) error {
+	ino := e.Inode
+	if ino.Type != rootfs.TypeRegular || ino.Size == 0 {
 		return nil
 	}
-	parent := dirs[path.Dir(e.Path)]
-	if parent == nil {
-		return fmt.Errorf("%s: parent not walked first", e.Path)
+	if ino.Content == nil {
+		return fmt.Errorf("%s: regular file of %d bytes has no content", e.Path, ino.Size)
 	}
-	parent.rec.dir.children = append(parent.rec.dir.children, n)
+	im.files = append(im.files, &fileRec{path: e.Path, ino: ino, size: ino.Size, fragIdx: noIndex})
 	return nil
 }
 
-// rec returns the record of ino, making it on first sight.
-func (im *image) rec(p string, ino *rootfs.Inode) (*irec, error) {
-	if r := im.recs[ino]; r != nil {
-		return r, nil
-	}
-	r := &irec{ino: ino, uidIdx: im.id(ino.UID), gidIdx: im.id(ino.GID), xattr: noIndex}
+// rec makes the record of an inode met for the first time; file is the
+// next file with data in walk order (what addFile recorded).
+func (im *image) rec(ino *rootfs.Inode, file func() (*fileRec, error)) (irec, error) {
+	r := irec{ino: ino, uidIdx: im.id(ino.UID), gidIdx: im.id(ino.GID), xattr: noIndex}
 	if len(im.ids) > 0xFFFF {
-		return nil, fmt.Errorf("more than 65536 distinct uids and gids")
+		return r, fmt.Errorf("more than 65536 distinct uids and gids")
 	}
 	var err error
 	if r.xattr, err = im.xattrs(ino.Xattrs); err != nil {
-		return nil, err
+		return r, err
 	}
 	if ino.Type == rootfs.TypeRegular {
 		r.file = emptyFile
 		if ino.Size > 0 {
-			if ino.Content == nil {
-				return nil, fmt.Errorf("regular file of %d bytes has no content", ino.Size)
-			}
-			r.file = &fileRec{path: p, ino: ino, size: ino.Size, fragIdx: noIndex}
-			im.files = append(im.files, r.file)
+			r.file, err = file()
 		}
 	}
-	// Only an inode with several names is met again.
-	if ino.Nlink > 1 && ino.Type != rootfs.TypeDir {
-		im.recs[ino] = r
-	}
-	return r, nil
+	return r, err
 }
 
 func (im *image) id(v int) uint16 {
@@ -186,20 +181,4 @@ func (im *image) xattrs(x map[string]string) (uint32, error) {
 	im.xattrSets = append(im.xattrSets, kv)
 	im.xattrCnt = append(im.xattrCnt, count)
 	return i, nil
-}
-
-// number gives inode numbers in the order inodes are written: a
-// directory's children (subtrees first) before the directory, so the root
-// is last and siblings get close numbers for the directory headers.
-func (im *image) number(d *dnode) {
-	for _, c := range d.rec.dir.children {
-		if c.rec.dir != nil {
-			im.number(c)
-		} else if c.rec.num == 0 {
-			im.nInode++
-			c.rec.num = im.nInode
-		}
-	}
-	im.nInode++
-	d.rec.num = im.nInode
 }

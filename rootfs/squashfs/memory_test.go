@@ -23,10 +23,10 @@ func TestBoundedMemory(t *testing.T) {
 	}
 }
 
-// TestImageBytesPerFile: what the writer holds per file besides the tree
-// until the image is written: a dnode (24 bytes), an irec (48) and a
-// slot in its directory's listing; names are the tree's own strings.
+// TestImageBytesPerFile: the writer holds nothing per empty file from
+// the first walk to the second (a record only per file with data); the
+// second walk holds only the listings of the directories it is in.
 func TestImageBytesPerFile(t *testing.T) {
 	o, _ := Options{}.normalize()
-	rt.CheckHeapPerFile(t, 84, func(tr *rootfs.Tree) (any, error) { return newImage(tr, o) })
+	rt.CheckHeapPerFile(t, 4, func(tr *rootfs.Tree) (any, error) { return newImage(tr, o) })
 }

@@ -72,10 +72,10 @@ func (im *image) writeMeta(out *output, frags []fragEntry) ([]byte, error) {
 	}
 	dt, _ := im.meta()
 	t := &tables{inodes: it, dirs: dt}
-	if err := im.writeTree(im.root, im.nInode+1, t); err != nil {
+	if err := im.writeInodes(t); err != nil {
 		return nil, fmt.Errorf("writing inodes: %w", err)
 	}
-	s := superblock{inodes: im.nInode, frags: uint32(len(frags)), root: im.root.rec.ref,
+	s := superblock{inodes: im.nInode, frags: uint32(len(frags)), root: im.rootRef,
 		xattrs: noTable, lookup: noTable}
 	steps := []struct {
 		name string
