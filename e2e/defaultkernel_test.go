@@ -25,7 +25,7 @@ var (
 // c2vmBinary builds cmd/c2vm once: the tests that need their own process
 // environment (a proxy) run it as a subprocess, because net/http reads
 // HTTPS_PROXY only once per process.
-func c2vmBinary(t *testing.T) string {
+func c2vmBinary(t testing.TB) string {
 	t.Helper()
 	fixtures.NeedTools(t, "go")
 	c2vmBinOnce.Do(func() {

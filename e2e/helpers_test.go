@@ -26,7 +26,7 @@ import (
 )
 
 // c2vm runs the CLI in-process and returns its exit status and stderr.
-func c2vm(t *testing.T, args ...string) (int, string) {
+func c2vm(t testing.TB, args ...string) (int, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	code := cli.Main(context.Background(), args, &stdout, &stderr)
@@ -34,7 +34,7 @@ func c2vm(t *testing.T, args ...string) (int, string) {
 }
 
 // mustConvert converts and fails the test on error.
-func mustConvert(t *testing.T, args ...string) {
+func mustConvert(t testing.TB, args ...string) {
 	t.Helper()
 	if code, stderr := c2vm(t, append([]string{"convert", "-q"}, args...)...); code != 0 {
 		t.Fatalf("c2vm convert %q: exit %d: %s", args, code, stderr)

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 
 // initFor builds the guest init for arch from this tree, once, so the
 // tests boot the code under test and never a stale embedded binary.
-func initFor(t *testing.T, arch string) string {
+func initFor(t testing.TB, arch string) string {
 	t.Helper()
 	initMu.Lock()
 	defer initMu.Unlock()

@@ -14,13 +14,13 @@ import (
 )
 
 // convertBusybox converts the busybox fixture for arch with Debian's kernel.
-func convertBusybox(t *testing.T, arch string, extra ...string) string {
+func convertBusybox(t testing.TB, arch string, extra ...string) string {
 	t.Helper()
 	return convertFor(t, arch, arch, extra...)
 }
 
 // convertFor converts the busybox image of imageArch for a VM of vmArch.
-func convertFor(t *testing.T, imageArch, vmArch string, extra ...string) string {
+func convertFor(t testing.TB, imageArch, vmArch string, extra ...string) string {
 	t.Helper()
 	return convertRef(t, "oci:"+filepath.Join(fixtures.Dir(t), "busybox-"+imageArch), vmArch, extra...)
 }
@@ -28,7 +28,7 @@ func convertFor(t *testing.T, imageArch, vmArch string, extra ...string) string 
 // convertRef converts the image ref names for a VM of vmArch, with the
 // test kernel and init, into T/NAME.vm (oci:…/busybox-amd64 →
 // busybox-amd64.vm).
-func convertRef(t *testing.T, ref, vmArch string, extra ...string) string {
+func convertRef(t testing.TB, ref, vmArch string, extra ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), strings.ReplaceAll(path.Base(ref), ":", "-")+".vm")
 	mustConvert(t, append([]string{ref, "--kernel", testkernel.Deb(t, vmArch), "--init", initFor(t, vmArch), "-o", dir}, extra...)...)

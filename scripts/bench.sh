@@ -93,3 +93,15 @@ goal "minbase squashfs size, c2vm / mksquashfs -comp zstd" "$(stat -c %s "$W/mb/
 timed empty "$W/bench" write -i "$W/empty.tar" -o "$W/empty.sqfs"
 rm -f "$W/empty.tar" "$W/empty.sqfs"
 goal "$FILES empty files → squashfs peak RSS / (400 MiB × files/1M)" "$(field empty 2)" "$((400 * 1024 * FILES / 1000000))" "≤ 1"
+
+# exec round trip (e2e BenchmarkExec): a busybox VM per arch under TCG, the
+# median of 20 `c2vm exec -- true`; skipped without QEMU.
+(cd "$ROOT" && go test -run '^$' -bench '^BenchmarkExec$' -benchtime 1x ./e2e/) >"$W/exec.txt" 2>&1 || { cat "$W/exec.txt" >&2; exit 1; }
+for a in amd64 arm64; do
+	m=$(awk -v b="BenchmarkExec/$a-" 'index($1, b) == 1 { for (i = 2; i < NF; i++) if ($(i + 1) == "median-ms") print $i }' "$W/exec.txt")
+	if [ -n "$m" ]; then
+		goal "exec round trip median / 150 ms, $a guest under TCG" "$m" 150 "≤ 1"
+	else
+		echo "exec round trip, $a: skipped (no QEMU)"
+	fi
+done
