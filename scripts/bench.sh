@@ -111,3 +111,10 @@ for a in amd64 arm64; do
 		echo "exec round trip, $a: skipped (no QEMU)"
 	fi
 done
+
+# registry pull + convert against the local layout's convert, boot-to-port
+# against boot-to-exit (TCG), --platform all at once against one after the
+# other: scripts/bench-{pull,boot,multi}.sh, medians of 3 paired runs.
+C2VM=$W/c2vm sh "$ROOT/scripts/bench-pull.sh" "$IMG"
+C2VM=$W/c2vm sh "$ROOT/scripts/bench-boot.sh"
+C2VM=$W/c2vm sh "$ROOT/scripts/bench-multi.sh"
