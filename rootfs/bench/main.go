@@ -154,8 +154,12 @@ func cpuProfile(p string) (func(), error) {
 }
 
 // writeAllocs writes the allocation profile (go tool pprof -sample_index
-// alloc_space); failing to is reported, not fatal.
-func writeAllocs(p string) { writeProfile(p, "allocs") }
+// alloc_space) after a collection, as the profile only counts up to the
+// last completed one; failing to is reported, not fatal.
+func writeAllocs(p string) {
+	runtime.GC()
+	writeProfile(p, "allocs")
+}
 
 // writeProfile writes the named runtime/pprof profile to p; failing to is
 // reported, not fatal.
