@@ -24,6 +24,7 @@ type dirIndex struct {
 // tables are the inode and directory tables being built.
 type tables struct {
 	inodes, dirs *metaWriter
+	scratch      le // an inode or listing entry being encoded
 }
 
 // inodeWriter is the state of writeInodes' walk.
@@ -33,6 +34,7 @@ type inodeWriter struct {
 	num   uint32 // the last inode number given
 	files int    // how many of im.files have been met
 	links map[*rootfs.Inode]dentry
+	spare [][]dentry // listings of directories left, for reuse
 }
 
 // writeInodes walks the tree again and writes every inode and directory
@@ -77,7 +79,10 @@ func (iw *inodeWriter) entry(w *dirWalk, parent *frame, e rootfs.Entry) error {
 	}
 	if e.Inode.Type == rootfs.TypeDir {
 		r.num = iw.num + iw.im.subtree[e.Inode] + 1
-		w.push(e, r)
+		f := w.push(e, r)
+		if n := len(iw.spare); n > 0 {
+			f.entries, iw.spare = iw.spare[n-1], iw.spare[:n-1]
+		}
 		return nil
 	}
 	iw.num++
@@ -115,6 +120,7 @@ func (iw *inodeWriter) leave(d, parent *frame) error {
 	}
 	block, offset := iw.t.dirs.pos()
 	size, index := writeListing(d.entries, iw.t.dirs)
+	iw.spare = append(iw.spare, d.entries[:0])
 	d.entries = nil
 	if err := iw.im.writeDirInode(&d.rec, parentNum, uint32(block), uint32(offset), size+3, index, iw.t); err != nil {
 		return fmt.Errorf("%s: %w", d.path, err)
@@ -128,12 +134,13 @@ func (iw *inodeWriter) leave(d, parent *frame) error {
 }
 
 func (im *image) writeInode(r *irec, t *tables) error {
-	b, err := r.encode()
+	b, err := r.encode(t.scratch[:0])
 	if err != nil {
 		return err
 	}
 	r.ref = t.inodes.ref()
 	t.inodes.write(b)
+	t.scratch = b
 	return nil
 }
 
@@ -146,6 +153,7 @@ func writeListing(children []dentry, dt *metaWriter) (uint32, []dirIndex) {
 	startU := dt.upos()
 	indexed := startU / metaSize
 	var index []dirIndex
+	var b le // each header and entry in turn
 	for _, g := range groups(children, startU) {
 		block, _ := dt.pos()
 		u := dt.upos()
@@ -154,11 +162,12 @@ func writeListing(children []dentry, dt *metaWriter) (uint32, []dirIndex) {
 			index = append(index, dirIndex{uint32(u - startU), uint32(block), children[g.from].name})
 		}
 		first := children[g.from]
-		dt.write(le(nil).u32(uint32(g.to - g.from - 1)).u32(uint32(first.ref >> 16)).u32(first.num))
+		b = b[:0].u32(uint32(g.to - g.from - 1)).u32(uint32(first.ref >> 16)).u32(first.num)
+		dt.write(b)
 		for _, c := range children[g.from:g.to] {
-			e := le(nil).u16(uint16(c.ref)).u16(uint16(int16(int32(c.num) - int32(first.num)))).
+			b = b[:0].u16(uint16(c.ref)).u16(uint16(int16(int32(c.num) - int32(first.num)))).
 				u16(basicType[c.typ]).u16(uint16(len(c.name) - 1)).str(c.name)
-			dt.write(e)
+			dt.write(b)
 		}
 	}
 	return uint32(dt.upos() - startU), index
@@ -192,17 +201,18 @@ func (im *image) writeDirInode(r *irec, parent, block, offset, size uint32, inde
 	if len(index) > 0xFFFF {
 		return fmt.Errorf("directory too large")
 	}
-	var b le
+	b := t.scratch[:0]
 	if len(index) > 0 || r.xattr != noIndex || size > math.MaxUint16 {
-		b = r.header(typeDir + extended).u32(r.ino.Nlink).u32(size).u32(block).u32(parent).
+		b = r.header(b, typeDir+extended).u32(r.ino.Nlink).u32(size).u32(block).u32(parent).
 			u16(uint16(len(index))).u16(uint16(offset)).u32(r.xattr)
 		for _, x := range index {
 			b = b.u32(x.index).u32(x.start).u32(uint32(len(x.name) - 1)).str(x.name)
 		}
 	} else {
-		b = r.header(typeDir).u32(block).u32(r.ino.Nlink).u16(uint16(size)).u16(uint16(offset)).u32(parent)
+		b = r.header(b, typeDir).u32(block).u32(r.ino.Nlink).u16(uint16(size)).u16(uint16(offset)).u32(parent)
 	}
 	r.ref = t.inodes.ref()
 	t.inodes.write(b)
+	t.scratch = b
 	return nil
 }

@@ -30,9 +30,9 @@ var basicType = map[rootfs.Type]uint16{
 // the low 12 bits, as mksquashfs writes it (SQUASHFS_MODE): the type comes
 // from the inode type, and Linux 6.18 refuses to read an inode whose mode
 // also carries S_IFMT bits ("Unable to read inode").
-func (r *irec) header(typ uint16) le {
+func (r *irec) header(b le, typ uint16) le {
 	ino := r.ino
-	return le(nil).u16(typ).u16(uint16(ino.Mode & 0o7777)).
+	return b.u16(typ).u16(uint16(ino.Mode & 0o7777)).
 		u16(r.uidIdx).u16(r.gidIdx).u32(mtime(ino)).u32(r.num)
 }
 
@@ -48,8 +48,8 @@ func mtime(ino *rootfs.Inode) uint32 {
 	return uint32(s)
 }
 
-// encode returns a non-directory inode.
-func (r *irec) encode() (le, error) {
+// encode appends a non-directory inode to b.
+func (r *irec) encode(b le) (le, error) {
 	ino := r.ino
 	typ := basicType[ino.Type]
 	if typ == 0 {
@@ -58,37 +58,35 @@ func (r *irec) encode() (le, error) {
 	ext := r.xattr != noIndex
 	switch ino.Type {
 	case rootfs.TypeRegular:
-		return r.encodeFile(), nil
+		return r.encodeFile(b), nil
 	case rootfs.TypeSymlink:
 		if ext {
-			return r.header(typ + extended).u32(ino.Nlink).u32(uint32(len(ino.Linkname))).str(ino.Linkname).u32(r.xattr), nil
+			return r.header(b, typ+extended).u32(ino.Nlink).u32(uint32(len(ino.Linkname))).str(ino.Linkname).u32(r.xattr), nil
 		}
-		return r.header(typ).u32(ino.Nlink).u32(uint32(len(ino.Linkname))).str(ino.Linkname), nil
+		return r.header(b, typ).u32(ino.Nlink).u32(uint32(len(ino.Linkname))).str(ino.Linkname), nil
 	case rootfs.TypeBlockDev, rootfs.TypeCharDev:
-		b := r.header(typ).u32(ino.Nlink).u32(ino.Rdev())
 		if ext {
-			b = r.header(typ + extended).u32(ino.Nlink).u32(ino.Rdev()).u32(r.xattr)
+			return r.header(b, typ+extended).u32(ino.Nlink).u32(ino.Rdev()).u32(r.xattr), nil
 		}
-		return b, nil
+		return r.header(b, typ).u32(ino.Nlink).u32(ino.Rdev()), nil
 	}
 	if ext {
-		return r.header(typ + extended).u32(ino.Nlink).u32(r.xattr), nil
+		return r.header(b, typ+extended).u32(ino.Nlink).u32(r.xattr), nil
 	}
-	return r.header(typ).u32(ino.Nlink), nil
+	return r.header(b, typ).u32(ino.Nlink), nil
 }
 
 func (b le) str(s string) le { return append(b, s...) }
 
 // encodeFile uses the basic form unless something needs the extended one:
 // a link count, xattrs, sparse blocks or offsets past 4 GiB.
-func (r *irec) encodeFile() le {
+func (r *irec) encodeFile(b le) le {
 	f := r.file
-	var b le
 	if r.ino.Nlink > 1 || r.xattr != noIndex || f.sparse > 0 || f.start > math.MaxUint32 || f.size > math.MaxUint32 {
-		b = r.header(typeFile + extended).u64(f.start).u64(uint64(f.size)).u64(f.sparse).
+		b = r.header(b, typeFile+extended).u64(f.start).u64(uint64(f.size)).u64(f.sparse).
 			u32(r.ino.Nlink).u32(f.fragIdx).u32(f.fragOff).u32(r.xattr)
 	} else {
-		b = r.header(typeFile).u32(uint32(f.start)).u32(f.fragIdx).u32(f.fragOff).u32(uint32(f.size))
+		b = r.header(b, typeFile).u32(uint32(f.start)).u32(f.fragIdx).u32(f.fragOff).u32(uint32(f.size))
 	}
 	for _, s := range f.blocks {
 		b = b.u32(s)
