@@ -59,7 +59,7 @@ func newCompressor(c Compression, blockSize int, kind blockKind) (compressor, er
 //	Default    0.7-0.8 s 62.70 MB  0.3-0.4 s 29.82 MB
 //
 // with the fragments in the order of sortTails (in walk order they are
-// 0.9-1.3 MB larger at every level). mksquashfs -comp zstd (its level 15)
+// 1.1-1.3 MB larger at every level). mksquashfs -comp zstd (its level 15)
 // makes an 86.5 MB image, and the 1.05× size goal leaves 90.8 MB: Best
 // everywhere makes 89.1 MB of data for ~9 s, Better everywhere 91.4 MB
 // for ~1.5 s, and Best on fragment blocks only 90.5 MB for ~4 s (image

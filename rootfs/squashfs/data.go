@@ -307,7 +307,7 @@ type tail struct {
 // extension, then by their first bytes (a format's magic and header: all
 // the message catalogues of one domain, say), then by size. zstd sees one
 // fragment block at a time, so similar files side by side compress
-// together: on a Debian minbase this makes the fragment blocks 3.5%
+// together: on a Debian minbase this makes the fragment blocks ~4%
 // smaller than walk order does. Readers do not care where a tail is.
 func sortTails(ts []tail) {
 	slices.SortStableFunc(ts, func(a, b tail) int {
