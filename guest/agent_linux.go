@@ -22,12 +22,13 @@ import (
 // agent serves exec sessions on the virtio-serial port, one host
 // connection at a time (QEMU's socket chardev takes one client).
 type agent struct {
-	s    *initState
-	port port
-	proc specs.Process // the container's process: what an exec starts from
-	out  chan outFrame // to writeLoop, the port's one writer
-	gen  atomic.Uint64 // the host connection; frames of an older one are dropped
-	idle *idler
+	s       *initState
+	port    port
+	proc    specs.Process // the container's process: what an exec starts from
+	spawner *spawner      // starts execs with proc's limits
+	out     chan outFrame // to writeLoop, the port's one writer
+	gen     atomic.Uint64 // the host connection; frames of an older one are dropped
+	idle    *idler
 
 	greeted atomic.Uint64 // the last connection whose Hello was answered
 	helloed bool          // serve's: the connection has said Hello
@@ -65,6 +66,7 @@ func (s *initState) startAgent(a *plan.Agent) error {
 	go func() {
 		ag.proc = <-s.container
 		s.container <- ag.proc // for anyone else waiting
+		ag.spawner = newSpawner(ag.proc)
 		ag.serve()
 	}()
 	return nil

@@ -63,47 +63,92 @@ func (e *startError) Error() string { return e.msg }
 
 // start starts p with files as its descriptors 0, 1, 2, in a session of its
 // own (tty: with files[0] as its controlling terminal): the one way the
-// container's process and every exec'd process enter the container. The
-// bounding set, no_new_privs and rlimits are per thread (and inherited), so
-// they are set on a locked thread that forks the process and then ends
-// with its goroutine, leaving the init's other threads as they were.
+// container's process and every exec'd process enter the container, here
+// from a spawner of its own.
 func start(p specs.Process, files []*os.File, tty bool) (int, error) {
+	sp := newSpawner(p)
+	defer sp.close()
+	return sp.start(p, files, tty)
+}
+
+// spawner starts processes that share one process's limits from an OS
+// thread that took them once (restrict): the bounding set, no_new_privs
+// and rlimits are per thread (rlimits per process) and inherited, so the
+// thread is locked to the spawner, which it ends with, and the init's
+// other threads stay as they were. The agent keeps one for its execs:
+// taking the limits again and a new thread for each cost a third of the
+// init's CPU per exec under TCG.
+type spawner struct {
+	reqs chan spawnReq
+}
+
+type spawnReq struct {
+	argv0 string
+	p     specs.Process
+	files []*os.File
+	tty   bool
+	done  chan<- spawned
+}
+
+type spawned struct {
+	pid int
+	err error
+}
+
+func newSpawner(limits specs.Process) *spawner {
+	sp := &spawner{reqs: make(chan spawnReq)}
+	go sp.loop(limits)
+	return sp
+}
+
+func (sp *spawner) loop(limits specs.Process) {
+	runtime.LockOSThread() // never unlocked: the thread ends with the loop
+	err := restrict(limits)
+	for r := range sp.reqs {
+		if err != nil {
+			r.done <- spawned{err: err}
+			continue
+		}
+		r.done <- r.fork()
+	}
+}
+
+func (sp *spawner) close() { close(sp.reqs) }
+
+// start starts p as package-level start does; p's limits are the
+// spawner's (an exec's are the container process's: execProcess).
+func (sp *spawner) start(p specs.Process, files []*os.File, tty bool) (int, error) {
 	argv0, found := lookPath(p.Args[0], p.Env, isExecutable)
 	if !found {
 		return 0, &startError{plan.StatusNotFound, p.Args[0] + ": executable file not found in $PATH"}
 	}
-	cwd := p.Cwd
+	done := make(chan spawned, 1)
+	sp.reqs <- spawnReq{argv0, p, files, tty, done}
+	r := <-done
+	return r.pid, r.err
+}
+
+// fork starts the process on the spawner's thread.
+func (r spawnReq) fork() spawned {
+	cwd := r.p.Cwd
 	if cwd == "" {
 		cwd = "/"
 	}
-	type result struct {
-		pid int
-		err error
+	proc, err := os.StartProcess(r.argv0, r.p.Args, &os.ProcAttr{
+		Dir:   cwd,
+		Env:   r.p.Env,
+		Files: r.files,
+		Sys: &syscall.SysProcAttr{
+			Setsid: true, Setctty: r.tty, Ctty: 0,
+			Credential: &syscall.Credential{Uid: r.p.User.UID, Gid: r.p.User.GID, Groups: append([]uint32{}, r.p.User.AdditionalGids...)},
+		},
+	})
+	if err != nil {
+		return spawned{err: &startError{startStatus(err), fmt.Sprintf("exec %s: %v", r.p.Args[0], unwrapSys(err))}}
 	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		if err := restrict(p); err != nil {
-			done <- result{err: err}
-			return
-		}
-		proc, err := os.StartProcess(argv0, p.Args, &os.ProcAttr{
-			Dir:   cwd,
-			Env:   p.Env,
-			Files: files,
-			Sys: &syscall.SysProcAttr{
-				Setsid: true, Setctty: tty, Ctty: 0,
-				Credential: &syscall.Credential{Uid: p.User.UID, Gid: p.User.GID, Groups: append([]uint32{}, p.User.AdditionalGids...)},
-			},
-		})
-		if err != nil {
-			done <- result{err: &startError{startStatus(err), fmt.Sprintf("exec %s: %v", p.Args[0], unwrapSys(err))}}
-			return
-		}
-		done <- result{pid: proc.Pid}
-	}()
-	r := <-done
-	return r.pid, r.err
+	pid := proc.Pid
+	proc.Release() // reaped by PID 1's wait for every child
+	return spawned{pid: pid}
 }
 
 // restrict applies the process's limits to this thread, which forks it:
@@ -211,12 +256,12 @@ type children struct {
 	waits map[int]chan<- int
 }
 
-// start starts p as start does and registers it before any reap can
-// collect it; its status goes to status.
-func (c *children) start(p specs.Process, files []*os.File, tty bool, status chan<- int) (int, error) {
+// start starts p with sp and registers it before any reap can collect
+// it; its status goes to status.
+func (c *children) start(sp *spawner, p specs.Process, files []*os.File, tty bool, status chan<- int) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	pid, err := start(p, files, tty)
+	pid, err := sp.start(p, files, tty)
 	if err == nil {
 		if c.waits == nil {
 			c.waits = map[int]chan<- int{}

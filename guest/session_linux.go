@@ -39,7 +39,7 @@ func (a *agent) spawn(gen uint64, id uint32, pr wire.Process) (*session, error) 
 		return nil, err
 	}
 	defer closeAll(child)
-	ss.pid, err = a.s.children.start(p, child, pr.TTY, ss.status)
+	ss.pid, err = a.s.children.start(a.spawner, p, child, pr.TTY, ss.status)
 	if err != nil {
 		ss.close()
 		return nil, err

@@ -1,0 +1,46 @@
+package guest
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// TestSpawner: every process a spawner starts has its limits
+// (no_new_privs here, which is per thread and inherited), the second as
+// the first, and the caller's threads do not.
+func TestSpawner(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("sets the credentials of its children: needs root")
+	}
+	limits := specs.Process{NoNewPrivileges: true, Env: []string{"PATH=/usr/bin:/bin"}}
+	sp := newSpawner(limits)
+	defer sp.close()
+	for i := range 2 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := limits
+		p.Args = []string{"grep", "^NoNewPrivs", "/proc/self/status"}
+		pid, err := sp.start(p, []*os.File{nil, w, w}, false)
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, 0, nil)
+		out := make([]byte, 100)
+		n, _ := r.Read(out)
+		r.Close()
+		if got := strings.Fields(string(out[:n])); len(got) != 2 || got[1] != "1" {
+			t.Errorf("process %d: %q, want NoNewPrivs 1", i, out[:n])
+		}
+	}
+	if b, _ := os.ReadFile("/proc/thread-self/status"); strings.Contains(string(b), "NoNewPrivs:\t1") {
+		t.Error("the caller's thread has no_new_privs")
+	}
+}
