@@ -15,6 +15,9 @@ var ErrNotDir = errors.New("not a directory")
 type node struct {
 	inode    *Inode
 	children map[string]*node // nil unless a directory
+	// layer is the number (from 1) of the last layer whose entry wrote
+	// this name, for opaque markers (see Tree.written).
+	layer uint32
 }
 
 // Tree is a flattened root filesystem: names and inodes, no file contents.
@@ -22,6 +25,11 @@ type Tree struct {
 	root    *node
 	closers []func() error
 	created time.Time // mtime of directories the tree creates itself
+
+	// layer is the number of the layer being applied; rewritten holds
+	// the paths it wrote whose nodes it removed since (see written).
+	layer     uint32
+	rewritten map[string]struct{}
 }
 
 // NewTree returns a tree holding only a root directory with the given

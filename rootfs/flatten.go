@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"math"
 	"os"
@@ -111,9 +110,8 @@ func (t *Tree) readLayer(ctx context.Context, rc io.Reader, sp *spool) error {
 	// Offsets into the spool: what tar.Reader consumed before each entry's data.
 	cr := &tarindex.Counter{R: io.TeeReader(rc, sp.w)}
 	tr := tar.NewReader(cr)
-	// unpacked holds the paths this layer wrote: an opaque marker keeps
-	// them, whatever their order (containerd's unpackedPaths).
-	unpacked := newPathSet()
+	t.layer++
+	t.rewritten = nil
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -125,7 +123,7 @@ func (t *Tree) readLayer(ctx context.Context, rc io.Reader, sp *spool) error {
 		if err != nil {
 			return fmt.Errorf("reading tar: %w", err)
 		}
-		if err := t.applyEntry(h, sp.f, cr.N, unpacked); err != nil {
+		if err := t.applyEntry(h, sp.f, cr.N); err != nil {
 			return fmt.Errorf("%s: %w", shortName(h.Name), err)
 		}
 	}
@@ -140,7 +138,7 @@ func (t *Tree) readLayer(ctx context.Context, rc io.Reader, sp *spool) error {
 // applyEntry puts one tar entry into the tree. Its parent directory is
 // resolved inside the root and created when missing; its own name is not
 // followed (an entry replaces a symlink there, it never writes through it).
-func (t *Tree) applyEntry(h *tar.Header, spoolFile *os.File, off int64, unpacked pathSet) error {
+func (t *Tree) applyEntry(h *tar.Header, spoolFile *os.File, off int64) error {
 	els := splitClean(h.Name)
 	if len(els) == 0 {
 		return nil // containerd ignores an entry that resolves to the root
@@ -157,12 +155,12 @@ func (t *Tree) applyEntry(h *tar.Header, spoolFile *os.File, off int64, unpacked
 	dirPath := strings.Join(dirEls, "/")
 	switch {
 	case base == whiteoutOpaque:
-		clearExcept(dir, dirPath, unpacked)
+		t.clearExcept(dir, dirPath)
 		return nil
 	case strings.HasPrefix(base, whiteoutPrefix):
 		name, err := whiteoutName(base, len(dirEls) == 0)
 		if err == nil {
-			delete(dir.children, name)
+			t.remove(dir, dirPath, name)
 		}
 		return err
 	}
@@ -176,18 +174,17 @@ func (t *Tree) applyEntry(h *tar.Header, spoolFile *os.File, off int64, unpacked
 	old := dir.children[base]
 	if old != nil && old.children != nil && ino.Type == TypeDir {
 		old.inode = ino // a directory over a directory merges
-	} else if err := t.create(dir, base, h, ino); err != nil {
-		return err
+		old.layer = t.layer
+		return nil
 	}
-	unpacked.add(path.Join(dirPath, base))
-	return nil
+	return t.create(dir, dirPath, base, h, ino)
 }
 
 // create replaces whatever dir holds at base with the entry: the old name
 // is removed first, as containerd does, then a hardlink's target is found.
-func (t *Tree) create(dir *node, base string, h *tar.Header, ino *Inode) error {
-	delete(dir.children, base)
-	n := &node{inode: ino}
+func (t *Tree) create(dir *node, dirPath, base string, h *tar.Header, ino *Inode) error {
+	t.remove(dir, dirPath, base)
+	n := &node{inode: ino, layer: t.layer}
 	switch {
 	case h.Typeflag == tar.TypeLink:
 		target, err := t.linkTarget(h.Linkname)
@@ -206,39 +203,55 @@ func (t *Tree) create(dir *node, base string, h *tar.Header, ino *Inode) error {
 
 // clearExcept applies an opaque marker as containerd's naive applier
 // does: everything below dir that this layer did not write goes.
-func clearExcept(dir *node, dirPath string, unpacked pathSet) {
+func (t *Tree) clearExcept(dir *node, dirPath string) {
 	for name, c := range dir.children {
 		p := path.Join(dirPath, name)
 		switch {
-		case !unpacked.has(p):
-			delete(dir.children, name)
+		case c.layer != t.layer:
+			t.remove(dir, dirPath, name)
 		case c.children != nil:
-			clearExcept(c, p, unpacked)
+			t.clearExcept(c, p)
 		}
 	}
 }
 
-// pathSet is a set of paths that keeps 16 bytes of hash for each, not
-// the path: a layer of a million files would otherwise hold a million
-// paths and their map slots (67 of the 251 MB live at the end of
-// flattening a million empty files). Two seeds make a 128-bit hash, so a
-// collision (a path wrongly kept under an opaque marker) is as unlikely
-// as one of SHA-256's halves.
-type pathSet struct {
-	seeds [2]maphash.Seed
-	m     map[[2]uint64]struct{}
+// Which paths a layer wrote is what containerd's unpackedPaths records
+// and an opaque marker keeps. The tree marks the nodes instead (their
+// layer), which costs no map of every path a layer wrote (67 of the 251
+// MB live after flattening a million empty files, and 106 MB of garbage).
+// A path keeps its mark even when its node goes: remove records the
+// marked paths it takes away in rewritten, and mkdirs marks a directory
+// it creates at one of them, so the marks say what the paths said.
+
+// remove deletes dir's child name, remembering the paths below it that
+// this layer wrote.
+func (t *Tree) remove(dir *node, dirPath, name string) {
+	c := dir.children[name]
+	if c == nil {
+		return
+	}
+	delete(dir.children, name)
+	var forget func(n *node, p string)
+	forget = func(n *node, p string) {
+		if n.layer == t.layer {
+			if t.rewritten == nil {
+				t.rewritten = map[string]struct{}{}
+			}
+			t.rewritten[p] = struct{}{}
+		}
+		for name, c := range n.children {
+			forget(c, path.Join(p, name))
+		}
+	}
+	forget(c, path.Join(dirPath, name))
 }
 
-func newPathSet() pathSet {
-	return pathSet{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, m: map[[2]uint64]struct{}{}}
+// written reports whether this layer wrote the path p of a directory
+// mkdirs is about to create.
+func (t *Tree) written(p string) bool {
+	_, ok := t.rewritten[p]
+	return ok
 }
-
-func (s pathSet) key(p string) [2]uint64 {
-	return [2]uint64{maphash.String(s.seeds[0], p), maphash.String(s.seeds[1], p)}
-}
-
-func (s pathSet) add(p string)      { s.m[s.key(p)] = struct{}{} }
-func (s pathSet) has(p string) bool { _, ok := s.m[s.key(p)]; return ok }
 
 // toInode checks an entry's header and returns its metadata; nil for what
 // puts nothing in the tree (PAX global headers). A hardlink's Inode is a

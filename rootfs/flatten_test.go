@@ -97,6 +97,24 @@ func TestWhiteoutsAndOpaque(t *testing.T) {
 	}
 }
 
+// TestOpaqueKeepsPathsWrittenThenRemoved: what an opaque marker keeps is
+// the paths the layer wrote (containerd's unpackedPaths), even when the
+// layer removed what it wrote there and a parent directory was made again
+// implicitly: "d" and "d/e" were written, whited out, then made as the
+// parents of "d/e/f"; "low", written by no entry of the layer, goes.
+func TestOpaqueKeepsPathsWrittenThenRemoved(t *testing.T) {
+	tr := flatten(t,
+		layer(ent{name: "o/", typ: tar.TypeDir}, ent{name: "o/low", body: "l"}),
+		layer(ent{name: "o/d/", typ: tar.TypeDir}, ent{name: "o/d/e/", typ: tar.TypeDir}, ent{name: "o/.wh.d"},
+			ent{name: "o/d/e/f", body: "f"}, ent{name: "o/i/j", body: "j"}, ent{name: "o/.wh..wh..opq"}),
+	)
+	for p, want := range map[string]bool{"o/d": true, "o/d/e": true, "o/d/e/f": true, "o/low": false, "o/i": false} {
+		if got := tr.Lookup(p) != nil; got != want {
+			t.Errorf("%s present = %v, want %v", p, got, want)
+		}
+	}
+}
+
 func TestHardlinkKeepsOldContentWhenTargetReplaced(t *testing.T) {
 	tr := flatten(t,
 		layer(ent{name: "orig", body: "first"}, ent{name: "link", typ: tar.TypeLink, link: "orig"}),

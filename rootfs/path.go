@@ -111,6 +111,9 @@ func (t *Tree) mkdirs(els []string) (*node, error) {
 				return nil, err
 			}
 			c = &node{inode: &Inode{Type: TypeDir, Mode: 0o755, ModTime: t.created}, children: map[string]*node{}}
+			if t.rewritten != nil && t.written(strings.Join(els[:i+1], "/")) {
+				c.layer = t.layer
+			}
 			n.children[strings.Clone(el)] = c
 		}
 		if c.children == nil {
