@@ -26,6 +26,7 @@ type agent struct {
 	port    port
 	proc    specs.Process // the container's process: what an exec starts from
 	spawner *spawner      // starts execs with proc's limits
+	null    *os.File      // /dev/null: the stdin of an exec without -i
 	out     chan outFrame // to writeLoop, the port's one writer
 	gen     atomic.Uint64 // the host connection; frames of an older one are dropped
 	idle    *idler
@@ -61,8 +62,13 @@ func (s *initState) startAgent(a *plan.Agent) error {
 	if f == nil {
 		return err
 	}
+	null, err := os.Open("/dev/null")
+	if err != nil {
+		f.Close()
+		return err
+	}
 	s.logf("agent: serving exec on %s", dev)
-	ag := &agent{s: s, port: f, out: make(chan outFrame, 64), idle: idle, sessions: map[uint32]*session{}}
+	ag := &agent{s: s, port: f, null: null, out: make(chan outFrame, 64), idle: idle, sessions: map[uint32]*session{}}
 	go func() {
 		ag.proc = <-s.container
 		s.container <- ag.proc // for anyone else waiting

@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -42,5 +43,37 @@ func TestSpawner(t *testing.T) {
 	}
 	if b, _ := os.ReadFile("/proc/thread-self/status"); strings.Contains(string(b), "NoNewPrivs:\t1") {
 		t.Error("the caller's thread has no_new_privs")
+	}
+}
+
+// TestPipe: the agent's end of a pipe is non-blocking (Go's poller) and
+// the child's is blocking, as a process's stdio; both close on exec.
+func TestPipe(t *testing.T) {
+	for _, ownRead := range []bool{true, false} {
+		own, child, err := pipe(ownRead)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []*os.File{own, child} {
+			var fl, fd int
+			control(f, func(n int) error { // not Fd, which makes f blocking
+				fl, _ = unix.FcntlInt(uintptr(n), unix.F_GETFL, 0)
+				fd, _ = unix.FcntlInt(uintptr(n), unix.F_GETFD, 0)
+				return nil
+			})
+			if wantNB := f == own; (fl&unix.O_NONBLOCK != 0) != wantNB || fd&unix.FD_CLOEXEC == 0 {
+				t.Errorf("ownRead %v, %s: flags %#x, fd flags %#x; want O_NONBLOCK %v and FD_CLOEXEC", ownRead, f.Name(), fl, fd, wantNB)
+			}
+		}
+		r, w := own, child
+		if !ownRead {
+			r, w = child, own
+		}
+		w.Write([]byte("x"))
+		w.Close()
+		if b, err := io.ReadAll(r); string(b) != "x" || err != nil {
+			t.Errorf("ownRead %v: read %q, %v", ownRead, b, err)
+		}
+		r.Close()
 	}
 }
