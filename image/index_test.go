@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -159,6 +160,81 @@ func TestIndexRemoteReadsOnce(t *testing.T) {
 	for d := range layers {
 		if got["blobs/"+d] != 1 {
 			t.Errorf("layer %s fetched %d times; want once", d, got["blobs/"+d])
+		}
+	}
+}
+
+// TestIndexRemoteBlobsAtOnce: two platforms converted at once download
+// their layers at once: the registry holds the first layer's GET until a
+// second one arrives (a store downloading one blob at a time would wait
+// the minute out), and each layer is still fetched once.
+func TestIndexRemoteBlobsAtOnce(t *testing.T) {
+	isolateAuth(t)
+	var mu sync.Mutex
+	second := make(chan struct{})
+	armed, inFlight, most := false, 0, 0 // armed: the layers' GETs
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	host, gets := countedRegistry(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		gate := armed && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/")
+		mu.Unlock()
+		if gate {
+			mu.Lock()
+			inFlight++
+			most = max(most, inFlight)
+			if inFlight == 2 {
+				close(second)
+			}
+			mu.Unlock()
+			select {
+			case <-second:
+			case <-time.After(time.Minute):
+			}
+			defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	push(t, filepath.Join(fixtures.Dir(t), "busybox-multi"), host+"/c2vm/busybox:latest")
+	x, err := OpenIndex(context.Background(), "docker://"+host+"/c2vm/busybox:latest", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	var ls []Layer
+	for i := range x.Platforms { // the manifests and configs, one after the other
+		img, err := x.Image(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, img.Layers[0]) // each arch's own busybox
+	}
+	if ls[0].Digest == ls[1].Digest {
+		t.Fatal("the fixture's arches share their first layer")
+	}
+	gets.reset()
+	mu.Lock()
+	armed = true
+	mu.Unlock()
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Go(func() {
+			rc, err := l.Open()
+			if err == nil {
+				_, err = io.Copy(io.Discard, rc)
+				rc.Close()
+			}
+			if err != nil {
+				t.Errorf("layer %s: %v", l.Digest, err)
+			}
+		})
+	}
+	wg.Wait()
+	if most < 2 {
+		t.Errorf("at most %d blob downloads at once; want the two layers' together", most)
+	}
+	for d, n := range gets.blobs() {
+		if n != 1 {
+			t.Errorf("blob %s fetched %d times", d, n)
 		}
 	}
 }

@@ -63,7 +63,16 @@ type remoteStore struct {
 	sizes     map[digest.Digest]int64 // layer sizes the manifests give, for the meter
 	bounds    map[digest.Digest]int64 // every blob's size the manifests give
 	meter     func(string, int64) io.WriteCloser
-	spooled   map[digest.Digest]*os.File // unnamed temp files
+	spooled   map[digest.Digest]*spool
+}
+
+// spool is one blob's download into an unnamed temp file, made once
+// however many opens (of however many platforms converted at once) ask
+// for it; done is closed when f or err is set.
+type spool struct {
+	done chan struct{}
+	f    *os.File
+	err  error
 }
 
 var _ store = (*remoteStore)(nil)
@@ -77,7 +86,7 @@ func newRemoteStore(ctx context.Context, ref string, opts Options) (*remoteStore
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotImage, err)
 	}
-	s := &remoteStore{ctx: ctx, repo: r.Context(), registry: r.Context().RegistryStr(), manifests: map[digest.Digest]bool{}, sizes: map[digest.Digest]int64{}, bounds: map[digest.Digest]int64{}, meter: opts.Meter, spooled: map[digest.Digest]*os.File{}}
+	s := &remoteStore{ctx: ctx, repo: r.Context(), registry: r.Context().RegistryStr(), manifests: map[digest.Digest]bool{}, sizes: map[digest.Digest]int64{}, bounds: map[digest.Digest]int64{}, meter: opts.Meter, spooled: map[digest.Digest]*spool{}}
 	s.opts, err = RemoteOptions(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -206,21 +215,40 @@ func (s *remoteStore) openManifest(d digest.Digest) (io.ReadCloser, int64, error
 // Layer.Open hashes the spooled copy again before decoding it, as it does
 // every local blob.
 func (s *remoteStore) openBlob(d digest.Digest) (io.ReadCloser, int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.spooled[d]
-	if !ok {
-		var err error
-		if f, err = s.spoolBlob(d); err != nil {
-			return nil, 0, err
-		}
-		s.spooled[d] = f
+	f, err := s.spoolOnce(d)
+	if err != nil {
+		return nil, 0, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, 0, fmt.Errorf("spooled blob %s: %w", d, err)
 	}
 	return io.NopCloser(io.NewSectionReader(f, 0, fi.Size())), fi.Size(), nil
+}
+
+// spoolOnce is blob d's spool: the first open of d downloads it, an open
+// of d meanwhile waits for that download, and opens of other blobs go on
+// at once. A failed download is forgotten, so a later open tries again.
+func (s *remoteStore) spoolOnce(d digest.Digest) (*os.File, error) {
+	s.mu.Lock()
+	sp, ok := s.spooled[d]
+	if !ok {
+		sp = &spool{done: make(chan struct{})}
+		s.spooled[d] = sp
+	}
+	s.mu.Unlock()
+	if ok {
+		<-sp.done
+		return sp.f, sp.err
+	}
+	defer close(sp.done)
+	sp.f, sp.err = s.spoolBlob(d)
+	if sp.err != nil {
+		s.mu.Lock()
+		delete(s.spooled, d)
+		s.mu.Unlock()
+	}
+	return sp.f, sp.err
 }
 
 func (s *remoteStore) spoolBlob(d digest.Digest) (*os.File, error) {
@@ -287,13 +315,16 @@ func (s *remoteStore) downloadOnce(d digest.Digest, f *os.File) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("spooling blob %s: %w", d, err)
 	}
+	s.mu.Lock()
+	size, layer := s.sizes[d]
+	bound, bounded := s.bounds[d]
+	s.mu.Unlock()
 	var src io.Reader = safeio.Reader(s.ctx, rc)
-	if size, ok := s.sizes[d]; ok && s.meter != nil { // a layer: show it
+	if layer && s.meter != nil { // a layer: show it
 		m := s.meter("pull "+d.Encoded()[:12], size)
 		defer m.Close()
 		src = io.TeeReader(src, m)
 	}
-	bound, bounded := s.bounds[d]
 	if bounded { // a registry that sends more than the manifest says is cut off there
 		src = io.LimitReader(src, bound+1)
 	}
@@ -315,8 +346,12 @@ func (s *remoteStore) downloadOnce(d digest.Digest, f *os.File) error {
 func (s *remoteStore) exists(string) bool { return true }
 
 func (s *remoteStore) Close() error {
-	for _, f := range s.spooled {
-		f.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sp := range s.spooled {
+		if sp.f != nil {
+			sp.f.Close()
+		}
 	}
 	return nil
 }
