@@ -99,7 +99,7 @@ func (im *image) writeNode(n *node, out *output, pl *pipeline.Pipeline[pcluster]
 	case n.layout == compressedFull:
 		return im.writeCompressed(n, out, pl)
 	case ino.Type == rootfs.TypeDir:
-		return n.flat(out, dirData(n.dir))
+		return n.flat(out, dirData(n.dir, n.size))
 	case ino.Type == rootfs.TypeSymlink:
 		return n.flat(out, []byte(ino.Linkname))
 	case ino.Type == rootfs.TypeRegular && n.size > 0:
