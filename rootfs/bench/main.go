@@ -4,7 +4,7 @@
 //	bench gen -tar FILE -dir DIR                write the generated benchmark tree as a tar and extracted
 //	bench empty -n N -tar FILE                  write a tar of N empty files, 1000 to a directory
 //	bench write [-format F] [-comp C] [-cpuprofile P] [-peakprofile P] -i TAR -o IMG   tar → rootfs.Flatten → squashfs (zstd, gzip, xz)
-//	                                            or erofs (lz4hc, lz4, none), as c2vm convert does
+//	                                            or erofs (lz4hc, lz4, none) or ext4, as c2vm convert does
 package main
 
 import (
@@ -21,6 +21,7 @@ import (
 
 	"github.com/c2vm/c2vm/rootfs"
 	"github.com/c2vm/c2vm/rootfs/erofs"
+	"github.com/c2vm/c2vm/rootfs/ext4"
 	"github.com/c2vm/c2vm/rootfs/internal/benchtree"
 	"github.com/c2vm/c2vm/rootfs/squashfs"
 )
@@ -41,7 +42,7 @@ func run(args []string) error {
 	dir := fs.String("dir", "", "directory to extract into (gen)")
 	in := fs.String("i", "", "input tar (write)")
 	out := fs.String("o", "", "output image (write)")
-	format := fs.String("format", "squashfs", "squashfs or erofs (write)")
+	format := fs.String("format", "squashfs", "squashfs, erofs or ext4 (write)")
 	n := fs.Int("n", 1000000, "files (empty)")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the command to this file")
 	memProf := fs.String("memprofile", "", "write an allocation profile of the command to this file")
@@ -235,6 +236,8 @@ func writer(format, comp string) (rootfs.Writer, error) {
 			o.Compression = c
 		}
 		return erofs.Format{Options: o}, nil
+	case "ext4":
+		return ext4.Format{}, nil
 	}
 	return nil, fmt.Errorf("unknown format %q", format)
 }
