@@ -130,39 +130,56 @@ func (t *Tree) Clear(p string) {
 // LinkTarget set to that first name.
 func (t *Tree) Walk(fn WalkFunc) error {
 	t.countLinks()
-	seen := map[*Inode]string{}
-	return t.walk(".", ".", t.root, seen, fn)
+	w := &walker{seen: map[*Inode]string{}, fn: fn}
+	return w.walk(".", ".", t.root, 0)
 }
 
-func (t *Tree) walk(p, name string, n *node, seen map[*Inode]string, fn WalkFunc) error {
+// walker is one Walk's state.
+type walker struct {
+	seen map[*Inode]string
+	fn   WalkFunc
+	// names holds the sorted names of the directory being walked at
+	// each depth, reused from one directory to the next (a slice per
+	// directory was half of what a walk allocates).
+	names [][]string
+}
+
+func (w *walker) walk(p, name string, n *node, depth int) error {
 	e := Entry{Path: p, Name: name, Inode: n.inode}
 	// Only an inode with several names is met again: remembering every
 	// file's path would hold a map entry and a path per file (78 MB of
 	// a million empty files' 411 MB at the squashfs writer's peak).
 	if n.children == nil && n.inode.Nlink > 1 {
-		if first, ok := seen[n.inode]; ok {
+		if first, ok := w.seen[n.inode]; ok {
 			e.LinkTarget = first
 		} else {
-			seen[n.inode] = p
+			w.seen[n.inode] = p
 		}
 	}
-	if err := fn(e); err != nil {
+	if err := w.fn(e); err != nil || n.children == nil {
 		return err
 	}
-	for _, name := range sortedNames(n.children) {
+	if depth == len(w.names) {
+		w.names = append(w.names, nil)
+	}
+	names := appendSortedNames(w.names[depth][:0], n.children)
+	w.names[depth] = names
+	for _, name := range names {
 		cp := name
 		if p != "." {
 			cp = p + "/" + name
 		}
-		if err := t.walk(cp, name, n.children[name], seen, fn); err != nil {
+		if err := w.walk(cp, name, n.children[name], depth+1); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func sortedNames(m map[string]*node) []string {
-	names := make([]string, 0, len(m))
+func sortedNames(m map[string]*node) []string { return appendSortedNames(nil, m) }
+
+// appendSortedNames appends m's keys to names, sorted.
+func appendSortedNames(names []string, m map[string]*node) []string {
 	for k := range m {
 		names = append(names, k)
 	}
