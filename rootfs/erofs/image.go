@@ -27,20 +27,19 @@ const (
 )
 
 // node is one inode of the image; hardlinked names share it. A million
-// files hold a million nodes, so it is kept to 96 bytes: no path (pathOf
+// files hold a million nodes, so it is kept to 80 bytes: no path (pathOf
 // finds one for an error), small numbers in 32 bits.
 type node struct {
 	ino    *rootfs.Inode
 	nid    uint64
-	size   int64  // i_size
-	xattrs []byte // inline xattr body: header and entries, or nil
-	dir    []dirent
-	parent *node
-	num    uint32 // i_ino: 1-based, in write order
-	tail   int32  // bytes of data inline after the inode
-	meta   int32  // bytes in the metadata area
-	ext    bool   // extended inode
-	layout uint8  // data layout
+	size   int64    // i_size
+	xattrs string   // inline xattr body: header and entries, or ""
+	dir    []dirent // a directory's entries, ".." first until plan sorts them
+	num    uint32   // i_ino: 1-based, in write order
+	tail   int32    // bytes of data inline after the inode
+	meta   int32    // bytes in the metadata area
+	ext    bool     // extended inode
+	layout uint8    // data layout
 }
 
 // dirent is one name in a directory.
@@ -87,7 +86,7 @@ func (im *image) add(dirs map[string]*node, e rootfs.Entry) error {
 		}
 	}
 	if e.Path == "." {
-		n.parent = n
+		n.dir = append(n.dir, dirent{"..", n})
 		im.root = n
 		dirs["."] = n
 		return nil
@@ -97,7 +96,7 @@ func (im *image) add(dirs map[string]*node, e rootfs.Entry) error {
 		return fmt.Errorf("%s: parent not walked first", e.Path)
 	}
 	if e.Inode.Type == rootfs.TypeDir {
-		n.parent = parent
+		n.dir = append(n.dir, dirent{"..", parent})
 		dirs[e.Path] = n
 	}
 	parent.dir = append(parent.dir, dirent{name: e.Name, n: n})
@@ -107,13 +106,14 @@ func (im *image) add(dirs map[string]*node, e rootfs.Entry) error {
 // plan decides n's inode form, data layout and metadata size.
 func (im *image) plan(n *node) error {
 	ino := n.ino
-	var err error
-	if n.xattrs, err = encodeXattrs(ino.Xattrs); err != nil {
+	x, err := encodeXattrs(ino.Xattrs)
+	if err != nil {
 		return err
 	}
+	n.xattrs = string(x)
 	switch ino.Type {
 	case rootfs.TypeDir:
-		n.dir = append(n.dir, dirent{".", n}, dirent{"..", n.parent})
+		n.dir = append(n.dir, dirent{".", n})
 		sort.Slice(n.dir, func(i, j int) bool { return n.dir[i].name < n.dir[j].name })
 		n.size = dirSize(n.dir)
 	case rootfs.TypeSymlink:

@@ -29,9 +29,9 @@ func TestBoundedMemory(t *testing.T) {
 }
 
 // TestImageBytesPerFile: what the writer holds per file besides the tree
-// until the image is written: a node (96 bytes), its place in the write
+// until the image is written: a node (80 bytes), its place in the write
 // order and in its directory; no path, and no map entry unless the inode
 // has several names.
 func TestImageBytesPerFile(t *testing.T) {
-	rt.CheckHeapPerFile(t, 140, func(tr *rootfs.Tree) (any, error) { return newImage(tr, Options{}) })
+	rt.CheckHeapPerFile(t, 124, func(tr *rootfs.Tree) (any, error) { return newImage(tr, Options{}) })
 }
