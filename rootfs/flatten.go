@@ -261,9 +261,9 @@ func toInode(h *tar.Header, spoolFile *os.File, off int64) (*Inode, error) {
 		return nil, err
 	}
 	ino := &Inode{
-		Mode:    uint32(h.Mode) & 0o7777,
-		UID:     h.Uid,
-		GID:     h.Gid,
+		Mode:    uint16(h.Mode & 0o7777),
+		UID:     uint32(h.Uid),
+		GID:     uint32(h.Gid),
 		ModTime: h.ModTime.UTC().Truncate(time.Second),
 		Xattrs:  xattrs(h),
 	}

@@ -13,15 +13,15 @@ import (
 // TestTreeBytesPerFile: the tree's cost per file, which a million-file
 // image pays a million times (issue 24: 1M empty files within 400 MiB
 // for the whole write). Measured by the heap, not by a clock: an Inode
-// (112 bytes), a node (24), its map slot and its name.
+// (96 bytes), a node (24), its map slot and its name.
 func TestTreeBytesPerFile(t *testing.T) {
 	const n = 50000
 	var tr any
 	grow := rt.HeapGrowth(func() any { tr = rt.EmptyFiles(t, n); return tr })
 	per := grow / n
 	t.Logf("%d bytes per empty file", per)
-	if per > 208 {
-		t.Errorf("the tree holds %d bytes per empty file, want at most 208", per)
+	if per > 192 {
+		t.Errorf("the tree holds %d bytes per empty file, want at most 192", per)
 	}
 }
 

@@ -57,7 +57,7 @@ func header(e Entry) *tar.Header {
 		name += "/"
 	}
 	h := &tar.Header{
-		Name: name, Mode: int64(ino.Mode), Uid: ino.UID, Gid: ino.GID,
+		Name: name, Mode: int64(ino.Mode), Uid: int(ino.UID), Gid: int(ino.GID),
 		ModTime: ino.ModTime, AccessTime: ino.ModTime, ChangeTime: ino.ModTime,
 		Format: tar.FormatPAX,
 	}

@@ -62,7 +62,7 @@ func (t Type) FileType() uint8 {
 }
 
 // StatMode is the inode's st_mode: its type's bits and the low 12 of Mode.
-func (i *Inode) StatMode() uint32 { return i.Type.IFMT() | i.Mode&0o7777 }
+func (i *Inode) StatMode() uint32 { return i.Type.IFMT() | uint32(i.Mode&0o7777) }
 
 // Rdev is a device node's number packed as the kernel's new_encode_dev
 // (include/linux/kdev_t.h), the form erofs and squashfs store and undo
@@ -72,25 +72,28 @@ func (i *Inode) Rdev() uint32 {
 }
 
 // Inode is one file object. Several names (hardlinks) may share one Inode.
+// A tree holds one per file, so the fields are sized and ordered to fit
+// 96 bytes (a million empty files hold a million of them).
 type Inode struct {
 	Type Type
 	// Mode holds the permission bits plus setuid (04000), setgid (02000)
 	// and sticky (01000): the low 12 bits of st_mode.
-	Mode     uint32
-	UID, GID int
-	ModTime  time.Time
-	// Xattrs maps a full attribute name ("security.capability",
-	// "user.foo") to its raw value.
-	Xattrs map[string]string
-	// Linkname is a symlink's target, as stored.
-	Linkname string
-	// Devmajor and Devminor are a device node's numbers.
-	Devmajor, Devminor uint32
-	// Size is a regular file's length in bytes.
-	Size int64
+	Mode uint16
+	// UID and GID are 32 bits, as on Linux (Flatten refuses larger).
+	UID, GID uint32
 	// Nlink is the number of names in the tree that refer to this inode
 	// (for directories: 2 + number of subdirectories).
 	Nlink uint32
+	// Devmajor and Devminor are a device node's numbers.
+	Devmajor, Devminor uint32
+	ModTime            time.Time
+	// Size is a regular file's length in bytes.
+	Size int64
+	// Linkname is a symlink's target, as stored.
+	Linkname string
+	// Xattrs maps a full attribute name ("security.capability",
+	// "user.foo") to its raw value.
+	Xattrs map[string]string
 	// Content opens a regular file's contents (Size bytes). Nil for
 	// other types and for empty files.
 	Content Content

@@ -140,7 +140,7 @@ func TestLongContent(t *testing.T) {
 func TestManyOwners(t *testing.T) {
 	tr := rootfs.NewTree(*rt.Dir(0o755))
 	for i := range 3000 {
-		rt.MustAdd(t, tr, "f"+strconv.Itoa(i), &rootfs.Inode{Type: rootfs.TypeFIFO, Mode: 0o600, UID: 65000 + i, GID: 200000 + i, ModTime: when})
+		rt.MustAdd(t, tr, "f"+strconv.Itoa(i), &rootfs.Inode{Type: rootfs.TypeFIFO, Mode: 0o600, UID: uint32(65000 + i), GID: uint32(200000 + i), ModTime: when})
 	}
 	allReaders(t, tr, writeImage(t, tr, Options{ModTime: when}))
 }

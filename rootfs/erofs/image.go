@@ -124,7 +124,7 @@ func (im *image) plan(n *node) error {
 			return fmt.Errorf("regular file of %d bytes has no content", n.size)
 		}
 	}
-	n.ext = ino.UID < 0 || ino.UID > math.MaxUint16 || ino.GID < 0 || ino.GID > math.MaxUint16 ||
+	n.ext = ino.UID > math.MaxUint16 || ino.GID > math.MaxUint16 ||
 		ino.Nlink > math.MaxUint16 || n.size > math.MaxUint32 || !mtime(ino).Equal(im.o.ModTime)
 	head := compactSize
 	if n.ext {

@@ -129,7 +129,7 @@ func (s *seeder) meta(self string, ino *rootfs.Inode) error {
 	sec := strconv.FormatInt(ino.ModTime.Unix(), 10)
 	for _, f := range [][2]string{
 		{"mode", fmt.Sprintf("0%o", ino.StatMode())},
-		{"uid", strconv.Itoa(ino.UID)}, {"gid", strconv.Itoa(ino.GID)},
+		{"uid", strconv.FormatUint(uint64(ino.UID), 10)}, {"gid", strconv.FormatUint(uint64(ino.GID), 10)},
 		{"atime", "@" + sec}, {"mtime", "@" + sec}, {"ctime", "@" + sec}, {"crtime", "@" + sec},
 	} {
 		if err := s.line("sif", self, f[0], f[1]); err != nil {

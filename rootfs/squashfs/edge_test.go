@@ -148,7 +148,7 @@ func TestLongContent(t *testing.T) {
 func TestManyOwners(t *testing.T) {
 	tr := rootfs.NewTree(*dir(0o755))
 	for i := range 3000 {
-		mustAdd(t, tr, "f"+itoa(i), &rootfs.Inode{Type: rootfs.TypeFIFO, Mode: 0o600, UID: 100000 + i, GID: 200000 + i, ModTime: when})
+		mustAdd(t, tr, "f"+itoa(i), &rootfs.Inode{Type: rootfs.TypeFIFO, Mode: 0o600, UID: uint32(100000 + i), GID: uint32(200000 + i), ModTime: when})
 	}
 	checkAll(t, tr, Options{})
 }

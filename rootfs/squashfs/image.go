@@ -127,8 +127,7 @@ func (im *image) rec(ino *rootfs.Inode, file func() (*fileRec, error)) (irec, er
 	return r, err
 }
 
-func (im *image) id(v int) uint16 {
-	u := uint32(v)
+func (im *image) id(u uint32) uint16 {
 	if i, ok := im.idIdx[u]; ok {
 		return i
 	}

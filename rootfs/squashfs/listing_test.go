@@ -109,7 +109,7 @@ func wantListing(t testing.TB, tr *rootfs.Tree) (paths []string, m map[string]li
 	m = map[string]listed{}
 	err := tr.Walk(func(e rootfs.Entry) error {
 		ino := e.Inode
-		l := listed{kind: rt.Kinds[ino.Type], mode: ino.Mode & 0o7777, uid: ino.UID, gid: ino.GID,
+		l := listed{kind: rt.Kinds[ino.Type], mode: uint32(ino.Mode & 0o7777), uid: int(ino.UID), gid: int(ino.GID),
 			mtime: time.Unix(int64(mtime(ino)), 0).UTC().Format("2006-01-02 15:04")}
 		switch ino.Type {
 		case rootfs.TypeRegular:
@@ -179,7 +179,7 @@ func TestListing(t *testing.T) {
 		// every part of new_encode_dev, mtimes at the edges.
 		tr := rootfs.NewTree(rootfs.Inode{Mode: 0o1777, UID: 65534, GID: 65534, ModTime: time.Unix(1<<32-1, 0)})
 		for i := range 300 {
-			ino := &rootfs.Inode{Type: rootfs.TypeRegular, Mode: uint32(i*37) & 0o7777, UID: i * 1009, GID: 1<<31 - 1 - i,
+			ino := &rootfs.Inode{Type: rootfs.TypeRegular, Mode: uint16(i*37) & 0o7777, UID: uint32(i * 1009), GID: uint32(1<<31 - 1 - i),
 				ModTime: time.Unix(int64(i)*1e7, 0), Size: int64(i % 5), Content: data(strings.Repeat("x", i%5))}
 			if i%5 == 0 {
 				ino.Content = nil

@@ -28,7 +28,7 @@ func FuzzTree(data []byte) *rootfs.Tree {
 		if tr.Lookup(p) != nil {
 			continue
 		}
-		ino := &rootfs.Inode{Mode: uint32(next()<<4|next()) & 0o7777, UID: next() % 3 * 500, GID: next() % 2,
+		ino := &rootfs.Inode{Mode: uint16(next()<<4|next()) & 0o7777, UID: uint32(next() % 3 * 500), GID: uint32(next() % 2),
 			ModTime: time.Unix(int64(next())<<20, 0)}
 		if next()%4 == 0 {
 			ino.Xattrs = map[string]string{"trusted.k" + name: string(rune('A' + next()%26))}

@@ -74,7 +74,7 @@ func TreeManifest(t testing.TB, tr *rootfs.Tree, f Format) []Entry {
 	var m []Entry
 	err := tr.Walk(func(e rootfs.Entry) error {
 		ino := e.Inode
-		en := Entry{Path: e.Path, Kind: Kinds[ino.Type], Mode: ino.Mode & 0o7777, UID: ino.UID, GID: ino.GID,
+		en := Entry{Path: e.Path, Kind: Kinds[ino.Type], Mode: uint32(ino.Mode & 0o7777), UID: int(ino.UID), GID: int(ino.GID),
 			MTime: f.MTime(ino), Link: ino.Linkname, Nlink: ino.Nlink, Hardlink: e.LinkTarget, Xattrs: f.XattrString(ino.Xattrs)}
 		switch ino.Type {
 		case rootfs.TypeRegular:

@@ -31,12 +31,12 @@ var When = time.Unix(1700000000, 0)
 
 // Dir returns a directory inode.
 func Dir(mode uint32) *rootfs.Inode {
-	return &rootfs.Inode{Type: rootfs.TypeDir, Mode: mode, ModTime: When}
+	return &rootfs.Inode{Type: rootfs.TypeDir, Mode: uint16(mode), ModTime: When}
 }
 
 // File returns a regular file holding b.
 func File(mode uint32, b []byte) *rootfs.Inode {
-	ino := &rootfs.Inode{Type: rootfs.TypeRegular, Mode: mode, ModTime: When, Size: int64(len(b))}
+	ino := &rootfs.Inode{Type: rootfs.TypeRegular, Mode: uint16(mode), ModTime: When, Size: int64(len(b))}
 	if len(b) > 0 {
 		ino.Content = Data(b)
 	}
@@ -45,7 +45,7 @@ func File(mode uint32, b []byte) *rootfs.Inode {
 
 // Inode returns an inode of any type with owners.
 func Inode(typ rootfs.Type, mode uint32, uid, gid int) *rootfs.Inode {
-	return &rootfs.Inode{Type: typ, Mode: mode, UID: uid, GID: gid, ModTime: When}
+	return &rootfs.Inode{Type: typ, Mode: uint16(mode), UID: uint32(uid), GID: uint32(gid), ModTime: When}
 }
 
 // MustAdd adds ino at p or fails the test.
