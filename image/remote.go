@@ -75,7 +75,10 @@ type spool struct {
 	err  error
 }
 
-var _ store = (*remoteStore)(nil)
+var (
+	_ store         = (*remoteStore)(nil)
+	_ verifiedStore = (*remoteStore)(nil)
+)
 
 func newRemoteStore(ctx context.Context, ref string, opts Options) (*remoteStore, error) {
 	var nameOpts []name.Option
@@ -211,9 +214,8 @@ func (s *remoteStore) openManifest(d digest.Digest) (io.ReadCloser, int64, error
 // openBlob downloads a blob once into an unnamed temp file (removed as
 // soon as made, so gone however c2vm ends, SIGKILL included) and serves
 // it from there. go-containerregistry hashes the body as it streams and
-// fails the read at EOF on a mismatch, so no unverified blob is kept;
-// Layer.Open hashes the spooled copy again before decoding it, as it does
-// every local blob.
+// fails the read at EOF on a mismatch, so no unverified blob is kept, and
+// Layer.Open decodes the spooled copy without hashing it again (verified).
 func (s *remoteStore) openBlob(d digest.Digest) (io.ReadCloser, int64, error) {
 	f, err := s.spoolOnce(d)
 	if err != nil {
@@ -249,6 +251,28 @@ func (s *remoteStore) spoolOnce(d digest.Digest) (*os.File, error) {
 		s.mu.Unlock()
 	}
 	return sp.f, sp.err
+}
+
+// verified reports whether blob name, of digest d, is spooled: its
+// download was hashed against d as it streamed (go-containerregistry
+// fails the read at EOF on a mismatch), into an unnamed file only this
+// process can reach, so Layer.Open need not hash it a second time.
+func (s *remoteStore) verified(name string, d digest.Digest) bool {
+	if bd, err := blobDigest(name); err != nil || bd != d {
+		return false
+	}
+	s.mu.Lock()
+	sp := s.spooled[d]
+	s.mu.Unlock()
+	if sp == nil {
+		return false
+	}
+	select {
+	case <-sp.done:
+		return sp.err == nil
+	default:
+		return false
+	}
 }
 
 func (s *remoteStore) spoolBlob(d digest.Digest) (*os.File, error) {

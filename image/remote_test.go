@@ -315,8 +315,8 @@ func TestRemoteCorruptLayer(t *testing.T) {
 }
 
 // TestRemoteFetchesOnePlatform: converting one platform of a multi-platform
-// image fetches that platform's config and layers, each once (Layer.Open's
-// hash pass and decode pass read one spooled copy), and no other blob.
+// image fetches that platform's config and layers, each once (hashed as
+// downloaded, decoded from the spool), and no other blob.
 func TestRemoteFetchesOnePlatform(t *testing.T) {
 	isolateAuth(t)
 	host, gets := countedRegistry(t, registry.New(registry.Logger(log.New(io.Discard, "", 0))))
@@ -338,5 +338,57 @@ func TestRemoteFetchesOnePlatform(t *testing.T) {
 				t.Errorf("GETs per blob %v; want the %s config and layers once each: %v", fetched, arch, want)
 			}
 		})
+	}
+}
+
+// TestRemoteSpoolHashedOnce: a registry blob is hashed once, as it is
+// downloaded (isVerified); Layer.Open then decodes its spool without a
+// second hash pass. Shown by changing a byte of the spool after the
+// first read: Open no longer refuses it up front, and the diff_id check
+// at the end of the stream still does. A local layout's blob is hashed
+// at every Open.
+func TestRemoteSpoolHashedOnce(t *testing.T) {
+	isolateAuth(t)
+	host, _ := pushLayout(t, filepath.Join(fixtures.Dir(t), "busybox-amd64"), "c2vm/busybox:latest")
+	img, err := Open("docker://"+host+"/c2vm/busybox:latest", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	l := img.Layers[0]
+	if isVerified(l.s, l.path, l.Digest) {
+		t.Fatal("verified before it was downloaded")
+	}
+	layerNames(t, l)
+	if !isVerified(l.s, l.path, l.Digest) || isVerified(l.s, l.path, img.Layers[1].Digest) {
+		t.Fatal("the spooled layer is not verified against its own digest only")
+	}
+	rs := l.s.(*remoteStore)
+	rs.mu.Lock()
+	f := rs.spooled[l.Digest].f
+	rs.mu.Unlock()
+	b := make([]byte, 1)
+	f.ReadAt(b, l.Size/2)
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, l.Size/2); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.Open()
+	if err != nil {
+		t.Fatalf("Open hashed the spool again: %v", err)
+	}
+	_, err = io.Copy(io.Discard, rc)
+	rc.Close()
+	if !errors.Is(err, ErrDigestMismatch) && !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a changed spool read through: %v", err)
+	}
+
+	local, err := Open(filepath.Join(fixtures.Dir(t), "busybox-amd64"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	if ll := local.Layers[0]; isVerified(ll.s, ll.path, ll.Digest) {
+		t.Error("a local layout's blob counts as verified")
 	}
 }
