@@ -114,7 +114,8 @@ done
 
 # registry pull + convert against the local layout's convert, boot-to-port
 # against boot-to-exit (TCG), --platform all at once against one after the
-# other: scripts/bench-{pull,boot,multi}.sh, medians of 3 paired runs.
+# other: scripts/bench-{pull,boot,multi}.sh, medians of paired runs
+# (BENCH_RUNS; default 5 for the pull, 3 for the others).
 C2VM=$W/c2vm sh "$ROOT/scripts/bench-pull.sh" "$IMG"
 C2VM=$W/c2vm sh "$ROOT/scripts/bench-boot.sh"
 C2VM=$W/c2vm sh "$ROOT/scripts/bench-multi.sh"
