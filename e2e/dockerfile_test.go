@@ -38,6 +38,10 @@ func TestDockerfile(t *testing.T) {
 	base, goImage := bh.baseImages(t)
 
 	modcache := strings.TrimSpace(runTool(t, "", "go", "env", "GOMODCACHE"))
+	// The build's `go mod download` wants every module go.mod names, those
+	// of other GOOSes too (cobra's mousetrap, Windows only), which no
+	// host build fetched: fetch them into the host's cache first.
+	runTool(t, fixtures.RepoRoot(), "go", "mod", "download")
 	tag := "localhost/c2vm-test/c2vm:" + filepath.Base(t.TempDir())
 	// The module proxy is the host's module cache (file://): the build
 	// needs no network but for the runtime stage's apt-get, which the
