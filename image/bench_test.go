@@ -31,7 +31,7 @@ func BenchmarkLayerVerify(b *testing.B) {
 				b.Fatal(err)
 			}
 			raw.Close()
-			if _, err := l.verifyStored(size, Gzip); err != nil {
+			if _, err := l.verifyStored(size, Gzip, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -39,6 +39,7 @@ type hostile struct {
 	reg   http.Handler
 	layer v1.Hash
 	size  int64
+	blob  []byte       // the layer's bytes
 	hits  atomic.Int32 // requests the fault answered
 }
 
@@ -66,6 +67,14 @@ func newHostile(t *testing.T, img v1.Image, f fault) *hostile {
 	ls, _ := img.Layers()
 	h.layer, _ = ls[0].Digest()
 	h.size, _ = ls[0].Size()
+	rc, err := ls[0].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if h.blob, err = io.ReadAll(rc); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f(h, w, r) {
 			h.hits.Add(1)
@@ -202,13 +211,17 @@ func TestRegistryRetries(t *testing.T) {
 
 // cutOff answers with the blob's headers and its first KiB, then resets
 // the connection (SO_LINGER 0: an RST, not a FIN).
-func (h *hostile) cutOff(w http.ResponseWriter) {
+func (h *hostile) cutOff(w http.ResponseWriter) { h.cutOffWith(w, h.blob[:1024]) }
+
+// cutOffWith answers with the blob's headers and head, then resets the
+// connection.
+func (h *hostile) cutOffWith(w http.ResponseWriter, head []byte) {
 	conn, buf, err := w.(http.Hijacker).Hijack()
 	if err != nil {
 		panic(err)
 	}
 	fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n\r\n", h.size)
-	buf.Write(make([]byte, 1024))
+	buf.Write(head)
 	buf.Flush()
 	conn.(*net.TCPConn).SetLinger(0)
 	conn.Close()
@@ -239,6 +252,24 @@ func TestRegistryConnectionReset(t *testing.T) {
 	if n := h.hits.Load(); n < 3 || n > 9 {
 		t.Errorf("%d requests for the blob, want 3 to 9", n)
 	}
+}
+
+// TestRegistryRefetchDiffers: a blob whose re-fetch, after its connection
+// was reset, does not repeat the bytes already spooled (and maybe already
+// decoded) fails as a digest mismatch naming the blob, though the
+// re-fetch alone matches its digest.
+func TestRegistryRefetchDiffers(t *testing.T) {
+	var fails atomic.Int32
+	fails.Store(1)
+	h := newHostile(t, nil, func(h *hostile, w http.ResponseWriter, r *http.Request) bool {
+		if h.isLayer(r) && fails.Add(-1) >= 0 {
+			h.cutOffWith(w, make([]byte, 1024))
+			return true
+		}
+		return false
+	})
+	err := h.pullFails(t, Options{}, ErrDigestMismatch, 20*time.Second)
+	namesLayer(t, err, h)
 }
 
 // hang holds a request until the client gives up on it.

@@ -76,7 +76,10 @@ const (
 
 // Open returns the layer's uncompressed tar stream. A blob whose digest
 // is known is hashed whole before it is decoded, so a corrupt blob is
-// reported as a digest mismatch, not as whatever its garbage decodes to.
+// reported as a digest mismatch, not as whatever its garbage decodes to;
+// a registry's blob is decoded as it downloads and hashed as it streams
+// (a checkedBlob), its digest check's error taking the place of any
+// error decoding it gave first.
 // The uncompressed bytes are checked against DiffID as they stream: the
 // Read that reaches the end returns an error wrapping ErrDigestMismatch
 // when it differs, so a caller must read to EOF to know the layer is good.
@@ -88,7 +91,8 @@ func (l Layer) Open() (io.ReadCloser, error) {
 	br := bufio.NewReaderSize(safeio.Reader(l.context(), raw), 64<<10)
 	head, _ := br.Peek(4)
 	comp := DetectCompression(head)
-	verified, err := l.verifyStored(size, comp)
+	checked, _ := raw.(checkedBlob)
+	verified, err := l.verifyStored(size, comp, checked)
 	if err != nil {
 		raw.Close()
 		return nil, err
@@ -96,9 +100,15 @@ func (l Layer) Open() (io.ReadCloser, error) {
 	dec, closeDec, err := decoder(comp, br)
 	if err != nil {
 		raw.Close()
+		if verr := checkedVerdict(checked, l.Digest); verr != nil {
+			return nil, fmt.Errorf("layer %s: %w", l.name(), verr)
+		}
 		return nil, fmt.Errorf("layer %s: %s: %w: %w", l.name(), comp, ErrCorrupt, err)
 	}
 	out := &layerReader{r: dec, ctx: l.context(), raw: raw, closeDec: closeDec, name: l.name(), comp: comp}
+	if checked != nil && checked.blobDigest() == l.Digest {
+		out.checked = checked
+	}
 	if comp != None {
 		out.r = &inflateLimit{r: out.r, max: max(minBombSize, maxInflateRatio*size), stored: size, name: l.name()}
 	}
@@ -118,11 +128,11 @@ func (l Layer) context() context.Context {
 // verifyStored hashes the stored blob whole against its digest (or, for a
 // legacy uncompressed layer, its diff_id) and returns the digest it
 // verified ("" when it knows none); a registry's spooled blob was hashed
-// as it was downloaded (isVerified), and is not hashed again. Measured on the 300 MB bench image,
+// as it downloads (checked), and is not hashed again. Measured on the 300 MB bench image,
 // this one extra read of the compressed bytes costs far less than decoding
 // them (image/bench_test.go), and it is the only way to tell a corrupt blob
 // from a bad tar when the consumer, not this package, parses the tar.
-func (l Layer) verifyStored(size int64, comp Compression) (digest.Digest, error) {
+func (l Layer) verifyStored(size int64, comp Compression, checked checkedBlob) (digest.Digest, error) {
 	want, wantSize := l.Digest, l.Size
 	if want == "" {
 		if comp != None || l.DiffID == "" {
@@ -133,7 +143,7 @@ func (l Layer) verifyStored(size int64, comp Compression) (digest.Digest, error)
 	if size != wantSize {
 		return "", fmt.Errorf("layer %s: %w: %d bytes, descriptor says %d", l.name(), ErrDigestMismatch, size, wantSize)
 	}
-	if want == l.Digest && isVerified(l.s, l.path, want) { // hashed as it was stored
+	if want == l.Digest && checked != nil && checked.blobDigest() == want { // hashed as it downloads
 		return want, nil
 	}
 	raw, _, err := l.s.open(l.path)
@@ -149,6 +159,15 @@ func (l Layer) verifyStored(size int64, comp Compression) (digest.Digest, error)
 		return "", fmt.Errorf("layer %s: %w: more than the %d bytes the descriptor says", l.name(), ErrDigestMismatch, wantSize)
 	}
 	return want, nil
+}
+
+// checkedVerdict waits for the digest check of c, a checkedBlob of d
+// (nil when it is not one), and returns its error.
+func checkedVerdict(c checkedBlob, d digest.Digest) error {
+	if c == nil || c.blobDigest() != d {
+		return nil
+	}
+	return c.verdict()
 }
 
 // decoder returns the decompressing reader for comp.
@@ -179,7 +198,9 @@ func (l Layer) name() string {
 
 // layerReader marks decompression errors as ErrCorrupt and stops once its
 // context is done (a zstd block may inflate a thousandfold, so checking
-// the compressed side alone is not enough).
+// the compressed side alone is not enough). Of a blob checked as it
+// downloads, it ends (at EOF or at any error) only once the check is
+// done, with the check's error when it failed.
 type layerReader struct {
 	r        io.Reader
 	ctx      context.Context
@@ -187,6 +208,7 @@ type layerReader struct {
 	closeDec func()
 	name     string
 	comp     Compression
+	checked  checkedBlob
 }
 
 func (l *layerReader) Read(p []byte) (int, error) {
@@ -194,6 +216,11 @@ func (l *layerReader) Read(p []byte) (int, error) {
 		return 0, fmt.Errorf("layer %s: %w", l.name, err)
 	}
 	n, err := l.r.Read(p)
+	if err != nil && l.checked != nil && l.ctx.Err() == nil {
+		if verr := l.checked.verdict(); verr != nil {
+			return n, fmt.Errorf("layer %s: %w", l.name, verr)
+		}
+	}
 	if err != nil && err != io.EOF && !errors.Is(err, ErrDigestMismatch) && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrTooLarge) {
 		if l.ctx.Err() != nil {
 			return n, fmt.Errorf("layer %s: %w", l.name, err)

@@ -49,10 +49,11 @@ var (
 // remoteStore serves a registry repository as the files of an OCI layout:
 // index.json is made up, blobs/ALG/HEX is a manifest (fetched from the
 // manifests endpoint, which a registry alone serves them from) or a blob
-// (spooled once to a temp file, so Layer.Open's hash pass and decode pass
-// download it once).
+// (spooled once to a temp file, read as it downloads: spool.go).
 type remoteStore struct {
 	ctx       context.Context
+	cancel    context.CancelFunc // stops the downloads still running at Close
+	downloads sync.WaitGroup
 	repo      name.Repository
 	registry  string
 	index     []byte
@@ -64,21 +65,10 @@ type remoteStore struct {
 	bounds    map[digest.Digest]int64 // every blob's size the manifests give
 	meter     func(string, int64) io.WriteCloser
 	spooled   map[digest.Digest]*spool
+	failed    []*spool // forgotten after their download failed; their files closed at Close
 }
 
-// spool is one blob's download into an unnamed temp file, made once
-// however many opens (of however many platforms converted at once) ask
-// for it; done is closed when f or err is set.
-type spool struct {
-	done chan struct{}
-	f    *os.File
-	err  error
-}
-
-var (
-	_ store         = (*remoteStore)(nil)
-	_ verifiedStore = (*remoteStore)(nil)
-)
+var _ store = (*remoteStore)(nil)
 
 func newRemoteStore(ctx context.Context, ref string, opts Options) (*remoteStore, error) {
 	var nameOpts []name.Option
@@ -89,22 +79,33 @@ func newRemoteStore(ctx context.Context, ref string, opts Options) (*remoteStore
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotImage, err)
 	}
-	s := &remoteStore{ctx: ctx, repo: r.Context(), registry: r.Context().RegistryStr(), manifests: map[digest.Digest]bool{}, sizes: map[digest.Digest]int64{}, bounds: map[digest.Digest]int64{}, meter: opts.Meter, spooled: map[digest.Digest]*spool{}}
-	s.opts, err = RemoteOptions(ctx, opts)
-	if err != nil {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &remoteStore{ctx: ctx, cancel: cancel, repo: r.Context(), registry: r.Context().RegistryStr(), manifests: map[digest.Digest]bool{}, sizes: map[digest.Digest]int64{}, bounds: map[digest.Digest]int64{}, meter: opts.Meter, spooled: map[digest.Digest]*spool{}}
+	if err := s.connect(r, opts); err != nil {
+		cancel()
 		return nil, err
+	}
+	return s, nil
+}
+
+// connect makes the registry client and fetches the reference's manifest.
+func (s *remoteStore) connect(r name.Reference, opts Options) error {
+	var err error
+	s.opts, err = RemoteOptions(s.ctx, opts)
+	if err != nil {
+		return err
 	}
 	// One puller for every request of this store: the registry is pinged
 	// and its token fetched once, however many manifests and blobs (of
 	// however many platforms) are read (remote.Reuse).
 	p, err := remote.NewPuller(s.opts...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.opts = append(s.opts, remote.Reuse(p))
 	top, err := remote.Get(r, s.opts...)
 	if err != nil {
-		return nil, s.explain(err)
+		return s.explain(err)
 	}
 	d := digest.Digest(top.Digest.String())
 	s.manifests[d] = true
@@ -114,10 +115,7 @@ func newRemoteStore(ctx context.Context, ref string, opts Options) (*remoteStore
 		mt = "" // the walk sniffs the body
 	}
 	s.index, err = json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, Manifests: []ocispec.Descriptor{{MediaType: mt, Digest: d, Size: top.Size}}})
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
+	return err
 }
 
 // RemoteOptions are the registry client's options, for pulls and pushes
@@ -214,78 +212,62 @@ func (s *remoteStore) openManifest(d digest.Digest) (io.ReadCloser, int64, error
 // openBlob downloads a blob once into an unnamed temp file (removed as
 // soon as made, so gone however c2vm ends, SIGKILL included) and serves
 // it from there. go-containerregistry hashes the body as it streams and
-// fails the read at EOF on a mismatch, so no unverified blob is kept, and
-// Layer.Open decodes the spooled copy without hashing it again (verified).
+// fails the read at EOF on a mismatch; a layer's reader follows the
+// download (a follower: decoded as it arrives) and ends with that
+// verdict, so Layer.Open need not hash it again. Any other blob (a
+// config, read whole) is served once its download is verified.
 func (s *remoteStore) openBlob(d digest.Digest) (io.ReadCloser, int64, error) {
-	f, err := s.spoolOnce(d)
+	sp, err := s.spoolOnce(d)
 	if err != nil {
 		return nil, 0, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, 0, fmt.Errorf("spooled blob %s: %w", d, err)
-	}
-	return io.NopCloser(io.NewSectionReader(f, 0, fi.Size())), fi.Size(), nil
-}
-
-// spoolOnce is blob d's spool: the first open of d downloads it, an open
-// of d meanwhile waits for that download, and opens of other blobs go on
-// at once. A failed download is forgotten, so a later open tries again.
-func (s *remoteStore) spoolOnce(d digest.Digest) (*os.File, error) {
 	s.mu.Lock()
-	sp, ok := s.spooled[d]
-	if !ok {
-		sp = &spool{done: make(chan struct{})}
-		s.spooled[d] = sp
-	}
+	size, layer := s.sizes[d]
 	s.mu.Unlock()
-	if ok {
-		<-sp.done
-		return sp.f, sp.err
+	if !layer {
+		if err := sp.verdict(); err != nil {
+			return nil, 0, err
+		}
+		size = sp.high
 	}
-	defer close(sp.done)
-	sp.f, sp.err = s.spoolBlob(d)
-	if sp.err != nil {
-		s.mu.Lock()
-		delete(s.spooled, d)
-		s.mu.Unlock()
-	}
-	return sp.f, sp.err
+	return &follower{sp: sp}, size, nil
 }
 
-// verified reports whether blob name, of digest d, is spooled: its
-// download was hashed against d as it streamed (go-containerregistry
-// fails the read at EOF on a mismatch), into an unnamed file only this
-// process can reach, so Layer.Open need not hash it a second time.
-func (s *remoteStore) verified(name string, d digest.Digest) bool {
-	if bd, err := blobDigest(name); err != nil || bd != d {
-		return false
-	}
+// spoolOnce is blob d's spool: the first open of d starts its download,
+// an open of d meanwhile follows that download, and opens of other blobs
+// start theirs. A failed download is forgotten, so a later open tries
+// again.
+func (s *remoteStore) spoolOnce(d digest.Digest) (*spool, error) {
 	s.mu.Lock()
-	sp := s.spooled[d]
-	s.mu.Unlock()
-	if sp == nil {
-		return false
+	defer s.mu.Unlock()
+	if sp, ok := s.spooled[d]; ok {
+		return sp, nil
 	}
-	select {
-	case <-sp.done:
-		return sp.err == nil
-	default:
-		return false
-	}
-}
-
-func (s *remoteStore) spoolBlob(d digest.Digest) (*os.File, error) {
 	f, err := os.CreateTemp("", ".c2vm-pull-")
 	if err != nil {
 		return nil, fmt.Errorf("spooling blob %s: %w", d, err)
 	}
 	os.Remove(f.Name())
-	if err := s.download(d, f); err != nil {
-		f.Close()
-		return nil, err
+	sp := newSpool(d, f)
+	s.spooled[d] = sp
+	s.downloads.Add(1)
+	go s.fetch(sp)
+	return sp, nil
+}
+
+// fetch downloads sp's blob into it, in the background.
+func (s *remoteStore) fetch(sp *spool) {
+	defer s.downloads.Done()
+	n, err := s.download(sp)
+	if err != nil {
+		s.mu.Lock()
+		if s.spooled[sp.d] == sp {
+			delete(s.spooled, sp.d)
+		}
+		s.failed = append(s.failed, sp)
+		s.mu.Unlock()
 	}
-	return f, nil
+	sp.finish(n, err)
 }
 
 // blobTries bounds the downloads of one blob whose body broke off (a
@@ -293,23 +275,24 @@ func (s *remoteStore) spoolBlob(d digest.Digest) (*os.File, error) {
 // that fails, not a body that breaks after its headers.
 const blobTries = 3
 
-// download fetches blob d into f, again (after 1 s, then 3 s, as the
-// request retries wait) when its body breaks off.
-func (s *remoteStore) download(d digest.Digest, f *os.File) error {
+// download fetches sp's blob into it, again (after 1 s, then 3 s, as the
+// request retries wait) when its body breaks off, and returns its length.
+func (s *remoteStore) download(sp *spool) (int64, error) {
 	wait := time.Second
 	for try := 1; ; try++ {
-		err := s.downloadOnce(d, f)
+		w := &spoolWriter{sp: sp}
+		err := s.downloadOnce(sp.d, w)
 		switch {
 		case err == nil:
-			return nil
+			return w.off, nil
 		case !brokenOff(err):
-			return s.explain(err)
+			return 0, s.explain(err)
 		case try == blobTries:
-			return fmt.Errorf("%d tries: %w", blobTries, s.explain(err))
+			return 0, fmt.Errorf("%d tries: %w", blobTries, s.explain(err))
 		}
 		select {
 		case <-s.ctx.Done():
-			return s.ctx.Err()
+			return 0, s.ctx.Err()
 		case <-time.After(wait):
 		}
 		wait *= 3
@@ -321,9 +304,9 @@ func brokenOff(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE)
 }
 
-// downloadOnce fetches blob d into f, from its start; its errors are the client's own,
+// downloadOnce fetches blob d into w, from its start; its errors are the client's own,
 // for download to judge and explain.
-func (s *remoteStore) downloadOnce(d digest.Digest, f *os.File) error {
+func (s *remoteStore) downloadOnce(d digest.Digest, w io.Writer) error {
 	l, err := remote.Layer(s.repo.Digest(d.String()), s.opts...)
 	if err != nil {
 		return err
@@ -333,12 +316,6 @@ func (s *remoteStore) downloadOnce(d digest.Digest, f *os.File) error {
 		return err
 	}
 	defer rc.Close()
-	if err := f.Truncate(0); err != nil {
-		return fmt.Errorf("spooling blob %s: %w", d, err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("spooling blob %s: %w", d, err)
-	}
 	s.mu.Lock()
 	size, layer := s.sizes[d]
 	bound, bounded := s.bounds[d]
@@ -352,7 +329,7 @@ func (s *remoteStore) downloadOnce(d digest.Digest, f *os.File) error {
 	if bounded { // a registry that sends more than the manifest says is cut off there
 		src = io.LimitReader(src, bound+1)
 	}
-	n, err := io.Copy(f, src)
+	n, err := io.CopyBuffer(w, src, make([]byte, 256<<10))
 	if err == nil && bounded && n > bound {
 		return fmt.Errorf("more than the %d bytes its manifest gives: %w", bound, ErrCorrupt)
 	}
@@ -369,13 +346,18 @@ func (s *remoteStore) downloadOnce(d digest.Digest, f *os.File) error {
 // says otherwise (a HEAD per layer would cost a round trip each).
 func (s *remoteStore) exists(string) bool { return true }
 
+// Close stops the downloads still running, waits for them, and closes
+// every spool.
 func (s *remoteStore) Close() error {
+	s.cancel()
+	s.downloads.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sp := range s.spooled {
-		if sp.f != nil {
-			sp.f.Close()
-		}
+		sp.f.Close()
+	}
+	for _, sp := range s.failed {
+		sp.f.Close()
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"io"
@@ -13,7 +14,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -255,6 +258,17 @@ func writeFile(t *testing.T, p, body string) {
 // corruptBlobs flips one byte of every blob body over 4 KiB the registry
 // serves (the layers, not the manifests or configs).
 func corruptBlobs(h http.Handler) http.Handler {
+	return serveBlobs(h, func(w http.ResponseWriter, r *http.Request, body []byte) {
+		if len(body) > 4<<10 {
+			body[len(body)/2] ^= 0xff
+		}
+		w.Write(body)
+	})
+}
+
+// serveBlobs has serve write the body of every blob the registry h
+// answers a GET with, after h's status and headers.
+func serveBlobs(h http.Handler, serve func(w http.ResponseWriter, r *http.Request, body []byte)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/") {
 			h.ServeHTTP(w, r)
@@ -262,15 +276,9 @@ func corruptBlobs(h http.Handler) http.Handler {
 		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, r)
-		body := rec.Body.Bytes()
-		if len(body) > 4<<10 {
-			body[len(body)/2] ^= 0xff
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
+		maps.Copy(w.Header(), rec.Header())
 		w.WriteHeader(rec.Code)
-		w.Write(body)
+		serve(w, r, rec.Body.Bytes())
 	})
 }
 
@@ -342,11 +350,11 @@ func TestRemoteFetchesOnePlatform(t *testing.T) {
 }
 
 // TestRemoteSpoolHashedOnce: a registry blob is hashed once, as it is
-// downloaded (isVerified); Layer.Open then decodes its spool without a
-// second hash pass. Shown by changing a byte of the spool after the
-// first read: Open no longer refuses it up front, and the diff_id check
-// at the end of the stream still does. A local layout's blob is hashed
-// at every Open.
+// downloaded (its reader is a checkedBlob); Layer.Open then decodes its
+// spool without a second hash pass. Shown by changing a byte of the spool
+// after the first read: Open no longer refuses it up front, and the
+// diff_id check at the end of the stream still does. A local layout's
+// blob is hashed at every Open.
 func TestRemoteSpoolHashedOnce(t *testing.T) {
 	isolateAuth(t)
 	host, _ := pushLayout(t, filepath.Join(fixtures.Dir(t), "busybox-amd64"), "c2vm/busybox:latest")
@@ -356,13 +364,10 @@ func TestRemoteSpoolHashedOnce(t *testing.T) {
 	}
 	defer img.Close()
 	l := img.Layers[0]
-	if isVerified(l.s, l.path, l.Digest) {
-		t.Fatal("verified before it was downloaded")
+	if c := checkedReader(t, l); c == nil || c.blobDigest() != l.Digest {
+		t.Fatal("a registry layer's reader is not checked against its own digest")
 	}
 	layerNames(t, l)
-	if !isVerified(l.s, l.path, l.Digest) || isVerified(l.s, l.path, img.Layers[1].Digest) {
-		t.Fatal("the spooled layer is not verified against its own digest only")
-	}
 	rs := l.s.(*remoteStore)
 	rs.mu.Lock()
 	f := rs.spooled[l.Digest].f
@@ -388,7 +393,141 @@ func TestRemoteSpoolHashedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer local.Close()
-	if ll := local.Layers[0]; isVerified(ll.s, ll.path, ll.Digest) {
-		t.Error("a local layout's blob counts as verified")
+	if checkedReader(t, local.Layers[0]) != nil {
+		t.Error("a local layout's blob counts as checked")
+	}
+}
+
+// checkedReader is the store's reader of l's blob as a checkedBlob, or nil.
+func checkedReader(t *testing.T, l Layer) checkedBlob {
+	t.Helper()
+	raw, _, err := l.s.open(l.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	c, _ := raw.(checkedBlob)
+	return c
+}
+
+// holdBlobs serves every blob body over 64 KiB in two halves: the first
+// at once, the second only once release is closed; spoil, when set, is
+// done to the body first.
+func holdBlobs(h http.Handler, release <-chan struct{}, spoil func([]byte)) http.Handler {
+	return serveBlobs(h, func(w http.ResponseWriter, r *http.Request, body []byte) {
+		if len(body) <= 64<<10 {
+			w.Write(body)
+			return
+		}
+		if spoil != nil {
+			spoil(body)
+		}
+		w.Write(body[:len(body)/2])
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Write(body[len(body)/2:])
+	})
+}
+
+// TestRemoteDecodesWhileDownloading: a registry layer is decoded as it
+// downloads: its first tar entry comes out while the registry still holds
+// the second half of its bytes; the rest then reads to the end clean.
+func TestRemoteDecodesWhileDownloading(t *testing.T) {
+	img, l, free := heldLayer(t, nil)
+	defer img.Close()
+	first, end := make(chan error, 1), make(chan error, 1)
+	go func() {
+		rc, err := l.Open()
+		if err == nil {
+			defer rc.Close()
+			_, err = tar.NewReader(rc).Next()
+		}
+		first <- err
+		if err == nil {
+			_, err = io.Copy(io.Discard, rc)
+		}
+		end <- err
+	}()
+	select {
+	case err := <-first:
+		if err != nil {
+			t.Fatalf("first tar entry: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		free()
+		t.Fatal("no tar entry while the registry held the second half of the layer")
+	}
+	free()
+	if err := <-end; err != nil {
+		t.Fatalf("reading the rest: %v", err)
+	}
+}
+
+// heldLayer serves busybox through holdBlobs and returns the image, its
+// largest layer, and the func that releases the held halves.
+func heldLayer(t *testing.T, spoil func([]byte)) (*Image, Layer, func()) {
+	t.Helper()
+	isolateAuth(t)
+	release := make(chan struct{})
+	srv := httptest.NewServer(holdBlobs(registry.New(registry.Logger(log.New(io.Discard, "", 0))), release, spoil))
+	t.Cleanup(srv.Close)
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free) // before srv.Close, which waits for the held handlers
+	host := strings.TrimPrefix(srv.URL, "http://")
+	push(t, filepath.Join(fixtures.Dir(t), "busybox-amd64"), host+"/c2vm/busybox:latest")
+	img, err := Open("docker://"+host+"/c2vm/busybox:latest", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := slices.MaxFunc(img.Layers, func(a, b Layer) int { return int(a.Size - b.Size) })
+	if l.Size <= 64<<10 {
+		t.Fatalf("largest layer %d bytes: too small to hold half of", l.Size)
+	}
+	return img, l, free
+}
+
+// TestRemoteCorruptWhileDownloading: a layer whose first half is corrupt
+// (its gzip header, or bytes its decoder takes) fails as a digest
+// mismatch naming it, as a spooled one did, not with the decoding error
+// its garbage may give first: its reader waits for the digest check,
+// which the registry holding the second half puts off.
+func TestRemoteCorruptWhileDownloading(t *testing.T) {
+	for what, spoil := range map[string]func([]byte){
+		"header": func(b []byte) { b[3] |= 0xe0 }, // gzip's reserved flags
+		"body": func(b []byte) {
+			for i := range 64 {
+				b[len(b)/4+i] ^= 0xff
+			}
+		},
+	} {
+		t.Run(what, func(t *testing.T) {
+			img, l, free := heldLayer(t, spoil)
+			defer img.Close()
+			end := make(chan error, 1)
+			go func() {
+				rc, err := l.Open()
+				if err == nil {
+					defer rc.Close()
+					_, err = io.Copy(io.Discard, rc)
+				}
+				end <- err
+			}()
+			select {
+			case err := <-end:
+				t.Fatalf("the layer ended before its digest check: %v", err)
+			case <-time.After(time.Second): // time to decode the first half
+			}
+			free()
+			err := <-end
+			want := "layer " + l.Digest.String() + ": digest mismatch: "
+			if !errors.Is(err, ErrDigestMismatch) || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("got %v; want one line starting %q", err, want)
+			}
+		})
 	}
 }

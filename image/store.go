@@ -30,22 +30,6 @@ type store interface {
 	Close() error
 }
 
-// verifiedStore is a store that checked a blob against its digest as it
-// stored it (a registry's spool): Layer.Open need not hash it again.
-type verifiedStore interface {
-	verified(name string, d digest.Digest) bool
-}
-
-// isVerified reports whether s (or the store an Index shares) checked
-// the blob name against d as it stored it.
-func isVerified(s store, name string, d digest.Digest) bool {
-	if sh, ok := s.(sharedStore); ok {
-		s = sh.store
-	}
-	v, ok := s.(verifiedStore)
-	return ok && v.verified(name, d)
-}
-
 // blobPath is where a layout keeps the blob with digest d.
 func blobPath(d digest.Digest) (string, error) {
 	if err := checkDigest(d); err != nil {
