@@ -51,13 +51,15 @@ func BenchmarkLayerVerify(b *testing.B) {
 	})
 }
 
-// BenchmarkRemotePull measures what spooling a registry blob once costs
-// against streaming it straight into the decoder, on the bench image's
-// gzip layer served by go-containerregistry's in-process registry over
-// loopback: "spool" is what docker:// does (download and verify into a
-// temp file, hash it again, decode it); "stream" is download, verify and
-// decode in one pass, the least a streaming pull could do (the tar hashed
-// for its diff_id as Layer.Open does).
+// BenchmarkRemotePull measures a registry layer's pull and decode, on the
+// bench image's gzip layer served by go-containerregistry's in-process
+// registry over loopback: "pull" is what docker:// does (download and
+// verify into a temp file, in the background, while the layer's reader
+// decodes what has arrived); "stream" is download, verify and decode in
+// one goroutine and one pass (the tar hashed for its diff_id as
+// Layer.Open does). Measured (-benchtime 4x, load 2.3-2.8, 2 cores):
+// pull 0.44-0.50 s, stream 0.77-0.80 s; when the blob was spooled whole
+// before decoding, pull took 0.75-0.82 s against stream's 0.67-0.70 s.
 func BenchmarkRemotePull(b *testing.B) {
 	host, _ := pushLayout(b, fixtures.Big(b), "bench:latest")
 	ref := "docker://" + host + "/bench:latest"
@@ -67,7 +69,7 @@ func BenchmarkRemotePull(b *testing.B) {
 	}
 	img.Close()
 	l := img.Layers[0]
-	b.Run("spool", func(b *testing.B) {
+	b.Run("pull", func(b *testing.B) {
 		b.SetBytes(l.Size)
 		for b.Loop() {
 			img, err := Open(ref, Options{})
