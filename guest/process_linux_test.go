@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/c2vm/c2vm/internal/fixtures"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -15,7 +16,7 @@ import (
 // the first, and the caller's threads do not.
 func TestSpawner(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("sets the credentials of its children: needs root")
+		fixtures.Skip(t, "sets the credentials of its children: needs root")
 	}
 	limits := specs.Process{NoNewPrivileges: true, Env: []string{"PATH=/usr/bin:/bin"}}
 	sp := newSpawner(limits)
